@@ -1,0 +1,142 @@
+"""Configuration from ``REELWATCH_*`` environment variables and an optional TOML file.
+
+Environment wins over ``reelwatch.toml`` (or the file named by ``REELWATCH_CONFIG``),
+which wins over the embedded defaults. Invalid settings stop the program with one line
+that names the variable, through ``load_settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Environment = Literal["development", "staging", "beta", "production"]
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REELWATCH_", extra="ignore", frozen=True)
+
+    home: Path = Path("./var")
+    env: Environment = "development"
+    database_url: str | None = None
+    bind: str = "127.0.0.1:8000"
+    workers: int = Field(2, ge=0, le=64)
+    smtp_url: str | None = None
+    mail_from: str = "reelwatch@localhost"
+    alert_urls: str = ""
+    public_url: str | None = None
+    max_upload_mb: int = Field(2048, ge=1)
+    lease_seconds: float = Field(30, gt=0)
+    delay_notice_minutes: float = Field(10, ge=0)
+
+    # Media limits and ffmpeg guard rails (beyond SPEC §2, documented in README).
+    max_duration_s: float = Field(4 * 3600, gt=0)
+    max_pixels: int = Field(7680 * 4320, gt=0)
+    renditions: str = "480,720"
+    ffmpeg_stall_seconds: float = Field(120, gt=0)
+    ffmpeg_timeout_seconds: float = Field(4 * 3600, gt=0)
+    ffmpeg_threads: int = Field(0, ge=0)
+    ffmpeg_memory_mb: int = Field(4096, ge=256)
+    # Multiplies every retry backoff; tests and drills shorten waits with it.
+    retry_backoff_scale: float = Field(1.0, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("REELWATCH_CONFIG", "reelwatch.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_path))
+
+    @field_validator("bind")
+    @classmethod
+    def _bind_is_host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:8000")
+        return value
+
+    @field_validator("renditions")
+    @classmethod
+    def _renditions_are_heights(cls, value: str) -> str:
+        heights = [part.strip() for part in value.split(",") if part.strip()]
+        if not heights or not all(h.isdigit() and 16 <= int(h) <= 4320 for h in heights):
+            raise ValueError("must be comma-separated heights in pixels, e.g. 480,720")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _production_refuses_unsafe_defaults(self) -> Settings:
+        if self.env != "production":
+            return self
+        for name in ("smtp_url", "public_url"):
+            if not getattr(self, name):
+                raise ValueError(f"{name}: must be set when REELWATCH_ENV=production")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'reelwatch.db').resolve()}"
+
+    @cached_property
+    def media_root(self) -> Path:
+        return (self.home / "media").resolve()
+
+    @cached_property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.bind}").rstrip("/")
+
+    @cached_property
+    def rendition_heights(self) -> tuple[int, ...]:
+        return tuple(sorted({int(h) for h in self.renditions.split(",") if h.strip()}))
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.bind.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation error into a one-line ``ConfigError``."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_describe_first_error(exc)) from None
+
+
+def _describe_first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    message = error["msg"].removeprefix("Value error, ")
+    if error["loc"]:
+        name = str(error["loc"][0])
+    else:  # model-level validators name the field at the start of their message
+        name, _, message = message.partition(": ")
+    return f"REELWATCH_{name.upper()}: {message}"

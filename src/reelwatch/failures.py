@@ -1,0 +1,234 @@
+"""The failure catalog: every error code a task can end with, and what follows from it.
+
+One table drives retries (attempts and backoff per code), what users and admins are
+told, and ``docs/failures.md``, which a test keeps identical to ``render_failure_docs()``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class FailureCode(StrEnum):
+    INPUT_INVALID = "input_invalid"
+    INPUT_NO_VIDEO = "input_no_video"
+    INPUT_UNSUPPORTED = "input_unsupported"
+    INPUT_TOO_LARGE = "input_too_large"
+    TIMEOUT = "timeout"
+    WORKER_LOST = "worker_lost"
+    FFMPEG_CRASHED = "ffmpeg_crashed"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    DISK_FULL = "disk_full"
+    DEPENDENCY_DOWN = "dependency_down"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class FailureKind:
+    """What a failure code means and how reelwatch reacts to it."""
+
+    code: FailureCode
+    recoverable: bool
+    meaning: str
+    user_message: str
+    admin_hint: str
+    max_attempts: int = 1
+    backoff_base_s: float = 0.0
+    backoff_max_s: float = 0.0
+
+    def retry_delay(self, attempt: int, scale: float = 1.0) -> float:
+        """Seconds to wait before attempt ``attempt + 1``: exponential, with equal jitter.
+
+        Half the delay is fixed and half random, so a burst of failures (a storage
+        outage) spreads its retries without ever retrying sooner than half the backoff.
+        """
+        delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, attempt - 1)) * scale
+        return delay / 2 + random.uniform(0, delay / 2)
+
+
+_PERMANENT = "Permanent: the upload itself is the problem, so retrying cannot help."
+
+CATALOG: dict[FailureCode, FailureKind] = {
+    kind.code: kind
+    for kind in (
+        FailureKind(
+            FailureCode.INPUT_INVALID,
+            recoverable=False,
+            meaning="Not a readable media file: empty, random bytes, text, truncated, "
+            "or an MP4 whose index (moov atom) is missing.",
+            user_message="The file you uploaded is not a video we can read. It may be "
+            "damaged or incomplete; please export it again and upload the new file.",
+            admin_hint=_PERMANENT,
+        ),
+        FailureKind(
+            FailureCode.INPUT_NO_VIDEO,
+            recoverable=False,
+            meaning="The file is media but has no moving picture: audio only, or a still image.",
+            user_message="The file you uploaded has no video track (it is audio only or a "
+            "still image). Please upload a video file.",
+            admin_hint=_PERMANENT,
+        ),
+        FailureKind(
+            FailureCode.INPUT_UNSUPPORTED,
+            recoverable=False,
+            meaning="A video stream whose codec or format this server's ffmpeg cannot decode.",
+            user_message="Your video uses a format we cannot process. Please convert it to "
+            "MP4 (H.264) and upload it again.",
+            admin_hint=_PERMANENT + " If the format is common, consider an ffmpeg build that "
+            "decodes it.",
+        ),
+        FailureKind(
+            FailureCode.INPUT_TOO_LARGE,
+            recoverable=False,
+            meaning="Over a configured limit: bytes (REELWATCH_MAX_UPLOAD_MB), duration "
+            "(REELWATCH_MAX_DURATION_S) or pixels per frame (REELWATCH_MAX_PIXELS).",
+            user_message="Your video is larger than this service accepts (file size, length "
+            "or resolution). Please upload a shorter or smaller version.",
+            admin_hint=_PERMANENT + " Raise the limit if such videos should be accepted.",
+        ),
+        FailureKind(
+            FailureCode.TIMEOUT,
+            recoverable=True,
+            meaning="ffmpeg made no progress for REELWATCH_FFMPEG_STALL_SECONDS, or ran "
+            "past REELWATCH_FFMPEG_TIMEOUT_SECONDS, and was killed.",
+            user_message="Processing your video took too long. It is saved and will be "
+            "retried automatically.",
+            admin_hint="Look for an overloaded node or a pathological input; the stderr "
+            "tail is on the failure event.",
+            max_attempts=3,
+            backoff_base_s=60,
+            backoff_max_s=600,
+        ),
+        FailureKind(
+            FailureCode.WORKER_LOST,
+            recoverable=True,
+            meaning="The worker running the task stopped heartbeating (killed, crashed, "
+            "machine gone) and its lease of REELWATCH_LEASE_SECONDS expired.",
+            user_message="The machine processing your video stopped. It is saved and "
+            "processing resumes automatically.",
+            admin_hint="A worker died; check why (out of memory, restarts) if this repeats.",
+            max_attempts=5,
+            backoff_base_s=0,
+            backoff_max_s=0,
+        ),
+        FailureKind(
+            FailureCode.FFMPEG_CRASHED,
+            recoverable=True,
+            meaning="ffmpeg was killed by a signal (segfault, out of memory) or ran out "
+            "of its resource limits.",
+            user_message="Our video converter crashed while processing your video. It is "
+            "saved and will be retried automatically.",
+            admin_hint="Check memory pressure and the stderr tail on the failure event.",
+            max_attempts=3,
+            backoff_base_s=30,
+            backoff_max_s=300,
+        ),
+        FailureKind(
+            FailureCode.STORAGE_UNAVAILABLE,
+            recoverable=True,
+            meaning="The media store could not be read or written (missing mount, I/O or "
+            "permission error).",
+            user_message="Our storage is temporarily unavailable. Your video is saved and "
+            "will be processed automatically when it is back.",
+            admin_hint="Check the media store (REELWATCH_HOME/media): mount, permissions.",
+            max_attempts=10,
+            backoff_base_s=30,
+            backoff_max_s=1800,
+        ),
+        FailureKind(
+            FailureCode.DISK_FULL,
+            recoverable=True,
+            meaning="No space left on the device holding the media store or temporary files.",
+            user_message="Our servers are short of disk space. Your video is saved and will "
+            "be processed automatically.",
+            admin_hint="Free disk space under REELWATCH_HOME (reelwatch gc) or grow the volume.",
+            max_attempts=10,
+            backoff_base_s=60,
+            backoff_max_s=1800,
+        ),
+        FailureKind(
+            FailureCode.DEPENDENCY_DOWN,
+            recoverable=True,
+            meaning="A service the task needs (database, ffmpeg binary, mail) is unavailable.",
+            user_message="A service we depend on is down. Your video is saved and will be "
+            "processed automatically when it is back.",
+            admin_hint="See which component is down in the task's failure message.",
+            max_attempts=10,
+            backoff_base_s=30,
+            backoff_max_s=1800,
+        ),
+        FailureKind(
+            FailureCode.UNKNOWN,
+            recoverable=True,
+            meaning="Anything unexpected: an unclassified ffmpeg error or a bug.",
+            user_message="Something unexpected went wrong while processing your video. It "
+            "is saved and will be retried automatically.",
+            admin_hint="Unexpected: read the message and stderr tail on the failure event, "
+            "and report a bug if it is reelwatch's.",
+            max_attempts=3,
+            backoff_base_s=60,
+            backoff_max_s=600,
+        ),
+    )
+}
+
+
+class TaskFailure(Exception):
+    """A task ended in a known way; ``code`` names its catalog entry.
+
+    ``detail`` carries evidence for admins (an ffmpeg stderr tail), never shown to users.
+    """
+
+    def __init__(self, code: FailureCode, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+    @property
+    def kind(self) -> FailureKind:
+        return CATALOG[self.code]
+
+    @property
+    def recoverable(self) -> bool:
+        return self.kind.recoverable
+
+    def __repr__(self) -> str:
+        return f"TaskFailure({self.code.value!r}, {self.message!r})"
+
+
+def render_failure_docs() -> str:
+    """The failure catalog as Markdown: the source of ``docs/failures.md``."""
+    lines = [
+        "# Failure catalog",
+        "",
+        "Every failed or retried task carries one of these codes in `error.code`. This file",
+        "is generated from `src/reelwatch/failures.py` (`reelwatch failures --markdown`);",
+        "a test fails when the two differ.",
+        "",
+        "Recoverable failures are retried automatically with exponential backoff and",
+        "jitter: the wait before attempt *n + 1* is between half and all of",
+        "`min(max, base × 2^(n−1))`. When the attempts are used up the video fails with the",
+        "same code. Permanent failures are never retried.",
+        "",
+        "| code | recoverable | attempts | backoff base / max | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for kind in CATALOG.values():
+        backoff = f"{kind.backoff_base_s:g} s / {kind.backoff_max_s:g} s" if kind.recoverable else "—"
+        lines.append(
+            f"| `{kind.code.value}` | {'yes' if kind.recoverable else 'no'} | "
+            f"{kind.max_attempts} | {backoff} | {kind.meaning} |"
+        )
+    lines += ["", "## What people are told", ""]
+    for kind in CATALOG.values():
+        lines += [
+            f"### `{kind.code.value}`",
+            "",
+            f"- **User:** {kind.user_message}",
+            f"- **Admin:** {kind.admin_hint}",
+            "",
+        ]
+    return "\n".join(lines)
