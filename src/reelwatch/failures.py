@@ -6,6 +6,7 @@ told, and ``docs/failures.md``, which a test keeps identical to ``render_failure
 
 from __future__ import annotations
 
+import errno
 import random
 from dataclasses import dataclass
 from enum import StrEnum
@@ -232,3 +233,13 @@ def render_failure_docs() -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def failure_from_os_error(exc: OSError, doing: str) -> TaskFailure:
+    """Classify a file-system error met while ``doing`` something with the media store."""
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+        return TaskFailure(FailureCode.DISK_FULL, f"no space left while {doing}", detail=str(exc))
+    return TaskFailure(
+        FailureCode.STORAGE_UNAVAILABLE, f"media store error while {doing}: {exc.strerror}",
+        detail=str(exc),
+    )

@@ -1,0 +1,42 @@
+"""The FastAPI application: wires settings, database and store into the routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from reelwatch import __version__
+from reelwatch.api.deps import Services
+from reelwatch.api.errors import install_error_handlers
+from reelwatch.api.routes import system, videos
+from reelwatch.config import Settings
+from reelwatch.db.database import Database
+from reelwatch.pipeline import register_video_workflow
+from reelwatch.storage import MediaStore
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """An app over ``settings``' database and store; migrations are the caller's job."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.resolved_database_url, pool_size=10)
+        store = MediaStore(settings.media_root)
+        store.ensure_layout()
+        register_video_workflow(settings, store)
+        app.state.services = Services(settings, db, store)
+        yield
+        db.dispose()
+
+    app = FastAPI(
+        title="reelwatch",
+        version=__version__,
+        description="Upload videos, follow their processing, fetch the renditions.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(videos.router)
+    app.include_router(system.router)
+    return app

@@ -1,0 +1,45 @@
+"""Request dependencies: the services held by the app, and the calling user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from reelwatch.accounts import user_for_token
+from reelwatch.api.errors import ApiError
+from reelwatch.config import Settings
+from reelwatch.db.database import Database
+from reelwatch.db.models import User
+from reelwatch.storage import MediaStore
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    store: MediaStore
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def current_user(request: Request, svc: ServicesDep) -> User:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "send an API token: Authorization: Bearer <token>",
+                       headers={"WWW-Authenticate": "Bearer"})
+    with svc.db.read() as session:
+        user = user_for_token(session, token.strip())
+    if user is None:
+        raise ApiError(401, "unauthorized", "unknown API token",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+UserDep = Annotated[User, Depends(current_user)]

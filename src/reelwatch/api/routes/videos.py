@@ -1,0 +1,96 @@
+"""``/api/v1/videos``: upload, read, retry and delete videos, and fetch their files."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from reelwatch.api.deps import ServicesDep, UserDep
+from reelwatch.api.errors import ApiError
+from reelwatch.api.upload import receive_upload
+from reelwatch.storage.local import IncomingFile
+from reelwatch.videos import service
+from reelwatch.videos.status import VideoStatus
+
+router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
+
+
+@router.post("", status_code=201)
+async def upload_video(request: Request, svc: ServicesDep, user: UserDep) -> Response:
+    """Multipart field ``file`` (and optional ``title``). Answers 201 only once the
+    original is fsync'ed in the store and the video is recorded."""
+    upload = await receive_upload(request, svc.store, svc.settings.max_upload_bytes)
+    incoming: IncomingFile = upload.incoming  # type: ignore[assignment]
+    try:
+        video = await run_in_threadpool(
+            service.accept_upload, svc.db, svc.store, user, incoming,
+            filename=upload.filename, title=upload.fields.get("title"),
+        )
+    except BaseException:
+        incoming.discard()
+        raise
+    body = service.video_as_dict(video, svc.settings.resolved_public_url)
+    return JSONResponse(body, status_code=201, headers={"Location": f"/api/v1/videos/{video.id}"})
+
+
+@router.get("")
+def list_videos(
+    svc: ServicesDep,
+    user: UserDep,
+    status: VideoStatus | None = None,
+    owner: Annotated[str | None, Query(alias="user")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    with svc.db.read() as session:
+        page = service.list_videos(session, user, status=status, owner_email=owner,
+                                   limit=limit, cursor=cursor)
+        url = svc.settings.resolved_public_url
+        return {"videos": [service.video_as_dict(v, url) for v in page.videos],
+                "next_cursor": page.next_cursor}
+
+
+@router.get("/{video_id}")
+def get_video(video_id: str, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
+    with svc.db.read() as session:
+        video = service.get_video(session, user, video_id)
+        return service.video_as_dict(video, svc.settings.resolved_public_url)
+
+
+@router.get("/{video_id}/events")
+def get_events(video_id: str, svc: ServicesDep, user: UserDep) -> list[dict[str, Any]]:
+    with svc.db.read() as session:
+        return [service.event_as_dict(e) for e in service.video_events(session, user, video_id)]
+
+
+@router.post("/{video_id}/retry", status_code=202)
+def retry_video(video_id: str, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
+    service.retry_video(svc.db, user, video_id)
+    return get_video(video_id, svc, user)
+
+
+@router.delete("/{video_id}", status_code=204)
+def delete_video(video_id: str, svc: ServicesDep, user: UserDep) -> Response:
+    service.delete_video(svc.db, svc.store, user, video_id)
+    return Response(status_code=204)
+
+
+@router.get("/{video_id}/renditions/{name}")
+def get_rendition(video_id: str, name: str, svc: ServicesDep, user: UserDep) -> FileResponse:
+    with svc.db.read() as session:
+        video = service.get_video(session, user, video_id)
+        if name not in {r.name for r in video.renditions}:
+            raise ApiError(404, "not_found", f"video {video_id} has no rendition {name!r}")
+    return FileResponse(svc.store.rendition_path(video_id, name), media_type="video/mp4",
+                        filename=f"{video_id}-{name}.mp4")
+
+
+@router.get("/{video_id}/thumbnail")
+def get_thumbnail(video_id: str, svc: ServicesDep, user: UserDep) -> FileResponse:
+    with svc.db.read() as session:
+        if not service.get_video(session, user, video_id).has_thumbnail:
+            raise ApiError(404, "not_found", f"video {video_id} has no thumbnail yet")
+    return FileResponse(svc.store.thumbnail_path(video_id), media_type="image/jpeg")

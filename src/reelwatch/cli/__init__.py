@@ -1,0 +1,1 @@
+"""The command line: ``main`` holds roles and operator commands, ``client`` the API client."""

@@ -1,0 +1,208 @@
+"""Client commands that talk to a reelwatch server over its HTTP API.
+
+``REELWATCH_URL`` (default ``http://$REELWATCH_BIND``) and ``REELWATCH_TOKEN`` (default:
+the admin token that ``reelwatch up`` wrote under ``REELWATCH_HOME``) say where and who.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+app = typer.Typer()
+console = Console()
+err = Console(stderr=True)
+
+TERMINAL = {"ready", "failed"}
+POLL_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Connection:
+    url: str
+    token: str
+
+    @classmethod
+    def from_environment(cls) -> Connection:
+        bind = os.environ.get("REELWATCH_BIND", "127.0.0.1:8000")
+        url = os.environ.get("REELWATCH_URL", f"http://{bind}").rstrip("/")
+        token = os.environ.get("REELWATCH_TOKEN", "")
+        if not token:
+            token_file = Path(os.environ.get("REELWATCH_HOME", "./var")) / "admin.token"
+            if token_file.is_file():
+                token = token_file.read_text().strip()
+        if not token:
+            err.print("[red]error:[/] set REELWATCH_TOKEN (reelwatch users add EMAIL prints one)")
+            raise typer.Exit(2)
+        return cls(url, token)
+
+    def client(self, timeout: float = 30.0) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"},
+            timeout=httpx.Timeout(timeout, read=max(timeout, 300.0)),
+        )
+
+
+def request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    """Send a request; print the server's error message and exit on failure."""
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.TransportError as exc:
+        err.print(f"[red]error:[/] cannot reach {client.base_url}: {exc}")
+        raise typer.Exit(3) from None
+    if response.is_error:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200]
+        err.print(f"[red]error {response.status_code}:[/] {message}")
+        raise typer.Exit(1)
+    return response.json() if response.content else None
+
+
+class _ProgressReader:
+    """A file wrapper that advances a progress bar as httpx streams it."""
+
+    def __init__(self, handle: BinaryIO, progress: Progress, task: TaskID) -> None:
+        self._handle, self._progress, self._task = handle, progress, task
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._progress.advance(self._task, len(chunk))
+        return chunk
+
+    def __getattr__(self, name: str) -> Any:  # fileno, seek, tell: httpx sizes the body
+        return getattr(self._handle, name)
+
+
+def _upload_one(client: httpx.Client, path: Path, title: str | None, progress: Progress) -> Any:
+    task = progress.add_task(f"upload {path.name}", total=path.stat().st_size)
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    with path.open("rb") as handle:
+        reader = _ProgressReader(handle, progress, task)
+        data = {"title": title} if title else {}
+        return request(client, "POST", "/api/v1/videos",
+                       files={"file": (path.name, reader, mime)}, data=data)
+
+
+def _wait_for(client: httpx.Client, videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                  console=console) as progress:
+        bars = {v["id"]: progress.add_task(v["title"][:40], total=1.0, status=v["status"])
+                for v in videos}
+        final: dict[str, dict[str, Any]] = {}
+        while len(final) < len(videos):
+            for video_id, bar in bars.items():
+                if video_id in final:
+                    continue
+                video = request(client, "GET", f"/api/v1/videos/{video_id}")
+                progress.update(bar, completed=video["progress"], status=_status_text(video))
+                if video["status"] in TERMINAL:
+                    final[video_id] = video
+            time.sleep(POLL_INTERVAL_S)
+    return [final[v["id"]] for v in videos]
+
+
+def _status_text(video: dict[str, Any]) -> str:
+    text = video["status"]
+    if video.get("error"):
+        text += f" ({video['error']['code']})"
+    return text
+
+
+@app.command()
+def upload(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+    title: Annotated[str | None, typer.Option(help="Title (default: the file name).")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow processing until each video is done.")] = (
+        False
+    ),
+) -> None:
+    """Upload video files, with a progress bar; --wait follows their processing."""
+    connection = Connection.from_environment()
+    with connection.client() as client:
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), TimeRemainingColumn(), console=console) as progress:
+            videos = [_upload_one(client, path, title, progress) for path in files]
+        for video in videos:
+            console.print(f"uploaded [bold]{video['id']}[/] {video['title']} ({video['status']})")
+        if not wait:
+            return
+        finished = _wait_for(client, videos)
+    _print_videos(finished)
+    if any(video["status"] == "failed" for video in finished):
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(video_id: Annotated[str | None, typer.Argument()] = None) -> None:
+    """List your videos, or show one in detail."""
+    with Connection.from_environment().client() as client:
+        if video_id is None:
+            _print_videos(request(client, "GET", "/api/v1/videos")["videos"])
+            return
+        video = request(client, "GET", f"/api/v1/videos/{video_id}")
+    table = Table(show_header=False, box=None)
+    for key, value in video.items():
+        if key == "renditions":
+            value = ", ".join(f"{r['name']} {r['width']}x{r['height']}" for r in value) or "-"
+        elif key == "error" and value:
+            value = f"{value['code']}: {value['message']}"
+        table.add_row(f"[bold]{key}[/]", "-" if value is None else str(value))
+    console.print(table)
+
+
+@app.command()
+def events(video_id: str) -> None:
+    """Show a video's checkpoint timeline."""
+    with Connection.from_environment().client() as client:
+        timeline = request(client, "GET", f"/api/v1/videos/{video_id}/events")
+    table = Table("at", "kind", "task", "attempt", "worker", "data")
+    for event in timeline:
+        data = {k: v for k, v in event["data"].items() if k != "detail"}
+        table.add_row(event["at"], event["kind"], event["task"] or "",
+                      str(event["attempt"] or ""), event["worker"] or "",
+                      ", ".join(f"{k}={v}" for k, v in data.items()))
+    console.print(table)
+
+
+@app.command()
+def retry(video_id: str) -> None:
+    """Re-run a failed video."""
+    with Connection.from_environment().client() as client:
+        video = request(client, "POST", f"/api/v1/videos/{video_id}/retry")
+    console.print(f"{video['id']} is {video['status']} again")
+
+
+def _print_videos(videos: list[dict[str, Any]]) -> None:
+    table = Table("id", "title", "status", "progress", "attempts", "duration", "renditions",
+                  "error")
+    for video in videos:
+        table.add_row(
+            video["id"], video["title"][:40], video["status"], f"{video['progress']:.0%}",
+            str(video["attempts"]),
+            f"{video['duration_s']:.1f} s" if video["duration_s"] else "-",
+            ",".join(r["name"] for r in video["renditions"]) or "-",
+            f"{video['error']['code']}: {video['error']['message']}" if video["error"] else "",
+        )
+    console.print(table)
+    sys.stdout.flush()

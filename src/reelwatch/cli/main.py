@@ -1,0 +1,140 @@
+"""The ``reelwatch`` command: roles (up, server, worker), operator and client commands.
+
+Operator commands (``db``, ``users``) work directly on this host's database with the
+server's configuration; client commands (``upload``, ``status``, ``events``, ``retry``)
+talk to a server through ``REELWATCH_URL`` and ``REELWATCH_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from reelwatch.accounts import UserExists, create_user
+from reelwatch.cli import client
+from reelwatch.config import ConfigError, Settings, load_settings
+from reelwatch.failures import render_failure_docs
+
+app = typer.Typer(
+    name="reelwatch",
+    help="A video processing service that never loses a video and always says what happened.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and their API tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(client.app)
+
+console = Console()
+err = Console(stderr=True)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
+    )
+
+
+@app.command()
+def up() -> None:
+    """Run everything on this machine: API, supervised workers (REELWATCH_WORKERS)."""
+    from reelwatch.runtime.bootstrap import prepare_instance
+    from reelwatch.runtime.supervisor import run_supervisor
+
+    settings = settings_or_exit()
+    configure_logging()
+    prepare_instance(settings, console)
+    console.print(
+        f"reelwatch ({settings.env}) on [bold]http://{settings.bind}[/] with "
+        f"{settings.workers} workers; data in {settings.home.resolve()}"
+    )
+    raise typer.Exit(run_supervisor(settings))
+
+
+@app.command()
+def server(
+    bootstrap: Annotated[bool, typer.Option(help="Migrate and create the admin first.")] = True,
+) -> None:
+    """Run the HTTP API server (any number may share one PostgreSQL)."""
+    from reelwatch.runtime.bootstrap import prepare_instance
+    from reelwatch.runtime.server import run_server
+
+    settings = settings_or_exit()
+    configure_logging()
+    if bootstrap:
+        prepare_instance(settings, console)
+    run_server(settings)
+
+
+@app.command()
+def worker(
+    name: Annotated[str | None, typer.Option(help="Worker id (default host:pid:random).")] = None,
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to take tasks from.")] = (
+        "default"
+    ),
+) -> None:
+    """Run one worker process that claims and runs tasks."""
+    from reelwatch.runtime.worker import run_worker
+
+    settings = settings_or_exit()
+    configure_logging()
+    run_worker(settings, name=name, queues=tuple(q.strip() for q in queues.split(",") if q))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (Alembic) up to the latest."""
+    from reelwatch.db.migrate import upgrade_database
+
+    settings = settings_or_exit()
+    upgrade_database(settings.resolved_database_url)
+    console.print("database is up to date")
+
+
+@users_app.command("add")
+def users_add(
+    email: str, admin: Annotated[bool, typer.Option("--admin", help="Make an admin.")] = False
+) -> None:
+    """Create a user and print their API token (shown once)."""
+    from reelwatch.db.database import Database
+    from reelwatch.db.migrate import upgrade_database
+
+    settings = settings_or_exit()
+    upgrade_database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, pool_size=1)
+    try:
+        with db.write() as session:
+            user = create_user(session, email, is_admin=admin)
+    except (UserExists, ValueError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    err.print(f"created {'admin' if admin else 'user'} {user.email}; their API token:")
+    print(user.token)
+
+
+@app.command()
+def failures(
+    output: Annotated[Path | None, typer.Option(help="Write to this file instead.")] = None,
+) -> None:
+    """Print the failure catalog (the source of docs/failures.md)."""
+    text = render_failure_docs()
+    if output:
+        output.write_text(text)
+    else:
+        print(text)

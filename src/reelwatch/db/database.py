@@ -1,0 +1,127 @@
+"""The ``Database`` handle: one SQLAlchemy engine, set up for SQLite or PostgreSQL.
+
+SQLite runs in WAL mode with a busy timeout and foreign keys on; write transactions
+start with ``BEGIN IMMEDIATE`` so that two writers queue on the lock instead of failing
+when a read lock would have to be upgraded. PostgreSQL needs none of that.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL SQLSTATEs worth re-running a transaction for: deadlock, serialization.
+_TRANSIENT_SQLSTATES = {"40P01", "40001"}
+
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: the one clock every table uses."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Database:
+    """Sessions for reads and writes, with the dialect's quirks handled in one place."""
+
+    def __init__(self, url: str | URL, *, pool_size: int = 5) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.engine = self._create_engine(pool_size)
+        writer = self.engine.execution_options(reelwatch_immediate=True)
+        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(writer, expire_on_commit=False)
+
+    def _create_engine(self, pool_size: int) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(
+                self.url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True
+            )
+        if self.url.database and self.url.database != ":memory:":
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            self.url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            pool_size=pool_size,
+            max_overflow=10,
+        )
+        event.listen(engine, "connect", _configure_sqlite_connection)
+        event.listen(engine, "begin", _begin_sqlite_transaction)
+        return engine
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for queries; on SQLite it takes no write lock."""
+        with self._read_sessions() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction that commits on success and rolls back on any exception."""
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is deferred-only).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # FULL: a committed upload survives power loss, not only a process crash.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get("reelwatch_immediate", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def is_transient_conflict(exc: DBAPIError) -> bool:
+    """A deadlock, serialization failure or SQLite lock timeout: safe to re-run."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate in _TRANSIENT_SQLSTATES or "database is locked" in str(exc.orig)
+
+
+def retry_on_conflict(fn: Callable[P, R]) -> Callable[P, R]:
+    """Re-run a function that opens its own transaction when the database aborted it
+    for a conflict; the function must be safe to repeat (the aborted try left nothing)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, 6):
+            try:
+                return fn(*args, **kwargs)
+            except DBAPIError as exc:
+                if attempt == 5 or not is_transient_conflict(exc):
+                    raise
+                log.info("%s: transient conflict (%s), retrying", fn.__name__, exc.orig)
+                time.sleep(random.uniform(0, 0.05 * attempt))
+        raise AssertionError("unreachable")
+
+    return wrapper

@@ -1,0 +1,86 @@
+"""Wake idle workers the moment new work is committed, instead of polling the queue.
+
+PostgreSQL delivers ``NOTIFY reelwatch_tasks`` on a dedicated LISTEN connection.
+SQLite has no notifications, so a worker watches ``PRAGMA data_version``, which changes
+when any other connection commits and costs microseconds to read.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from typing import Protocol
+
+import psycopg
+from sqlalchemy.engine import URL
+
+from reelwatch.db.database import SQLITE_BUSY_TIMEOUT_MS, Database
+from reelwatch.engine.queue import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+SQLITE_POLL_INTERVAL_S = 0.002
+
+
+class WorkNotifier(Protocol):
+    def wait(self, timeout: float) -> None:
+        """Return when new work may have been committed, or after ``timeout`` seconds."""
+
+    def close(self) -> None: ...
+
+
+def notifier_for(db: Database) -> WorkNotifier:
+    return SqliteNotifier(db.url) if db.is_sqlite else PostgresNotifier(db.url)
+
+
+class SqliteNotifier:
+    def __init__(self, url: URL) -> None:
+        self._connection = sqlite3.connect(
+            url.database or ":memory:", timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+        )
+        self._seen = self._data_version()
+
+    def _data_version(self) -> int:
+        return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            version = self._data_version()
+            if version != self._seen:
+                self._seen = version
+                return
+            time.sleep(SQLITE_POLL_INTERVAL_S)
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class PostgresNotifier:
+    def __init__(self, url: URL) -> None:
+        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._connection: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def _listening_connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+            self._connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        return self._connection
+
+    def wait(self, timeout: float) -> None:
+        try:
+            connection = self._listening_connection()
+            for _ in connection.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.Error as exc:
+            # The database went away: fall back to sleeping; the next wait reconnects.
+            log.warning("LISTEN connection lost (%s); reconnecting", exc)
+            self.close()
+            time.sleep(min(timeout, 1.0))
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

@@ -1,0 +1,140 @@
+"""Workflows declared in code: named tasks, their dependencies, timeouts and retries.
+
+A ``WorkflowSpec`` is instantiated per subject (a video) by ``queue.start_workflow``;
+workers find a claimed task's handler through the registry here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from reelwatch.db.models import Task, Workflow
+from reelwatch.failures import TaskFailure
+
+
+class TaskContext(Protocol):
+    """What a running task handler may use: its inputs, progress and cancellation."""
+
+    params: Mapping[str, Any]
+    workflow_input: Mapping[str, Any]
+    subject_id: str | None
+    attempt: int
+    cancelled: threading.Event
+
+    def upstream_outputs(self) -> dict[str, dict[str, Any]]:
+        """The outputs of the tasks this one depends on, by task name."""
+
+    def report_progress(self, fraction: float) -> None: ...
+
+
+TaskHandler = Callable[[TaskContext], dict[str, Any] | None]
+
+
+class WorkflowObserver:
+    """Hooks called inside the engine's transactions, so a workflow's subject (the video
+    row) changes atomically with the workflow's state and events. The defaults do
+    nothing; the pipeline overrides what it needs."""
+
+    def task_started(self, session: Session, workflow: Workflow, task: Task) -> None:
+        pass
+
+    def task_progressed(self, session: Session, workflow: Workflow, tasks: list[Task]) -> None:
+        pass
+
+    def task_succeeded(
+        self, session: Session, workflow: Workflow, task: Task, output: dict[str, Any]
+    ) -> None:
+        pass
+
+    def retry_scheduled(
+        self, session: Session, workflow: Workflow, task: Task, failure: TaskFailure
+    ) -> None:
+        pass
+
+    def workflow_succeeded(self, session: Session, workflow: Workflow) -> None:
+        pass
+
+    def workflow_failed(
+        self, session: Session, workflow: Workflow, failure: TaskFailure
+    ) -> None:
+        pass
+
+    def workflow_restarted(self, session: Session, workflow: Workflow) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A node of the graph. Tasks that share a handler share a ``kind`` and differ in
+    ``params`` (each rendition is a ``transcode`` with its own rung)."""
+
+    name: str
+    handler: TaskHandler
+    kind: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    # Wall-clock limit the worker enforces around the handler.
+    timeout_s: float = 4 * 3600
+    # Share of the workflow's progress this task accounts for.
+    weight: float = 1.0
+    queue: str = "default"
+    priority: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", self.name)
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    name: str
+    tasks: tuple[TaskSpec, ...]
+    observer: WorkflowObserver = field(default_factory=WorkflowObserver)
+
+    def __post_init__(self) -> None:
+        names = [task.name for task in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"workflow {self.name}: duplicate task names")
+        for task in self.tasks:
+            unknown = set(task.depends_on) - set(names)
+            if unknown:
+                raise ValueError(f"workflow {self.name}: {task.name} depends on {unknown}")
+        self._check_acyclic()
+
+    def handler_for(self, kind: str) -> TaskHandler:
+        """The handler of a task row; by kind, so rows planned under other settings
+        (another rendition ladder) still find theirs."""
+        for task in self.tasks:
+            if task.kind == kind:
+                return task.handler
+        raise LookupError(f"workflow {self.name} has no task kind {kind!r}")
+
+    def _check_acyclic(self) -> None:
+        done: set[str] = set()
+        remaining = list(self.tasks)
+        while remaining:
+            ready = [t for t in remaining if set(t.depends_on) <= done]
+            if not ready:
+                raise ValueError(f"workflow {self.name}: dependency cycle")
+            done.update(t.name for t in ready)
+            remaining = [t for t in remaining if t.name not in done]
+
+
+_REGISTRY: dict[str, WorkflowSpec] = {}
+
+
+def register_workflow(spec: WorkflowSpec) -> WorkflowSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def workflow_spec(name: str) -> WorkflowSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise LookupError(f"no workflow named {name!r} is registered") from None

@@ -1,0 +1,289 @@
+"""A worker: claims one task at a time, runs its handler under a heartbeat, records the result.
+
+The heartbeat thread renews the lease, flushes progress and enforces the task's time
+limit; when the lease is lost (the task was rescued, cancelled or deleted) it sets the
+task's ``cancelled`` event so the handler stops its ffmpeg. Idle workers also rescue
+expired leases, so recovery needs no other process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
+
+from reelwatch.db.database import Database, utcnow
+from reelwatch.db.models import Task, WorkerRecord
+from reelwatch.engine import queue
+from reelwatch.engine.notifier import WorkNotifier, notifier_for
+from reelwatch.engine.spec import TaskHandler, workflow_spec
+from reelwatch.failures import FailureCode, TaskFailure
+
+log = logging.getLogger(__name__)
+
+PROGRESS_FLUSH_INTERVAL_S = 1.0
+PRESENCE_INTERVAL_S = 5.0
+RESCUE_INTERVAL_S = 1.0
+MAX_IDLE_WAIT_S = 1.0
+
+
+class TaskCancelled(Exception):
+    """The handler noticed ``cancelled`` and stopped; ``reason`` says why."""
+
+
+@dataclass
+class RunningTask:
+    """The ``TaskContext`` a handler receives."""
+
+    claim: queue.ClaimedTask
+    db: Database
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = ""
+    _progress: float = 0.0
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.claim.params
+
+    @property
+    def workflow_input(self) -> Mapping[str, Any]:
+        return self.claim.workflow_input
+
+    @property
+    def subject_id(self) -> str | None:
+        return self.claim.subject_id
+
+    @property
+    def attempt(self) -> int:
+        return self.claim.attempt
+
+    def upstream_outputs(self) -> dict[str, dict[str, Any]]:
+        with self.db.read() as session:
+            rows = session.execute(
+                select(Task.name, Task.output).where(
+                    Task.workflow_id == self.claim.workflow_id,
+                    Task.name.in_(self.claim.depends_on),
+                )
+            )
+            return {name: dict(output or {}) for name, output in rows}
+
+    def report_progress(self, fraction: float) -> None:
+        self._progress = min(1.0, max(self._progress, fraction))
+
+    def cancel(self, reason: str) -> None:
+        self.cancel_reason = self.cancel_reason or reason
+        self.cancelled.set()
+
+
+class Heartbeat(threading.Thread):
+    """Keeps one running task's lease alive and its progress visible."""
+
+    def __init__(
+        self, running: RunningTask, *, lease_s: float, shutdown: threading.Event
+    ) -> None:
+        super().__init__(name=f"heartbeat-{running.claim.id}", daemon=True)
+        self.running = running
+        self.shutdown = shutdown
+        self.lease_s = lease_s
+        self.stopped = threading.Event()
+        self._flushed_progress = 0.0
+        self._renewed_at = time.monotonic()
+        self._started_at = time.monotonic()
+
+    def run(self) -> None:
+        tick = min(PROGRESS_FLUSH_INTERVAL_S, self.lease_s / 3)
+        while not self.stopped.wait(tick):
+            if self.shutdown.is_set():
+                self.running.cancel("shutdown")
+            if time.monotonic() - self._started_at > self.running.claim.timeout_s:
+                self.running.cancel("timeout")
+            try:
+                self._beat()
+            except Exception:  # the database may be briefly away; the lease has slack
+                log.exception("heartbeat for task %s failed", self.running.claim.id)
+
+    def _beat(self) -> None:
+        progress = self.running._progress
+        progress_changed = progress > self._flushed_progress
+        renewal_due = time.monotonic() - self._renewed_at >= self.lease_s / 3
+        if not (progress_changed or renewal_due):
+            return
+        kept = queue.renew_lease(
+            self.running.db, self.running.claim, lease_s=self.lease_s,
+            progress=progress if progress_changed else None,
+        )
+        if not kept:
+            self.running.cancel("lease_lost")
+            self.stopped.set()
+            return
+        self._renewed_at = time.monotonic()
+        self._flushed_progress = progress
+
+
+class Worker:
+    """Runs tasks from ``queues`` until ``stop`` is set."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        lease_s: float,
+        queues: tuple[str, ...] = ("default",),
+        name: str | None = None,
+        backoff_scale: float = 1.0,
+        notifier: WorkNotifier | None = None,
+    ) -> None:
+        self.db = db
+        self.lease_s = lease_s
+        self.queues = queues
+        self.backoff_scale = backoff_scale
+        self.id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.notifier = notifier or notifier_for(db)
+        self.current: RunningTask | None = None
+        self.tasks_done = 0
+        self._next_rescue = 0.0
+        self._next_presence = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("worker %s started on queues %s", self.id, ",".join(self.queues))
+        self._announce("idle")
+        outage = 0
+        try:
+            while not stop.is_set():
+                try:
+                    self._run_housekeeping()
+                    claim = queue.claim_next_task(
+                        self.db, self.id, lease_s=self.lease_s, queues=self.queues
+                    )
+                    if claim is None:
+                        self.notifier.wait(self._idle_wait())
+                    outage = 0
+                except DBAPIError as exc:
+                    outage += 1
+                    log.warning("database unavailable (%s); waiting", exc.orig)
+                    stop.wait(min(10.0, 0.2 * 2**outage))
+                    continue
+                if claim is not None:
+                    self.execute(claim, shutdown=stop)
+        finally:
+            self.notifier.close()
+            self._announce("stopped")
+            log.info("worker %s stopped after %d tasks", self.id, self.tasks_done)
+
+    def execute(
+        self, claim: queue.ClaimedTask, *, shutdown: threading.Event | None = None
+    ) -> None:
+        running = RunningTask(claim, self.db)
+        self.current = running
+        heartbeat = Heartbeat(running, lease_s=self.lease_s,
+                              shutdown=shutdown or threading.Event())
+        heartbeat.start()
+        self._announce("busy")
+        try:
+            self._finish(running, self._run_handler(running))
+        finally:
+            heartbeat.stopped.set()
+            heartbeat.join()
+            self.current = None
+            self.tasks_done += 1
+            self._announce("idle")
+
+    def _run_handler(self, running: RunningTask) -> dict[str, Any] | TaskFailure | None:
+        claim = running.claim
+        try:
+            handler = self._handler_for(claim)
+            return handler(running) or {}
+        except TaskFailure as failure:
+            return failure
+        except Exception as exc:
+            if running.cancelled.is_set():
+                return None
+            log.exception("task %s (%s) crashed", claim.id, claim.name)
+            return TaskFailure(
+                FailureCode.UNKNOWN, f"{type(exc).__name__}: {exc}",
+                detail=traceback.format_exc()[-4000:],
+            )
+
+    def _finish(
+        self, running: RunningTask, result: dict[str, Any] | TaskFailure | None
+    ) -> None:
+        claim = running.claim
+        if running.cancel_reason == "timeout":
+            result = TaskFailure(
+                FailureCode.TIMEOUT, f"task ran longer than its {claim.timeout_s:g} s limit"
+            )
+        elif running.cancel_reason == "shutdown":
+            queue.release_task(self.db, claim, reason="worker shutting down")
+            return
+        elif running.cancelled.is_set() or result is None:
+            log.info("task %s stopped: %s", claim.id, running.cancel_reason)
+            return  # the lease is someone else's now; they record what happens next
+        for attempt in range(1, 9):
+            try:
+                self._record(claim, result)
+                return
+            except DBAPIError as exc:
+                # The heartbeat keeps the lease while the database comes back; if it
+                # does not, the lease expires and the task is re-run elsewhere.
+                log.warning("cannot record task %s yet (%s)", claim.id, exc.orig)
+                time.sleep(min(8.0, 0.25 * 2**attempt))
+
+    def _record(self, claim: queue.ClaimedTask, result: dict[str, Any] | TaskFailure) -> None:
+        if isinstance(result, TaskFailure):
+            state = queue.fail_task(self.db, claim, result, backoff_scale=self.backoff_scale)
+            log.info("task %s (%s) failed with %s -> %s", claim.id, claim.name,
+                     result.code.value, state)
+        else:
+            queue.complete_task(self.db, claim, result)
+
+    @staticmethod
+    def _handler_for(claim: queue.ClaimedTask) -> TaskHandler:
+        return workflow_spec(claim.workflow_name).handler_for(claim.kind)
+
+    def _idle_wait(self) -> float:
+        due = queue.next_due_at(self.db, self.queues)
+        if due is None:
+            return MAX_IDLE_WAIT_S
+        return min(MAX_IDLE_WAIT_S, max(0.0, (due - utcnow()).total_seconds()))
+
+    def _run_housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_rescue:
+            self._next_rescue = now + RESCUE_INTERVAL_S
+            rescued = queue.expire_stale_leases(self.db, backoff_scale=self.backoff_scale)
+            if rescued:
+                log.warning("rescued %d tasks whose worker stopped heartbeating", rescued)
+        if now >= self._next_presence:
+            self._announce(None)
+
+    def _announce(self, state: str | None) -> None:
+        """Upsert this worker's presence row (state None: keep the state, beat only)."""
+        self._next_presence = time.monotonic() + PRESENCE_INTERVAL_S
+        now = utcnow()
+        current_task = self.current.claim.id if self.current else None
+        try:
+            with self.db.write() as session:
+                values: dict[str, Any] = {"heartbeat_at": now, "current_task_id": current_task}
+                if state:
+                    values["state"] = state
+                updated = session.execute(
+                    update(WorkerRecord).where(WorkerRecord.id == self.id).values(**values)
+                )
+                if not updated.rowcount:  # type: ignore[attr-defined]
+                    session.add(WorkerRecord(
+                        id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
+                        queues=",".join(self.queues), state=state or "idle",
+                        current_task_id=current_task, started_at=now, heartbeat_at=now,
+                    ))
+        except Exception:
+            log.exception("worker %s could not record its presence", self.id)

@@ -1,0 +1,115 @@
+"""Keeps each video's row in step with its workflow, inside the engine's transactions.
+
+The video's status, progress, error and files are derived here and nowhere else, so
+what the API shows always matches the engine's state and the timeline. This is also
+the seam where outcome notifications join the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reelwatch.db.database import utcnow
+from reelwatch.db.models import Rendition, Task, Video, Workflow
+from reelwatch.engine import states
+from reelwatch.engine.spec import WorkflowObserver
+from reelwatch.failures import TaskFailure
+from reelwatch.videos.status import VideoStatus
+
+
+class VideoObserver(WorkflowObserver):
+    def task_started(self, session: Session, workflow: Workflow, task: Task) -> None:
+        video = _video(session, workflow)
+        if video is None:
+            return
+        if video.status in (VideoStatus.QUEUED, VideoStatus.RETRYING):
+            video.status = VideoStatus.PROCESSING
+            _clear_error(video)
+        video.attempts = max(video.attempts, task.attempt)
+        video.updated_at = utcnow()
+
+    def task_progressed(self, session: Session, workflow: Workflow, tasks: list[Task]) -> None:
+        video = _video(session, workflow)
+        if video is not None:
+            video.progress = round(weighted_progress(tasks), 4)
+            video.updated_at = utcnow()
+
+    def task_succeeded(
+        self, session: Session, workflow: Workflow, task: Task, output: dict[str, Any]
+    ) -> None:
+        video = _video(session, workflow)
+        if video is None:
+            return
+        if task.kind == "probe":
+            video.duration_s = output["duration_s"]
+            video.width, video.height = output["width"], output["height"]
+        elif task.kind == "transcode" and "rendition" in output:
+            video.renditions.append(Rendition(
+                name=output["rendition"], width=output["width"], height=output["height"],
+                size_bytes=output["size_bytes"],
+            ))
+        elif task.kind == "thumbnail":
+            video.has_thumbnail = True
+        tasks = session.scalars(select(Task).where(Task.workflow_id == workflow.id))
+        video.progress = round(weighted_progress(list(tasks)), 4)
+        video.updated_at = utcnow()
+
+    def retry_scheduled(
+        self, session: Session, workflow: Workflow, task: Task, failure: TaskFailure
+    ) -> None:
+        video = _video(session, workflow)
+        if video is None:
+            return
+        video.status = VideoStatus.RETRYING
+        _set_error(video, failure)
+        video.next_retry_at = task.run_at
+        video.updated_at = utcnow()
+
+    def workflow_succeeded(self, session: Session, workflow: Workflow) -> None:
+        video = _video(session, workflow)
+        if video is not None:
+            video.status = VideoStatus.READY
+            video.progress = 1.0
+            _clear_error(video)
+            video.updated_at = utcnow()
+
+    def workflow_failed(self, session: Session, workflow: Workflow, failure: TaskFailure) -> None:
+        video = _video(session, workflow)
+        if video is not None:
+            video.status = VideoStatus.FAILED
+            _set_error(video, failure)
+            video.next_retry_at = None
+            video.updated_at = utcnow()
+
+    def workflow_restarted(self, session: Session, workflow: Workflow) -> None:
+        video = _video(session, workflow)
+        if video is not None:
+            video.status = VideoStatus.QUEUED
+            _clear_error(video)
+            video.updated_at = utcnow()
+
+
+def weighted_progress(tasks: list[Task]) -> float:
+    """The workflow's progress: each task's progress weighted by its expected cost."""
+    total = sum(t.weight for t in tasks) or 1.0
+    done = sum(t.weight * (1.0 if t.state == states.SUCCEEDED else t.progress) for t in tasks)
+    return done / total
+
+
+def _video(session: Session, workflow: Workflow) -> Video | None:
+    # None once the video was deleted while one of its tasks was still finishing.
+    return session.get(Video, workflow.subject_id) if workflow.subject_id else None
+
+
+def _set_error(video: Video, failure: TaskFailure) -> None:
+    video.error_code = failure.code.value
+    video.error_message = failure.message
+    video.error_recoverable = failure.recoverable
+
+
+def _clear_error(video: Video) -> None:
+    video.error_code = video.error_message = video.error_recoverable = None
+    video.next_retry_at = None

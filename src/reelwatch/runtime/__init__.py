@@ -1,0 +1,1 @@
+"""Running the roles: the API server, a worker process, and ``up``'s supervisor."""

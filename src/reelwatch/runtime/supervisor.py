@@ -1,0 +1,138 @@
+"""``reelwatch up``: the API server and N workers as child processes, kept alive.
+
+A child that dies is restarted with exponential backoff (reset once it has stayed up a
+while); a dead worker's tasks are re-queued at once instead of after their lease.
+SIGTERM or SIGINT stops the children gracefully, and children die with the supervisor
+even when it is SIGKILLed, so a restart never finds the old ones holding the port.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+from reelwatch.config import Settings
+from reelwatch.db.database import Database
+from reelwatch.engine.queue import expire_stale_leases
+from reelwatch.runtime.process import die_with_parent
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 0.2
+STABLE_AFTER_S = 60.0
+MAX_BACKOFF_S = 30.0
+SHUTDOWN_GRACE_S = 20.0
+
+
+@dataclass
+class Child:
+    """One supervised role; ``generation`` counts restarts and names each worker run."""
+
+    role: str
+    index: int
+    process: subprocess.Popen[bytes] | None = None
+    generation: int = 0
+    started_at: float = 0.0
+    restart_at: float = 0.0
+    failures: int = 0
+    worker_name: str = field(default="")
+
+    def command(self) -> list[str]:
+        base = [sys.executable, "-m", "reelwatch"]
+        if self.role == "server":
+            return [*base, "server", "--no-bootstrap"]
+        return [*base, "worker", "--name", self.worker_name]
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.children = [Child("server", 0)] + [
+            Child("worker", i) for i in range(settings.workers)
+        ]
+        self.stopping = threading.Event()
+        self._db: Database | None = None
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        self._db = Database(self.settings.resolved_database_url, pool_size=1)
+        try:
+            for child in self.children:
+                self._start(child)
+            while not self.stopping.wait(POLL_INTERVAL_S):
+                for child in self.children:
+                    self._tend(child)
+        finally:
+            self._stop_all()
+            self._db.dispose()
+        return 0
+
+    def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        self.stopping.set()
+
+    def _start(self, child: Child) -> None:
+        child.generation += 1
+        child.worker_name = f"{os.uname().nodename}:up-{child.index}.{child.generation}:{os.getpid()}"
+        child.process = subprocess.Popen(
+            child.command(), preexec_fn=lambda: die_with_parent(signal.SIGTERM)
+        )
+        child.started_at = time.monotonic()
+        log.info("started %s %d (pid %d)", child.role, child.index, child.process.pid)
+
+    def _tend(self, child: Child) -> None:
+        now = time.monotonic()
+        if child.process is None:
+            if now >= child.restart_at:
+                self._start(child)
+            return
+        code = child.process.poll()
+        if code is None:
+            if now - child.started_at > STABLE_AFTER_S:
+                child.failures = 0
+            return
+        child.process = None
+        child.failures += 1
+        delay = min(MAX_BACKOFF_S, 2 ** (child.failures - 1))
+        child.restart_at = now + delay
+        log.warning("%s %d exited with %s; restarting in %.0f s",
+                    child.role, child.index, code, delay)
+        if child.role == "worker":
+            self._rescue_tasks_of(child.worker_name)
+
+    def _rescue_tasks_of(self, worker_name: str) -> None:
+        assert self._db is not None
+        try:
+            rescued = expire_stale_leases(
+                self._db, worker_id=worker_name, backoff_scale=self.settings.retry_backoff_scale
+            )
+            if rescued:
+                log.warning("re-queued %d tasks of dead worker %s", rescued, worker_name)
+        except Exception:
+            log.exception("could not re-queue the tasks of %s; their leases will expire",
+                          worker_name)
+
+    def _stop_all(self) -> None:
+        running = [c.process for c in self.children if c.process is not None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S
+        for process in running:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("pid %d did not stop in time; killing it", process.pid)
+                process.kill()
+                process.wait()
+
+
+def run_supervisor(settings: Settings) -> int:
+    return Supervisor(settings).run()

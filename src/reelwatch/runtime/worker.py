@@ -1,0 +1,37 @@
+"""The worker role: one process running ``engine.Worker`` until SIGTERM or SIGINT.
+
+A signal stops claiming, stops the running task's ffmpeg and hands the task back to
+the queue at once, so a restart never waits for a lease to expire.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+from reelwatch.config import Settings
+from reelwatch.db.database import Database
+from reelwatch.engine.worker import Worker
+from reelwatch.pipeline import register_video_workflow
+from reelwatch.storage import MediaStore
+
+
+def run_worker(settings: Settings, *, name: str | None = None,
+               queues: tuple[str, ...] = ("default",)) -> None:
+    db = Database(settings.resolved_database_url, pool_size=3)
+    store = MediaStore(settings.media_root)
+    register_video_workflow(settings, store)
+    worker = Worker(db, lease_s=settings.lease_seconds, queues=queues, name=name,
+                    backoff_scale=settings.retry_backoff_scale)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        worker.run(stop)
+    finally:
+        db.dispose()

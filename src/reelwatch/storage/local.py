@@ -1,0 +1,116 @@
+"""A media store on a local (or shared, mounted) file system.
+
+Files appear only whole: uploads stream into a temporary file in the store, are
+fsync'ed, checksummed and renamed into place, and the folder is fsync'ed too, so a
+video that got its 201 survives a crash or power loss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+
+class UploadTooLarge(Exception):
+    """The stream passed the size limit; nothing was kept."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: Path
+    size_bytes: int
+    sha256: str
+
+
+class MediaStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.videos = root / "videos"
+        self.incoming = root / "incoming"
+
+    def ensure_layout(self) -> None:
+        self.videos.mkdir(parents=True, exist_ok=True)
+        self.incoming.mkdir(parents=True, exist_ok=True)
+
+    def video_dir(self, video_id: str) -> Path:
+        if not video_id.isalnum():  # ids are generated, but never trust a path piece
+            raise ValueError(f"invalid video id {video_id!r}")
+        return self.videos / video_id
+
+    def original_path(self, video_id: str) -> Path:
+        return self.video_dir(video_id) / "original"
+
+    def rendition_path(self, video_id: str, name: str) -> Path:
+        return self.video_dir(video_id) / f"{name}.mp4"
+
+    def thumbnail_path(self, video_id: str) -> Path:
+        return self.video_dir(video_id) / "thumbnail.jpg"
+
+    def open_incoming(self) -> IncomingFile:
+        """A temporary file to stream an upload into before it has an id."""
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        return IncomingFile(self.incoming / f"{uuid.uuid4().hex}.part")
+
+    def keep_original(self, incoming: IncomingFile, video_id: str) -> Path:
+        """Move a finished upload into the video's folder, durably."""
+        folder = self.video_dir(video_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        destination = self.original_path(video_id)
+        incoming.path.replace(destination)
+        fsync_dir(folder)
+        fsync_dir(self.videos)
+        return destination
+
+    def delete_video(self, video_id: str) -> None:
+        shutil.rmtree(self.video_dir(video_id), ignore_errors=True)
+
+    def check_writable(self) -> None:
+        """Raise OSError unless a file can be written, synced and removed."""
+        self.ensure_layout()
+        probe = self.incoming / f".ready-{uuid.uuid4().hex}"
+        with probe.open("wb") as handle:
+            handle.write(b"ok")
+            os.fsync(handle.fileno())
+        probe.unlink()
+
+
+class IncomingFile:
+    """An upload being written: size-limited, hashed as it streams, fsync'ed on close."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size_bytes = 0
+        self._hash = hashlib.sha256()
+        self._handle: BinaryIO = path.open("xb")
+
+    def write(self, chunk: bytes, *, limit_bytes: int) -> None:
+        self.size_bytes += len(chunk)
+        if self.size_bytes > limit_bytes:
+            self.discard()
+            raise UploadTooLarge(f"upload exceeds {limit_bytes} bytes")
+        self._hash.update(chunk)
+        self._handle.write(chunk)
+
+    def finish(self) -> StoredFile:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        return StoredFile(self.path, self.size_bytes, self._hash.hexdigest())
+
+    def discard(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+def fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,195 @@
+"""What can be done with videos, as plain functions the API and CLI call.
+
+Accepting an upload is one transaction (video row, workflow, first tasks, event) after
+the original is already durable in the store; everything after that is the engine's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session, selectinload
+
+from reelwatch.db.database import Database, utcnow
+from reelwatch.db.models import Event, User, Video, Workflow
+from reelwatch.engine import queue
+from reelwatch.engine.spec import workflow_spec
+from reelwatch.pipeline.workflow import VIDEO_WORKFLOW
+from reelwatch.storage import MediaStore
+from reelwatch.storage.local import IncomingFile
+from reelwatch.videos.status import VideoStatus
+
+MAX_TITLE_LENGTH = 200
+
+
+class VideoNotFound(LookupError):
+    pass
+
+
+class NotRetryable(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Page:
+    videos: list[Video]
+    next_cursor: str | None
+
+
+def accept_upload(
+    db: Database,
+    store: MediaStore,
+    user: User,
+    incoming: IncomingFile,
+    *,
+    filename: str,
+    title: str | None,
+) -> Video:
+    """Keep a finished upload durably, then record it and start its workflow."""
+    stored = incoming.finish()
+    video_id = uuid.uuid4().hex
+    store.keep_original(incoming, video_id)
+    now = utcnow()
+    try:
+        with db.write() as session:
+            video = Video(
+                id=video_id, user_id=user.id,
+                title=(title or filename).strip()[:MAX_TITLE_LENGTH] or "untitled",
+                filename=filename[:500], size_bytes=stored.size_bytes, sha256=stored.sha256,
+                status=VideoStatus.QUEUED, progress=0.0, attempts=0, has_thumbnail=False,
+                created_at=now, updated_at=now,
+            )
+            session.add(video)
+            session.flush()
+            workflow = queue.start_workflow(
+                session, workflow_spec(VIDEO_WORKFLOW), subject_id=video_id
+            )
+            video.workflow_id = workflow.id
+            queue.record_event(session, "uploaded", workflow, at=now, data={
+                "filename": filename, "size_bytes": stored.size_bytes, "sha256": stored.sha256,
+            })
+    except BaseException:
+        store.delete_video(video_id)  # no row, so no 201: the file must not linger
+        raise
+    return video
+
+
+def get_video(session: Session, user: User, video_id: str) -> Video:
+    """A video the user may see; another user's video is 'not found', not 'forbidden'."""
+    query = select(Video).where(Video.id == video_id).options(selectinload(Video.renditions))
+    if not user.is_admin:
+        query = query.where(Video.user_id == user.id)
+    video = session.scalar(query)
+    if video is None:
+        raise VideoNotFound(video_id)
+    return video
+
+
+def list_videos(
+    session: Session,
+    user: User,
+    *,
+    status: VideoStatus | None = None,
+    owner_email: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    """Newest first, paginated by key (created_at, id) so deep pages stay fast."""
+    query = select(Video).options(selectinload(Video.renditions))
+    if not user.is_admin:
+        query = query.where(Video.user_id == user.id)
+    elif owner_email:
+        query = query.join(User, User.id == Video.user_id).where(User.email == owner_email)
+    if status:
+        query = query.where(Video.status == status)
+    if cursor:
+        created, _, last_id = cursor.partition("_")
+        query = query.where(
+            tuple_(Video.created_at, Video.id) < (datetime.fromisoformat(created), last_id)
+        )
+    rows = list(session.scalars(
+        query.order_by(Video.created_at.desc(), Video.id.desc()).limit(limit + 1)
+    ))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = f"{rows[-1].created_at.isoformat()}_{rows[-1].id}"
+    return Page(rows, next_cursor)
+
+
+def video_events(session: Session, user: User, video_id: str) -> list[Event]:
+    get_video(session, user, video_id)
+    return list(session.scalars(
+        select(Event).where(Event.subject_id == video_id).order_by(Event.id)
+    ))
+
+
+def retry_video(db: Database, user: User, video_id: str) -> None:
+    """Re-run a failed video from the task that failed (owner or admin)."""
+    with db.read() as session:
+        video = get_video(session, user, video_id)
+        status, workflow_id = video.status, video.workflow_id
+    if status != VideoStatus.FAILED or workflow_id is None:
+        raise NotRetryable(f"only failed videos can be retried; this one is {status}")
+    if not queue.restart_workflow(db, workflow_id, requested_by=user.email):
+        raise NotRetryable("the video is no longer failed")
+
+
+def delete_video(db: Database, store: MediaStore, user: User, video_id: str) -> None:
+    """Remove the rows first, then the files: a worker still on one of its tasks loses
+    its lease with the rows and stops, and nothing points at a missing file."""
+    with db.write() as session:
+        video = get_video(session, user, video_id)
+        workflow_id = video.workflow_id
+        session.delete(video)
+        session.flush()
+        if workflow_id is not None:
+            workflow = session.get(Workflow, workflow_id)
+            if workflow is not None:
+                session.delete(workflow)
+    store.delete_video(video_id)
+
+
+def video_as_dict(video: Video, public_url: str) -> dict[str, Any]:
+    """The API's representation of a video (SPEC §4)."""
+    base = f"{public_url}/api/v1/videos/{video.id}"
+    error = None
+    if video.error_code:
+        error = {"code": video.error_code, "message": video.error_message,
+                 "recoverable": bool(video.error_recoverable)}
+    return {
+        "id": video.id,
+        "status": video.status,
+        "progress": video.progress,
+        "title": video.title,
+        "filename": video.filename,
+        "size_bytes": video.size_bytes,
+        "sha256": video.sha256,
+        "duration_s": video.duration_s,
+        "width": video.width,
+        "height": video.height,
+        "attempts": video.attempts,
+        "error": error,
+        "next_retry_at": iso(video.next_retry_at),
+        "renditions": [
+            {"name": r.name, "width": r.width, "height": r.height, "size_bytes": r.size_bytes,
+             "url": f"{base}/renditions/{r.name}"}
+            for r in video.renditions
+        ],
+        "thumbnail_url": f"{base}/thumbnail" if video.has_thumbnail else None,
+        "created_at": iso(video.created_at),
+        "updated_at": iso(video.updated_at),
+    }
+
+
+def event_as_dict(event: Event) -> dict[str, Any]:
+    return {"at": iso(event.at), "kind": event.kind, "task": event.task,
+            "attempt": event.attempt, "worker": event.worker, "data": event.data}
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() + "Z" if moment else None
