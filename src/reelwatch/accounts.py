@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import User
 
-TOKEN_PREFIX = "rw_"
+TOKEN_PREFIX = "rw_"  # noqa: S105 (a prefix, not a secret)
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
 
 

@@ -45,8 +45,8 @@ class FailureKind:
         Half the delay is fixed and half random, so a burst of failures (a storage
         outage) spreads its retries without ever retrying sooner than half the backoff.
         """
-        delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, attempt - 1)) * scale
-        return delay / 2 + random.uniform(0, delay / 2)
+        delay = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** max(0, attempt - 1)) * scale
+        return float(delay / 2 + random.uniform(0, delay / 2))
 
 
 _PERMANENT = "Permanent: the upload itself is the problem, so retrying cannot help."
@@ -206,19 +206,21 @@ def render_failure_docs() -> str:
         "# Failure catalog",
         "",
         "Every failed or retried task carries one of these codes in `error.code`. This file",
-        "is generated from `src/reelwatch/failures.py` (`reelwatch failures --markdown`);",
+        "is generated from `src/reelwatch/failures.py` (`reelwatch failures --output docs/failures.md`);",
         "a test fails when the two differ.",
         "",
         "Recoverable failures are retried automatically with exponential backoff and",
         "jitter: the wait before attempt *n + 1* is between half and all of",
-        "`min(max, base × 2^(n−1))`. When the attempts are used up the video fails with the",
+        "`min(max, base * 2^(n-1))`. When the attempts are used up the video fails with the",
         "same code. Permanent failures are never retried.",
         "",
         "| code | recoverable | attempts | backoff base / max | meaning |",
         "|---|---|---|---|---|",
     ]
     for kind in CATALOG.values():
-        backoff = f"{kind.backoff_base_s:g} s / {kind.backoff_max_s:g} s" if kind.recoverable else "—"
+        backoff = (
+            f"{kind.backoff_base_s:g} s / {kind.backoff_max_s:g} s" if kind.recoverable else "—"
+        )
         lines.append(
             f"| `{kind.code.value}` | {'yes' if kind.recoverable else 'no'} | "
             f"{kind.max_attempts} | {backoff} | {kind.meaning} |"
@@ -240,6 +242,7 @@ def failure_from_os_error(exc: OSError, doing: str) -> TaskFailure:
     if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
         return TaskFailure(FailureCode.DISK_FULL, f"no space left while {doing}", detail=str(exc))
     return TaskFailure(
-        FailureCode.STORAGE_UNAVAILABLE, f"media store error while {doing}: {exc.strerror}",
+        FailureCode.STORAGE_UNAVAILABLE,
+        f"media store error while {doing}: {exc.strerror}",
         detail=str(exc),
     )

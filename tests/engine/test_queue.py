@@ -41,17 +41,16 @@ def start(db: Database, spec: WorkflowSpec = DIAMOND, subject: str | None = None
 
 def task_states(db: Database, workflow_id: int) -> dict[str, str]:
     with db.read() as session:
-        rows = session.execute(
-            select(Task.name, Task.state).where(Task.workflow_id == workflow_id)
-        )
+        rows = session.execute(select(Task.name, Task.state).where(Task.workflow_id == workflow_id))
         return {name: state for name, state in rows}
 
 
 def event_kinds(db: Database, workflow_id: int) -> list[tuple[str, str | None]]:
     with db.read() as session:
         rows = session.execute(
-            select(Event.kind, Event.task).where(Event.workflow_id == workflow_id).order_by(
-                Event.id)
+            select(Event.kind, Event.task)
+            .where(Event.workflow_id == workflow_id)
+            .order_by(Event.id)
         )
         return [(kind, task) for kind, task in rows]
 
@@ -65,7 +64,10 @@ def claim(db: Database, worker: str = "w1", lease_s: float = 30) -> queue.Claime
 def test_start_queues_roots_and_records_events(db: Database) -> None:
     workflow_id = start(db)
     assert task_states(db, workflow_id) == {
-        "a": "queued", "b": "waiting", "c": "waiting", "d": "waiting"
+        "a": "queued",
+        "b": "waiting",
+        "c": "waiting",
+        "d": "waiting",
     }
     assert event_kinds(db, workflow_id) == [("workflow_started", None), ("task_queued", "a")]
 
@@ -133,7 +135,10 @@ def test_permanent_failure_fails_once_and_cancels_the_rest(db: Database) -> None
     outcome = queue.fail_task(db, first, TaskFailure(FailureCode.INPUT_INVALID, "bad input"))
     assert outcome == states.FAILED
     assert task_states(db, workflow_id) == {
-        "a": "succeeded", first.name: "failed", second.name: "cancelled", "d": "cancelled"
+        "a": "succeeded",
+        first.name: "failed",
+        second.name: "cancelled",
+        "d": "cancelled",
     }
     # The sibling's worker finds out at its next heartbeat and cannot complete.
     assert not queue.renew_lease(db, second, lease_s=30)
@@ -196,9 +201,11 @@ def test_released_task_is_queued_again_without_spending_an_attempt(db: Database)
 def test_completion_is_fenced_by_worker_and_attempt(db: Database, field: str) -> None:
     start(db, SINGLE)
     claimed = claim(db)
-    forged = queue.ClaimedTask(**{
-        **claimed.__dict__,
-        field: "someone-else" if field == "worker_id" else claimed.attempt + 1,
-    })
+    forged = queue.ClaimedTask(
+        **{
+            **claimed.__dict__,
+            field: "someone-else" if field == "worker_id" else claimed.attempt + 1,
+        }
+    )
     assert not queue.complete_task(db, forged, {})
     assert queue.complete_task(db, claimed, {})

@@ -32,13 +32,18 @@ ServicesDep = Annotated[Services, Depends(services)]
 def current_user(request: Request, svc: ServicesDep) -> User:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "unauthorized", "send an API token: Authorization: Bearer <token>",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send an API token: Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     with svc.db.read() as session:
         user = user_for_token(session, token.strip())
     if user is None:
-        raise ApiError(401, "unauthorized", "unknown API token",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401, "unauthorized", "unknown API token", headers={"WWW-Authenticate": "Bearer"}
+        )
     return user
 
 

@@ -57,9 +57,9 @@ class _PartCollector:
         self._header_name = data[start:end].lower()
 
     def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._headers[self._header_name] = self._headers.get(self._header_name, b"") + data[
-            start:end
-        ]
+        self._headers[self._header_name] = (
+            self._headers.get(self._header_name, b"") + data[start:end]
+        )
 
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
@@ -89,8 +89,11 @@ async def receive_upload(request: Request, store: MediaStore, limit_bytes: int) 
     content_type, options = parse_options_header(request.headers.get("content-type"))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
-        raise ApiError(415, "unsupported_media_type",
-                       "send the video as multipart/form-data with a 'file' field")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the video as multipart/form-data with a 'file' field",
+        )
     declared = int(request.headers.get("content-length") or 0)
     if declared > limit_bytes + MULTIPART_OVERHEAD_BYTES:
         raise _too_large(limit_bytes)
@@ -114,5 +117,6 @@ async def receive_upload(request: Request, store: MediaStore, limit_bytes: int) 
 
 
 def _too_large(limit_bytes: int) -> ApiError:
-    return ApiError(413, "too_large",
-                    f"the file is larger than this server accepts ({limit_bytes // 2**20} MB)")
+    return ApiError(
+        413, "too_large", f"the file is larger than this server accepts ({limit_bytes // 2**20} MB)"
+    )

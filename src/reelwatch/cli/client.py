@@ -57,7 +57,8 @@ class Connection:
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"},
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.token}"},
             timeout=httpx.Timeout(timeout, read=max(timeout, 300.0)),
         )
 
@@ -100,15 +101,22 @@ def _upload_one(client: httpx.Client, path: Path, title: str | None, progress: P
     with path.open("rb") as handle:
         reader = _ProgressReader(handle, progress, task)
         data = {"title": title} if title else {}
-        return request(client, "POST", "/api/v1/videos",
-                       files={"file": (path.name, reader, mime)}, data=data)
+        return request(
+            client, "POST", "/api/v1/videos", files={"file": (path.name, reader, mime)}, data=data
+        )
 
 
 def _wait_for(client: httpx.Client, videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                  console=console) as progress:
-        bars = {v["id"]: progress.add_task(v["title"][:40], total=1.0, status=v["status"])
-                for v in videos}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+    ) as progress:
+        bars = {
+            v["id"]: progress.add_task(v["title"][:40], total=1.0, status=v["status"])
+            for v in videos
+        }
         final: dict[str, dict[str, Any]] = {}
         while len(final) < len(videos):
             for video_id, bar in bars.items():
@@ -123,7 +131,7 @@ def _wait_for(client: httpx.Client, videos: list[dict[str, Any]]) -> list[dict[s
 
 
 def _status_text(video: dict[str, Any]) -> str:
-    text = video["status"]
+    text = str(video["status"])
     if video.get("error"):
         text += f" ({video['error']['code']})"
     return text
@@ -140,8 +148,14 @@ def upload(
     """Upload video files, with a progress bar; --wait follows their processing."""
     connection = Connection.from_environment()
     with connection.client() as client:
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                      TransferSpeedColumn(), TimeRemainingColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
             videos = [_upload_one(client, path, title, progress) for path in files]
         for video in videos:
             console.print(f"uploaded [bold]{video['id']}[/] {video['title']} ({video['status']})")
@@ -179,9 +193,14 @@ def events(video_id: str) -> None:
     table = Table("at", "kind", "task", "attempt", "worker", "data")
     for event in timeline:
         data = {k: v for k, v in event["data"].items() if k != "detail"}
-        table.add_row(event["at"], event["kind"], event["task"] or "",
-                      str(event["attempt"] or ""), event["worker"] or "",
-                      ", ".join(f"{k}={v}" for k, v in data.items()))
+        table.add_row(
+            event["at"],
+            event["kind"],
+            event["task"] or "",
+            str(event["attempt"] or ""),
+            event["worker"] or "",
+            ", ".join(f"{k}={v}" for k, v in data.items()),
+        )
     console.print(table)
 
 
@@ -194,11 +213,15 @@ def retry(video_id: str) -> None:
 
 
 def _print_videos(videos: list[dict[str, Any]]) -> None:
-    table = Table("id", "title", "status", "progress", "attempts", "duration", "renditions",
-                  "error")
+    table = Table(
+        "id", "title", "status", "progress", "attempts", "duration", "renditions", "error"
+    )
     for video in videos:
         table.add_row(
-            video["id"], video["title"][:40], video["status"], f"{video['progress']:.0%}",
+            video["id"],
+            video["title"][:40],
+            video["status"],
+            f"{video['progress']:.0%}",
             str(video["attempts"]),
             f"{video['duration_s']:.1f} s" if video["duration_s"] else "-",
             ",".join(r["name"] for r in video["renditions"]) or "-",

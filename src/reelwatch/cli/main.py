@@ -135,6 +135,6 @@ def failures(
     """Print the failure catalog (the source of docs/failures.md)."""
     text = render_failure_docs()
     if output:
-        output.write_text(text)
+        output.write_text(text + "\n")
     else:
         print(text)

@@ -50,9 +50,7 @@ class Database:
 
     def _create_engine(self, pool_size: int) -> Engine:
         if not self.is_sqlite:
-            return create_engine(
-                self.url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True
-            )
+            return create_engine(self.url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
         if self.url.database and self.url.database != ":memory:":
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(

@@ -37,7 +37,8 @@ def notifier_for(db: Database) -> WorkNotifier:
 class SqliteNotifier:
     def __init__(self, url: URL) -> None:
         self._connection = sqlite3.connect(
-            url.database or ":memory:", timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            url.database or ":memory:",
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
             check_same_thread=False,
         )
         self._seen = self._data_version()

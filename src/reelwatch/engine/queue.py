@@ -82,7 +82,10 @@ def start_workflow(
     """
     now = utcnow()
     workflow = Workflow(
-        name=spec.name, subject_id=subject_id, state=states.WF_RUNNING, input=input or {},
+        name=spec.name,
+        subject_id=subject_id,
+        state=states.WF_RUNNING,
+        input=input or {},
         created_at=now,
     )
     session.add(workflow)
@@ -226,8 +229,14 @@ def complete_task(db: Database, claim: ClaimedTask, output: dict[str, Any] | Non
         task.finished_at = now
         task.lease_expires_at = None
         elapsed = (now - task.started_at).total_seconds() if task.started_at else None
-        record_event(session, "task_succeeded", workflow, task=task, at=now,
-                     data={"elapsed_s": elapsed, **(output or {})})
+        record_event(
+            session,
+            "task_succeeded",
+            workflow,
+            task=task,
+            at=now,
+            data={"elapsed_s": elapsed, **(output or {})},
+        )
         observer = _observer(workflow)
         observer.task_succeeded(session, workflow, task, task.output)
         tasks = _tasks_of(session, workflow)
@@ -260,13 +269,28 @@ def fail_task(
         if workflow is None or task is None:
             return None
         if expired_lease:
-            record_event(session, "lease_expired", workflow, task=task, at=now,
-                         data={"expired_at": _iso(task.lease_expires_at)})
+            record_event(
+                session,
+                "lease_expired",
+                workflow,
+                task=task,
+                at=now,
+                data={"expired_at": _iso(task.lease_expires_at)},
+            )
         kind = failure.kind
-        record_event(session, "task_failed", workflow, task=task, at=now, data={
-            "code": failure.code.value, "message": failure.message,
-            "recoverable": kind.recoverable, "detail": failure.detail[-2000:],
-        })
+        record_event(
+            session,
+            "task_failed",
+            workflow,
+            task=task,
+            at=now,
+            data={
+                "code": failure.code.value,
+                "message": failure.message,
+                "recoverable": kind.recoverable,
+                "detail": failure.detail[-2000:],
+            },
+        )
         task.error_code, task.error_message = failure.code.value, failure.message
         task.worker_id, task.lease_expires_at = None, None
         attempts_used = task.attempt - task.attempt_floor
@@ -294,8 +318,7 @@ def release_task(db: Database, claim: ClaimedTask, *, reason: str) -> bool:
         task = _fenced_task(session, claim)
         if workflow is None or task is None:
             return False
-        record_event(session, "task_released", workflow, task=task, at=now,
-                     data={"reason": reason})
+        record_event(session, "task_released", workflow, task=task, at=now, data={"reason": reason})
         task.state, task.run_at, task.progress = states.QUEUED, now, 0.0
         task.worker_id, task.lease_expires_at = None, None
         task.attempt -= 1
@@ -315,9 +338,18 @@ def _schedule_retry(
     task.state = states.QUEUED
     task.run_at = now + timedelta(seconds=delay)
     task.progress = 0.0
-    record_event(session, "retry_scheduled", workflow, task=task, at=now, data={
-        "code": failure.code.value, "delay_s": round(delay, 3), "next_at": _iso(task.run_at),
-    })
+    record_event(
+        session,
+        "retry_scheduled",
+        workflow,
+        task=task,
+        at=now,
+        data={
+            "code": failure.code.value,
+            "delay_s": round(delay, 3),
+            "next_at": _iso(task.run_at),
+        },
+    )
     _observer(workflow).retry_scheduled(session, workflow, task, failure)
     notify_new_work(session)
 
@@ -331,8 +363,13 @@ def _fail_workflow(
             other.worker_id, other.lease_expires_at = None, None
             record_event(session, "task_cancelled", workflow, task=other, at=now)
     workflow.state, workflow.finished_at = states.WF_FAILED, now
-    record_event(session, "workflow_failed", workflow, at=now,
-                 data={"code": failure.code.value, "message": failure.message})
+    record_event(
+        session,
+        "workflow_failed",
+        workflow,
+        at=now,
+        data={"code": failure.code.value, "message": failure.message},
+    )
     _observer(workflow).workflow_failed(session, workflow, failure)
 
 
@@ -363,8 +400,12 @@ def expire_stale_leases(
             FailureCode.WORKER_LOST,
             f"worker {claim.worker_id} stopped heartbeating during attempt {claim.attempt}",
         )
-        if fail_task(db, claim, failure, backoff_scale=backoff_scale,
-                     expired_lease=worker_id is None) is not None:
+        if (
+            fail_task(
+                db, claim, failure, backoff_scale=backoff_scale, expired_lease=worker_id is None
+            )
+            is not None
+        ):
             rescued += 1
     return rescued
 
@@ -414,8 +455,9 @@ def _record_milestones(
 ) -> None:
     for milestone in PROGRESS_MILESTONES:
         if before < milestone <= after:
-            record_event(session, "task_progress", workflow, task=task,
-                         data={"progress": milestone})
+            record_event(
+                session, "task_progress", workflow, task=task, data={"progress": milestone}
+            )
 
 
 def _lock_workflow(session: Session, workflow_id: int) -> Workflow | None:

@@ -20,11 +20,21 @@ from reelwatch.failures import TaskFailure
 class TaskContext(Protocol):
     """What a running task handler may use: its inputs, progress and cancellation."""
 
-    params: Mapping[str, Any]
-    workflow_input: Mapping[str, Any]
-    subject_id: str | None
-    attempt: int
-    cancelled: threading.Event
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+    @property
+    def workflow_input(self) -> Mapping[str, Any]: ...
+
+    @property
+    def subject_id(self) -> str | None: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set when the task must stop: lease lost, time limit, or worker shutdown."""
 
     def upstream_outputs(self) -> dict[str, dict[str, Any]]:
         """The outputs of the tasks this one depends on, by task name."""
@@ -59,9 +69,7 @@ class WorkflowObserver:
     def workflow_succeeded(self, session: Session, workflow: Workflow) -> None:
         pass
 
-    def workflow_failed(
-        self, session: Session, workflow: Workflow, failure: TaskFailure
-    ) -> None:
+    def workflow_failed(self, session: Session, workflow: Workflow, failure: TaskFailure) -> None:
         pass
 
     def workflow_restarted(self, session: Session, workflow: Workflow) -> None:

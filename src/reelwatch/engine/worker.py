@@ -88,9 +88,7 @@ class RunningTask:
 class Heartbeat(threading.Thread):
     """Keeps one running task's lease alive and its progress visible."""
 
-    def __init__(
-        self, running: RunningTask, *, lease_s: float, shutdown: threading.Event
-    ) -> None:
+    def __init__(self, running: RunningTask, *, lease_s: float, shutdown: threading.Event) -> None:
         super().__init__(name=f"heartbeat-{running.claim.id}", daemon=True)
         self.running = running
         self.shutdown = shutdown
@@ -119,7 +117,9 @@ class Heartbeat(threading.Thread):
         if not (progress_changed or renewal_due):
             return
         kept = queue.renew_lease(
-            self.running.db, self.running.claim, lease_s=self.lease_s,
+            self.running.db,
+            self.running.claim,
+            lease_s=self.lease_s,
             progress=progress if progress_changed else None,
         )
         if not kept:
@@ -180,13 +180,10 @@ class Worker:
             self._announce("stopped")
             log.info("worker %s stopped after %d tasks", self.id, self.tasks_done)
 
-    def execute(
-        self, claim: queue.ClaimedTask, *, shutdown: threading.Event | None = None
-    ) -> None:
+    def execute(self, claim: queue.ClaimedTask, *, shutdown: threading.Event | None = None) -> None:
         running = RunningTask(claim, self.db)
         self.current = running
-        heartbeat = Heartbeat(running, lease_s=self.lease_s,
-                              shutdown=shutdown or threading.Event())
+        heartbeat = Heartbeat(running, lease_s=self.lease_s, shutdown=shutdown or threading.Event())
         heartbeat.start()
         self._announce("busy")
         try:
@@ -210,13 +207,12 @@ class Worker:
                 return None
             log.exception("task %s (%s) crashed", claim.id, claim.name)
             return TaskFailure(
-                FailureCode.UNKNOWN, f"{type(exc).__name__}: {exc}",
+                FailureCode.UNKNOWN,
+                f"{type(exc).__name__}: {exc}",
                 detail=traceback.format_exc()[-4000:],
             )
 
-    def _finish(
-        self, running: RunningTask, result: dict[str, Any] | TaskFailure | None
-    ) -> None:
+    def _finish(self, running: RunningTask, result: dict[str, Any] | TaskFailure | None) -> None:
         claim = running.claim
         if running.cancel_reason == "timeout":
             result = TaskFailure(
@@ -241,8 +237,9 @@ class Worker:
     def _record(self, claim: queue.ClaimedTask, result: dict[str, Any] | TaskFailure) -> None:
         if isinstance(result, TaskFailure):
             state = queue.fail_task(self.db, claim, result, backoff_scale=self.backoff_scale)
-            log.info("task %s (%s) failed with %s -> %s", claim.id, claim.name,
-                     result.code.value, state)
+            log.info(
+                "task %s (%s) failed with %s -> %s", claim.id, claim.name, result.code.value, state
+            )
         else:
             queue.complete_task(self.db, claim, result)
 
@@ -280,10 +277,17 @@ class Worker:
                     update(WorkerRecord).where(WorkerRecord.id == self.id).values(**values)
                 )
                 if not updated.rowcount:  # type: ignore[attr-defined]
-                    session.add(WorkerRecord(
-                        id=self.id, hostname=socket.gethostname(), pid=os.getpid(),
-                        queues=",".join(self.queues), state=state or "idle",
-                        current_task_id=current_task, started_at=now, heartbeat_at=now,
-                    ))
+                    session.add(
+                        WorkerRecord(
+                            id=self.id,
+                            hostname=socket.gethostname(),
+                            pid=os.getpid(),
+                            queues=",".join(self.queues),
+                            state=state or "idle",
+                            current_task_id=current_task,
+                            started_at=now,
+                            heartbeat_at=now,
+                        )
+                    )
         except Exception:
             log.exception("worker %s could not record its presence", self.id)

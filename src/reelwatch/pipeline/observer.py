@@ -47,10 +47,14 @@ class VideoObserver(WorkflowObserver):
             video.duration_s = output["duration_s"]
             video.width, video.height = output["width"], output["height"]
         elif task.kind == "transcode" and "rendition" in output:
-            video.renditions.append(Rendition(
-                name=output["rendition"], width=output["width"], height=output["height"],
-                size_bytes=output["size_bytes"],
-            ))
+            video.renditions.append(
+                Rendition(
+                    name=output["rendition"],
+                    width=output["width"],
+                    height=output["height"],
+                    size_bytes=output["size_bytes"],
+                )
+            )
         elif task.kind == "thumbnail":
             video.has_thumbnail = True
         tasks = session.scalars(select(Task).where(Task.workflow_id == workflow.id))

@@ -43,29 +43,43 @@ class VideoTasks:
     def transcode(self, ctx: TaskContext) -> dict[str, Any]:
         video_id = _video_id(ctx)
         info = _probed(ctx)
-        plan = media.plan_rendition(info, int(ctx.params["rung"]), lowest=bool(ctx.params["lowest"]))
+        plan = media.plan_rendition(
+            info, int(ctx.params["rung"]), lowest=bool(ctx.params["lowest"])
+        )
         if plan is None:
             return {"skipped": f"source is smaller than {ctx.params['rung']}p"}
         destination = self.store.rendition_path(video_id, plan.name)
         try:
             media.transcode(
-                self.store.original_path(video_id), destination, plan, info,
-                limits=self.limits, on_progress=ctx.report_progress, cancel=ctx.cancelled,
+                self.store.original_path(video_id),
+                destination,
+                plan,
+                info,
+                limits=self.limits,
+                on_progress=ctx.report_progress,
+                cancel=ctx.cancelled,
             )
             media.verify_rendition(destination, plan, expected_duration_s=info.duration_s)
             size = destination.stat().st_size
         except OSError as exc:
             raise failure_from_os_error(exc, f"writing the {plan.name} rendition") from exc
-        return {"rendition": plan.name, "width": plan.width, "height": plan.height,
-                "size_bytes": size}
+        return {
+            "rendition": plan.name,
+            "width": plan.width,
+            "height": plan.height,
+            "size_bytes": size,
+        }
 
     def thumbnail(self, ctx: TaskContext) -> dict[str, Any]:
         video_id = _video_id(ctx)
         destination = self.store.thumbnail_path(video_id)
         try:
             media.make_thumbnail(
-                self.store.original_path(video_id), destination, _probed(ctx),
-                limits=self.limits, cancel=ctx.cancelled,
+                self.store.original_path(video_id),
+                destination,
+                _probed(ctx),
+                limits=self.limits,
+                cancel=ctx.cancelled,
             )
             return {"thumbnail_bytes": destination.stat().st_size}
         except OSError as exc:

@@ -34,8 +34,9 @@ def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
         (
             TaskSpec("probe", tasks.probe, timeout_s=300, weight=0.5),
             *transcodes,
-            TaskSpec("thumbnail", tasks.thumbnail, depends_on=("probe",), timeout_s=300,
-                     weight=0.5),
+            TaskSpec(
+                "thumbnail", tasks.thumbnail, depends_on=("probe",), timeout_s=300, weight=0.5
+            ),
             TaskSpec(
                 "finalize",
                 tasks.finalize,

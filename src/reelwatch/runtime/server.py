@@ -11,6 +11,10 @@ from reelwatch.config import Settings
 def run_server(settings: Settings) -> None:
     host, port = settings.host_port
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="info",
-        timeout_graceful_shutdown=10, access_log=False,
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+        access_log=False,
     )

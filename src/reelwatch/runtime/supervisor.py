@@ -54,9 +54,7 @@ class Child:
 class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.children = [Child("server", 0)] + [
-            Child("worker", i) for i in range(settings.workers)
-        ]
+        self.children = [Child("server", 0)] + [Child("worker", i) for i in range(settings.workers)]
         self.stopping = threading.Event()
         self._db: Database | None = None
 
@@ -81,7 +79,9 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         child.generation += 1
-        child.worker_name = f"{os.uname().nodename}:up-{child.index}.{child.generation}:{os.getpid()}"
+        child.worker_name = (
+            f"{os.uname().nodename}:up-{child.index}.{child.generation}:{os.getpid()}"
+        )
         child.process = subprocess.Popen(
             child.command(), preexec_fn=lambda: die_with_parent(signal.SIGTERM)
         )
@@ -103,8 +103,9 @@ class Supervisor:
         child.failures += 1
         delay = min(MAX_BACKOFF_S, 2 ** (child.failures - 1))
         child.restart_at = now + delay
-        log.warning("%s %d exited with %s; restarting in %.0f s",
-                    child.role, child.index, code, delay)
+        log.warning(
+            "%s %d exited with %s; restarting in %.0f s", child.role, child.index, code, delay
+        )
         if child.role == "worker":
             self._rescue_tasks_of(child.worker_name)
 
@@ -117,8 +118,9 @@ class Supervisor:
             if rescued:
                 log.warning("re-queued %d tasks of dead worker %s", rescued, worker_name)
         except Exception:
-            log.exception("could not re-queue the tasks of %s; their leases will expire",
-                          worker_name)
+            log.exception(
+                "could not re-queue the tasks of %s; their leases will expire", worker_name
+            )
 
     def _stop_all(self) -> None:
         running = [c.process for c in self.children if c.process is not None]

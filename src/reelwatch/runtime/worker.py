@@ -17,13 +17,19 @@ from reelwatch.pipeline import register_video_workflow
 from reelwatch.storage import MediaStore
 
 
-def run_worker(settings: Settings, *, name: str | None = None,
-               queues: tuple[str, ...] = ("default",)) -> None:
+def run_worker(
+    settings: Settings, *, name: str | None = None, queues: tuple[str, ...] = ("default",)
+) -> None:
     db = Database(settings.resolved_database_url, pool_size=3)
     store = MediaStore(settings.media_root)
     register_video_workflow(settings, store)
-    worker = Worker(db, lease_s=settings.lease_seconds, queues=queues, name=name,
-                    backoff_scale=settings.retry_backoff_scale)
+    worker = Worker(
+        db,
+        lease_s=settings.lease_seconds,
+        queues=queues,
+        name=name,
+        backoff_scale=settings.retry_backoff_scale,
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:

@@ -57,11 +57,18 @@ def accept_upload(
     try:
         with db.write() as session:
             video = Video(
-                id=video_id, user_id=user.id,
+                id=video_id,
+                user_id=user.id,
                 title=(title or filename).strip()[:MAX_TITLE_LENGTH] or "untitled",
-                filename=filename[:500], size_bytes=stored.size_bytes, sha256=stored.sha256,
-                status=VideoStatus.QUEUED, progress=0.0, attempts=0, has_thumbnail=False,
-                created_at=now, updated_at=now,
+                filename=filename[:500],
+                size_bytes=stored.size_bytes,
+                sha256=stored.sha256,
+                status=VideoStatus.QUEUED,
+                progress=0.0,
+                attempts=0,
+                has_thumbnail=False,
+                created_at=now,
+                updated_at=now,
             )
             session.add(video)
             session.flush()
@@ -69,9 +76,17 @@ def accept_upload(
                 session, workflow_spec(VIDEO_WORKFLOW), subject_id=video_id
             )
             video.workflow_id = workflow.id
-            queue.record_event(session, "uploaded", workflow, at=now, data={
-                "filename": filename, "size_bytes": stored.size_bytes, "sha256": stored.sha256,
-            })
+            queue.record_event(
+                session,
+                "uploaded",
+                workflow,
+                at=now,
+                data={
+                    "filename": filename,
+                    "size_bytes": stored.size_bytes,
+                    "sha256": stored.sha256,
+                },
+            )
     except BaseException:
         store.delete_video(video_id)  # no row, so no 201: the file must not linger
         raise
@@ -111,9 +126,9 @@ def list_videos(
         query = query.where(
             tuple_(Video.created_at, Video.id) < (datetime.fromisoformat(created), last_id)
         )
-    rows = list(session.scalars(
-        query.order_by(Video.created_at.desc(), Video.id.desc()).limit(limit + 1)
-    ))
+    rows = list(
+        session.scalars(query.order_by(Video.created_at.desc(), Video.id.desc()).limit(limit + 1))
+    )
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -123,9 +138,9 @@ def list_videos(
 
 def video_events(session: Session, user: User, video_id: str) -> list[Event]:
     get_video(session, user, video_id)
-    return list(session.scalars(
-        select(Event).where(Event.subject_id == video_id).order_by(Event.id)
-    ))
+    return list(
+        session.scalars(select(Event).where(Event.subject_id == video_id).order_by(Event.id))
+    )
 
 
 def retry_video(db: Database, user: User, video_id: str) -> None:
@@ -159,8 +174,11 @@ def video_as_dict(video: Video, public_url: str) -> dict[str, Any]:
     base = f"{public_url}/api/v1/videos/{video.id}"
     error = None
     if video.error_code:
-        error = {"code": video.error_code, "message": video.error_message,
-                 "recoverable": bool(video.error_recoverable)}
+        error = {
+            "code": video.error_code,
+            "message": video.error_message,
+            "recoverable": bool(video.error_recoverable),
+        }
     return {
         "id": video.id,
         "status": video.status,
@@ -176,8 +194,13 @@ def video_as_dict(video: Video, public_url: str) -> dict[str, Any]:
         "error": error,
         "next_retry_at": iso(video.next_retry_at),
         "renditions": [
-            {"name": r.name, "width": r.width, "height": r.height, "size_bytes": r.size_bytes,
-             "url": f"{base}/renditions/{r.name}"}
+            {
+                "name": r.name,
+                "width": r.width,
+                "height": r.height,
+                "size_bytes": r.size_bytes,
+                "url": f"{base}/renditions/{r.name}",
+            }
             for r in video.renditions
         ],
         "thumbnail_url": f"{base}/thumbnail" if video.has_thumbnail else None,
@@ -187,8 +210,14 @@ def video_as_dict(video: Video, public_url: str) -> dict[str, Any]:
 
 
 def event_as_dict(event: Event) -> dict[str, Any]:
-    return {"at": iso(event.at), "kind": event.kind, "task": event.task,
-            "attempt": event.attempt, "worker": event.worker, "data": event.data}
+    return {
+        "at": iso(event.at),
+        "kind": event.kind,
+        "task": event.task,
+        "attempt": event.attempt,
+        "worker": event.worker,
+        "data": event.data,
+    }
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -47,14 +47,22 @@ def public_status(svc: ServicesDep) -> dict[str, Any]:
     now = utcnow()
     live_after = now - timedelta(seconds=max(15.0, 3 * svc.settings.lease_seconds))
     with svc.db.read() as session:
-        waiting = session.scalar(
-            select(func.count()).select_from(Task).where(Task.state == states.QUEUED,
-                                                         Task.run_at <= now)
-        ) or 0
-        workers = session.scalar(
-            select(func.count()).select_from(WorkerRecord).where(
-                WorkerRecord.heartbeat_at >= live_after, WorkerRecord.state != "stopped")
-        ) or 0
+        waiting = (
+            session.scalar(
+                select(func.count())
+                .select_from(Task)
+                .where(Task.state == states.QUEUED, Task.run_at <= now)
+            )
+            or 0
+        )
+        workers = (
+            session.scalar(
+                select(func.count())
+                .select_from(WorkerRecord)
+                .where(WorkerRecord.heartbeat_at >= live_after, WorkerRecord.state != "stopped")
+            )
+            or 0
+        )
         oldest = session.scalar(
             select(func.min(Task.run_at)).where(Task.state == states.QUEUED, Task.run_at <= now)
         )
@@ -63,6 +71,9 @@ def public_status(svc: ServicesDep) -> dict[str, Any]:
         "status": status,
         "environment": svc.settings.env,
         "notices": [],
-        "queue": {"waiting_tasks": waiting, "live_workers": workers,
-                  "oldest_wait_s": (now - oldest).total_seconds() if oldest else 0.0},
+        "queue": {
+            "waiting_tasks": waiting,
+            "live_workers": workers,
+            "oldest_wait_s": (now - oldest).total_seconds() if oldest else 0.0,
+        },
     }

@@ -26,8 +26,13 @@ async def upload_video(request: Request, svc: ServicesDep, user: UserDep) -> Res
     incoming: IncomingFile = upload.incoming  # type: ignore[assignment]
     try:
         video = await run_in_threadpool(
-            service.accept_upload, svc.db, svc.store, user, incoming,
-            filename=upload.filename, title=upload.fields.get("title"),
+            service.accept_upload,
+            svc.db,
+            svc.store,
+            user,
+            incoming,
+            filename=upload.filename,
+            title=upload.fields.get("title"),
         )
     except BaseException:
         incoming.discard()
@@ -46,11 +51,14 @@ def list_videos(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     with svc.db.read() as session:
-        page = service.list_videos(session, user, status=status, owner_email=owner,
-                                   limit=limit, cursor=cursor)
+        page = service.list_videos(
+            session, user, status=status, owner_email=owner, limit=limit, cursor=cursor
+        )
         url = svc.settings.resolved_public_url
-        return {"videos": [service.video_as_dict(v, url) for v in page.videos],
-                "next_cursor": page.next_cursor}
+        return {
+            "videos": [service.video_as_dict(v, url) for v in page.videos],
+            "next_cursor": page.next_cursor,
+        }
 
 
 @router.get("/{video_id}")
@@ -84,8 +92,11 @@ def get_rendition(video_id: str, name: str, svc: ServicesDep, user: UserDep) -> 
         video = service.get_video(session, user, video_id)
         if name not in {r.name for r in video.renditions}:
             raise ApiError(404, "not_found", f"video {video_id} has no rendition {name!r}")
-    return FileResponse(svc.store.rendition_path(video_id, name), media_type="video/mp4",
-                        filename=f"{video_id}-{name}.mp4")
+    return FileResponse(
+        svc.store.rendition_path(video_id, name),
+        media_type="video/mp4",
+        filename=f"{video_id}-{name}.mp4",
+    )
 
 
 @router.get("/{video_id}/thumbnail")

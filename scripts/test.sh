@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole check: install, lint, type-check, then the test suite on real ffmpeg,
+# SQLite and a throwaway PostgreSQL cluster. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh --test
+ruff check src tests
+ruff format --check src tests
+mypy
+python3 -m pytest -q -p no:cacheprovider "$@"

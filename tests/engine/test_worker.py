@@ -1,0 +1,177 @@
+"""The worker loop with real threads: handlers, heartbeats, time limits, shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from reelwatch.db.database import Database, utcnow
+from reelwatch.db.models import Event, Task, Workflow
+from reelwatch.engine import queue, states
+from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
+from reelwatch.engine.worker import Worker
+
+started = threading.Event()
+behaviour: dict[str, Callable[[TaskContext], dict[str, Any] | None]] = {}
+
+
+def _dispatch(ctx: TaskContext) -> dict[str, Any] | None:
+    started.set()
+    return behaviour["run"](ctx)
+
+
+register_workflow(WorkflowSpec("test_worker", (TaskSpec("step", _dispatch, timeout_s=60),)))
+register_workflow(WorkflowSpec("test_worker_short", (TaskSpec("step", _dispatch, timeout_s=0.5),)))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def workflow_state(db: Database, workflow_id: int) -> str:
+    with db.read() as session:
+        return session.get_one(Workflow, workflow_id).state
+
+
+def kinds(db: Database, workflow_id: int) -> list[str]:
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(Event.kind).where(Event.workflow_id == workflow_id).order_by(Event.id)
+            )
+        )
+
+
+@pytest.fixture
+def running_worker(db: Database) -> Iterator[tuple[Worker, threading.Event]]:
+    started.clear()
+    worker = Worker(db, lease_s=3, backoff_scale=0)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    yield worker, stop
+    stop.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def start(db: Database, name: str = "test_worker") -> int:
+    from reelwatch.engine.spec import workflow_spec
+
+    with db.write() as session:
+        return queue.start_workflow(session, workflow_spec(name)).id
+
+
+def test_worker_runs_a_task_and_reports_progress(
+    db: Database, running_worker: tuple[Worker, threading.Event]
+) -> None:
+    def run(ctx: TaskContext) -> dict[str, Any]:
+        ctx.report_progress(0.9)
+        time.sleep(1.5)  # long enough for one progress flush by the heartbeat
+        return {"answer": 42}
+
+    behaviour["run"] = run
+    workflow_id = start(db)
+    wait_until(lambda: workflow_state(db, workflow_id) == states.WF_SUCCEEDED)
+    events = kinds(db, workflow_id)
+    assert events.count("task_progress") == 3
+    with db.read() as session:
+        task = session.scalars(select(Task).where(Task.workflow_id == workflow_id)).one()
+        assert task.output == {"answer": 42} and task.worker_id == running_worker[0].id
+
+
+def test_unexpected_exception_becomes_unknown_and_is_retried(
+    db: Database, running_worker: tuple[Worker, threading.Event]
+) -> None:
+    calls = []
+
+    def run(ctx: TaskContext) -> dict[str, Any]:
+        calls.append(ctx.attempt)
+        if ctx.attempt == 1:
+            raise RuntimeError("boom")
+        return {}
+
+    behaviour["run"] = run
+    workflow_id = start(db)
+    wait_until(lambda: workflow_state(db, workflow_id) == states.WF_SUCCEEDED)
+    assert calls == [1, 2]
+    with db.read() as session:
+        failed = session.scalars(
+            select(Event).where(Event.workflow_id == workflow_id, Event.kind == "task_failed")
+        ).one()
+    assert failed.data["code"] == "unknown" and "RuntimeError: boom" in failed.data["message"]
+    assert "Traceback" in failed.data["detail"]
+
+
+def test_task_over_its_time_limit_fails_with_timeout(
+    db: Database, running_worker: tuple[Worker, threading.Event]
+) -> None:
+    def run(ctx: TaskContext) -> dict[str, Any]:
+        if not ctx.cancelled.wait(30):
+            raise AssertionError("never cancelled")
+        raise InterruptedError("stopped")
+
+    behaviour["run"] = run
+    workflow_id = start(db, "test_worker_short")
+    wait_until(lambda: "retry_scheduled" in kinds(db, workflow_id))
+    with db.read() as session:
+        failed = session.scalars(
+            select(Event).where(Event.workflow_id == workflow_id, Event.kind == "task_failed")
+        ).first()
+    assert failed is not None and failed.data["code"] == "timeout"
+
+
+def test_lost_lease_cancels_the_handler_and_records_nothing(
+    db: Database, running_worker: tuple[Worker, threading.Event]
+) -> None:
+    cancelled = threading.Event()
+
+    def run(ctx: TaskContext) -> dict[str, Any]:
+        if ctx.cancelled.wait(30):
+            cancelled.set()
+        return {"late": True}
+
+    behaviour["run"] = run
+    workflow_id = start(db)
+    assert started.wait(20)
+    with db.write() as session:  # another node decides this worker is gone
+        session.execute(update(Task).values(lease_expires_at=utcnow()))
+    queue.expire_stale_leases(db, backoff_scale=1000)  # keep the retry from running
+    assert cancelled.wait(20)
+    wait_until(lambda: running_worker[0].current is None)
+    with db.read() as session:
+        task = session.scalars(select(Task).where(Task.workflow_id == workflow_id)).one()
+    assert task.state == states.QUEUED and task.output is None
+    assert "task_succeeded" not in kinds(db, workflow_id)
+
+
+def test_shutdown_hands_the_running_task_back(db: Database) -> None:
+    started.clear()
+
+    def run(ctx: TaskContext) -> dict[str, Any]:
+        ctx.cancelled.wait(30)
+        raise InterruptedError("stopped")
+
+    behaviour["run"] = run
+    workflow_id = start(db)
+    worker = Worker(db, lease_s=3)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    assert started.wait(20)
+    stop.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    with db.read() as session:
+        task = session.scalars(select(Task).where(Task.workflow_id == workflow_id)).one()
+    assert task.state == states.QUEUED and task.attempt == 0
+    assert kinds(db, workflow_id)[-1] == "task_released"

@@ -1,0 +1,228 @@
+"""Videos through the real API, real workers and real ffmpeg, on generated media."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import samples
+from instance import LiveInstance, free_port, upload, wait_for_outcome
+from pg import PostgresCluster
+
+from reelwatch.config import Settings, load_settings
+
+PERMANENT = {"input_invalid", "input_no_video", "input_unsupported", "input_too_large"}
+
+
+@pytest.fixture(scope="module")
+def good_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return samples.make_good_samples(tmp_path_factory.mktemp("good"))
+
+
+@pytest.fixture(scope="module")
+def broken_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return samples.make_broken_samples(tmp_path_factory.mktemp("broken"))
+
+
+def instance_settings(home: Path, database_url: str | None = None) -> Settings:
+    return load_settings(
+        home=home, database_url=database_url, bind=f"127.0.0.1:{free_port()}",
+        lease_seconds=5, retry_backoff_scale=0.0, max_upload_mb=50,
+    )
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveInstance]:
+    live = LiveInstance(instance_settings(tmp_path_factory.mktemp("home"))).start()
+    yield live
+    live.stop()
+
+
+def ffprobe(path: Path) -> dict[str, object]:
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-show_format", str(path)],
+        capture_output=True, check=True, text=True,
+    )
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_every_good_format_becomes_ready_with_playable_renditions(
+    instance: LiveInstance, good_samples: dict[str, Path], tmp_path: Path
+) -> None:
+    client = instance.client()
+    uploaded = {name: upload(client, path) for name, path in good_samples.items()}
+    for name, video in uploaded.items():
+        final = wait_for_outcome(client, video["id"])
+        assert final["status"] == "ready", (name, final["error"])
+        assert final["progress"] == 1.0 and final["attempts"] == 1
+        assert final["renditions"], name
+        for rendition in final["renditions"]:
+            response = client.get(rendition["url"])
+            assert response.status_code == 200
+            target = tmp_path / f"{video['id']}-{rendition['name']}.mp4"
+            target.write_bytes(response.content)
+            info = ffprobe(target)
+            streams = info["streams"]  # type: ignore[index]
+            video_stream = next(s for s in streams if s["codec_type"] == "video")
+            assert video_stream["codec_name"] == "h264"
+            assert (video_stream["width"], video_stream["height"]) == (
+                rendition["width"], rendition["height"])
+            # Never upscaled: the rendition is no larger than the source.
+            assert rendition["height"] * rendition["width"] <= final["width"] * final["height"]
+        thumbnail = client.get(final["thumbnail_url"])
+        assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
+        events = client.get(f"/api/v1/videos/{video['id']}/events").json()
+        assert events[0]["kind"] == "workflow_started"
+        assert events[-1]["kind"] == "workflow_succeeded"
+
+
+def test_non_ascii_file_name_is_kept(instance: LiveInstance, good_samples: dict[str, Path]) -> None:
+    client = instance.client()
+    path = next(p for p in good_samples.values() if not p.name.isascii())
+    video = upload(client, path)
+    assert video["filename"] == path.name and video["title"] == path.name
+
+
+def test_rotated_and_vertical_sources_stay_upright(
+    instance: LiveInstance, good_samples: dict[str, Path]
+) -> None:
+    client = instance.client()
+    for name in ("vertical", "rotated"):
+        final = wait_for_outcome(client, upload(client, good_samples[name])["id"])
+        assert final["status"] == "ready"
+        assert final["height"] > final["width"], name
+        assert all(r["height"] > r["width"] for r in final["renditions"]), name
+
+
+def test_every_broken_input_fails_permanently_after_one_attempt(
+    instance: LiveInstance, broken_samples: dict[str, Path]
+) -> None:
+    client = instance.client()
+    uploaded = {name: upload(client, path) for name, path in broken_samples.items()}
+    for name, video in uploaded.items():
+        final = wait_for_outcome(client, video["id"])
+        assert final["status"] == "failed", name
+        assert final["error"]["code"] in PERMANENT, (name, final["error"])
+        assert final["error"]["recoverable"] is False
+        assert final["attempts"] == 1, name
+        kinds = [e["kind"] for e in client.get(f"/api/v1/videos/{video['id']}/events").json()]
+        assert "retry_scheduled" not in kinds and kinds[-1] == "workflow_failed"
+    assert uploaded and all(
+        wait_for_outcome(client, v["id"])["error"]["code"] == expected
+        for name, v in uploaded.items()
+        if (expected := {"audio_only": "input_no_video", "empty": "input_invalid"}.get(name))
+    )
+
+
+def test_another_users_video_is_not_found(
+    instance: LiveInstance, good_samples: dict[str, Path]
+) -> None:
+    alice, bob = instance.client("alice@example.com"), instance.client("bob@example.com")
+    video = upload(alice, good_samples["h264"])
+    base = f"/api/v1/videos/{video['id']}"
+    for method, path in [("GET", base), ("GET", f"{base}/events"), ("POST", f"{base}/retry"),
+                         ("DELETE", base), ("GET", f"{base}/thumbnail"),
+                         ("GET", f"{base}/renditions/480p")]:
+        response = bob.request(method, path)
+        assert response.status_code == 404, (method, path)
+        assert response.json()["error"]["code"] == "not_found"
+    assert video["id"] not in {v["id"] for v in bob.get("/api/v1/videos").json()["videos"]}
+    assert video["id"] in {v["id"] for v in alice.get("/api/v1/videos").json()["videos"]}
+    admin = instance.client("root@example.com", admin=True)
+    assert admin.get(base).status_code == 200
+
+
+def test_retry_reruns_a_failed_video_and_refuses_others(
+    instance: LiveInstance, broken_samples: dict[str, Path], good_samples: dict[str, Path]
+) -> None:
+    client = instance.client()
+    failed = wait_for_outcome(client, upload(client, broken_samples["random_bytes"])["id"])
+    response = client.post(f"/api/v1/videos/{failed['id']}/retry")
+    assert response.status_code == 202
+    again = wait_for_outcome(client, failed["id"])
+    assert again["status"] == "failed" and again["attempts"] == 2
+    kinds = [e["kind"] for e in client.get(f"/api/v1/videos/{failed['id']}/events").json()]
+    assert kinds.count("workflow_failed") == 2 and "workflow_restarted" in kinds
+    ready = wait_for_outcome(client, upload(client, good_samples["h264"])["id"])
+    conflict = client.post(f"/api/v1/videos/{ready['id']}/retry")
+    assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "not_retryable"
+
+
+def test_delete_removes_rows_and_files(
+    instance: LiveInstance, good_samples: dict[str, Path]
+) -> None:
+    client = instance.client()
+    video = wait_for_outcome(client, upload(client, good_samples["h264"])["id"])
+    folder = instance.settings.media_root / "videos" / video["id"]
+    assert (folder / "original").is_file()
+    assert client.delete(f"/api/v1/videos/{video['id']}").status_code == 204
+    assert not folder.exists()
+    assert client.get(f"/api/v1/videos/{video['id']}").status_code == 404
+    assert client.get(f"/api/v1/videos/{video['id']}/events").status_code == 404
+
+
+def test_original_is_stored_with_its_checksum(
+    instance: LiveInstance, good_samples: dict[str, Path]
+) -> None:
+    client = instance.client()
+    path = good_samples["prores"]
+    video = upload(client, path)
+    stored = instance.settings.media_root / "videos" / video["id"] / "original"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert video["sha256"] == digest == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert video["size_bytes"] == path.stat().st_size
+
+
+def test_bad_requests_get_clear_json_errors(instance: LiveInstance, tmp_path: Path) -> None:
+    client = instance.client()
+    anonymous = client.get("/api/v1/videos", headers={"Authorization": ""})
+    assert anonymous.status_code == 401 and "token" in anonymous.json()["error"]["message"]
+    wrong = client.get("/api/v1/videos", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    not_multipart = client.post("/api/v1/videos", content=b"hello")
+    assert not_multipart.status_code == 415
+    no_file = client.post("/api/v1/videos", files={"other": ("x", b"123")})
+    assert no_file.status_code == 400 and "file" in no_file.json()["error"]["message"]
+    bad_filter = client.get("/api/v1/videos", params={"status": "sideways"})
+    assert bad_filter.status_code == 422 and bad_filter.json()["error"]["code"] == "invalid_request"
+
+
+def test_oversized_upload_is_refused_and_nothing_is_kept(
+    instance: LiveInstance, tmp_path: Path
+) -> None:
+    client = instance.client()
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (51 * 1024 * 1024))
+    before = set((instance.settings.media_root / "videos").iterdir())
+    with big.open("rb") as handle:
+        response = client.post("/api/v1/videos", files={"file": (big.name, handle)})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    assert set((instance.settings.media_root / "videos").iterdir()) == before
+    assert not list((instance.settings.media_root / "incoming").glob("*.part"))
+
+
+def test_pipeline_runs_on_postgresql(
+    pg_cluster: PostgresCluster, tmp_path: Path, good_samples: dict[str, Path]
+) -> None:
+    live = LiveInstance(instance_settings(tmp_path / "home", pg_cluster.create_database()))
+    live.start()
+    try:
+        client = live.client()
+        videos = [upload(client, good_samples[name]) for name in ("h264", "vertical", "vp9")]
+        assert all(wait_for_outcome(client, v["id"])["status"] == "ready" for v in videos)
+    finally:
+        live.stop()
+
+
+def test_status_and_probes(instance: LiveInstance) -> None:
+    client = instance.client()
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {
+        "database": "ok", "storage": "ok"}
+    status = client.get("/api/v1/status", headers={"Authorization": ""}).json()
+    assert status["status"] == "operational" and status["queue"]["live_workers"] >= 1
