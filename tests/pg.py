@@ -51,23 +51,49 @@ class PostgresCluster:
             shutil.chown(root, "postgres")
         cluster = cls(root, _free_port())
         subprocess.run(
-            _as_server_user([_pg_bin("initdb"), "-D", str(root / "data"), "-A", "trust",
-                             "-U", "postgres", "--no-sync"]),
-            check=True, capture_output=True,
+            _as_server_user(
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(root / "data"),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
-        options = (f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c max_connections=300")
+        options = (
+            f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c max_connections=300"
+        )
         subprocess.run(
-            _as_server_user([_pg_bin("pg_ctl"), "-D", str(root / "data"), "-o", options,
-                             "-l", str(root / "server.log"), "-w", "start"]),
-            check=True, capture_output=True,
+            _as_server_user(
+                [
+                    _pg_bin("pg_ctl"),
+                    "-D",
+                    str(root / "data"),
+                    "-o",
+                    options,
+                    "-l",
+                    str(root / "server.log"),
+                    "-w",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
         return cluster
 
     def stop(self) -> None:
         subprocess.run(
-            _as_server_user([_pg_bin("pg_ctl"), "-D", str(self.root / "data"), "-m",
-                             "immediate", "-w", "stop"]),
+            _as_server_user(
+                [_pg_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"]
+            ),
             capture_output=True,
         )
         shutil.rmtree(self.root, ignore_errors=True)

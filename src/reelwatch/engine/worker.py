@@ -77,6 +77,10 @@ class RunningTask:
             )
             return {name: dict(output or {}) for name, output in rows}
 
+    @property
+    def progress(self) -> float:
+        return self._progress
+
     def report_progress(self, fraction: float) -> None:
         self._progress = min(1.0, max(self._progress, fraction))
 
@@ -111,7 +115,7 @@ class Heartbeat(threading.Thread):
                 log.exception("heartbeat for task %s failed", self.running.claim.id)
 
     def _beat(self) -> None:
-        progress = self.running._progress
+        progress = self.running.progress
         progress_changed = progress > self._flushed_progress
         renewal_due = time.monotonic() - self._renewed_at >= self.lease_s / 3
         if not (progress_changed or renewal_due):
