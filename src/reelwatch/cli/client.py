@@ -213,9 +213,10 @@ def retry(video_id: str) -> None:
 
 
 def _print_videos(videos: list[dict[str, Any]]) -> None:
-    table = Table(
-        "id", "title", "status", "progress", "attempts", "duration", "renditions", "error"
-    )
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=32)  # ids are for copying: never cut
+    for header in ("title", "status", "progress", "attempts", "duration", "renditions", "error"):
+        table.add_column(header)
     for video in videos:
         table.add_row(
             video["id"],

@@ -74,11 +74,13 @@ def start_workflow(
     subject_id: str | None = None,
     input: dict[str, Any] | None = None,
     priority: int = 0,
+    origin: dict[str, Any] | None = None,
 ) -> Workflow:
     """Insert a workflow with its tasks; roots are queued, the rest wait on dependencies.
 
     Runs inside the caller's transaction so the subject (the video row) and its
-    workflow appear together or not at all.
+    workflow appear together or not at all. ``origin`` describes what started it (the
+    upload) on the first event of the timeline.
     """
     now = utcnow()
     workflow = Workflow(
@@ -90,7 +92,13 @@ def start_workflow(
     )
     session.add(workflow)
     session.flush()
-    record_event(session, "workflow_started", workflow, data={"tasks": len(spec.tasks)}, at=now)
+    record_event(
+        session,
+        "workflow_started",
+        workflow,
+        at=now,
+        data={**(origin or {}), "tasks": [task.name for task in spec.tasks]},
+    )
     for task_spec in spec.tasks:
         task = Task(
             workflow_id=workflow.id,

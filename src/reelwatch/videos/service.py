@@ -67,26 +67,23 @@ def accept_upload(
                 progress=0.0,
                 attempts=0,
                 has_thumbnail=False,
+                renditions=[],
                 created_at=now,
                 updated_at=now,
             )
             session.add(video)
             session.flush()
-            workflow = queue.start_workflow(
-                session, workflow_spec(VIDEO_WORKFLOW), subject_id=video_id
-            )
-            video.workflow_id = workflow.id
-            queue.record_event(
-                session,
-                "uploaded",
-                workflow,
-                at=now,
-                data={
+            origin = {
+                "upload": {
                     "filename": filename,
                     "size_bytes": stored.size_bytes,
                     "sha256": stored.sha256,
-                },
+                }
+            }
+            workflow = queue.start_workflow(
+                session, workflow_spec(VIDEO_WORKFLOW), subject_id=video_id, origin=origin
             )
+            video.workflow_id = workflow.id
     except BaseException:
         store.delete_video(video_id)  # no row, so no 201: the file must not linger
         raise

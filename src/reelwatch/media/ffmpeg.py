@@ -1,0 +1,267 @@
+"""Running ffmpeg and ffprobe as guarded child processes: resource limits, progress and kill.
+
+``run_ffmpeg`` reports progress, kills ffmpeg when it stalls, overruns its wall clock or is
+cancelled, and turns a failed run into a ``TaskFailure`` through the classifier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import queue
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from reelwatch.failures import FailureCode, TaskFailure
+from reelwatch.media.classify import classify_ffmpeg_failure, is_notable_stderr_line
+
+FFMPEG = "ffmpeg"
+FFPROBE = "ffprobe"
+STDERR_TAIL_BYTES = 4096
+DEFAULT_MEMORY_MB = 4096
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+# How often the supervising loop wakes to look at the cancel event and the clocks.
+_POLL_INTERVAL_S = 0.1
+_MAX_NOTABLE_LINES = 20
+
+
+@dataclass(frozen=True)
+class FfmpegLimits:
+    stall_timeout_s: float = 120
+    timeout_s: float = 4 * 3600
+    threads: int = 0
+    memory_mb: int = DEFAULT_MEMORY_MB
+
+
+@dataclass(frozen=True)
+class FfmpegRun:
+    """What a successful run leaves behind: how far the output got, and ffmpeg's complaints."""
+
+    out_time_s: float | None
+    stderr_tail: str
+
+
+class FfmpegCancelled(Exception):
+    """The caller's cancel event was set, so ffmpeg was killed."""
+
+
+def media_url(path: Path) -> str:
+    """An ffmpeg URL for a file that no file name can turn into an option or a protocol."""
+    return f"file:{path.absolute()}"
+
+
+def child_preexec(memory_mb: int) -> Callable[[], None]:
+    """The function the forked child runs before exec: limits, no core, die with the parent."""
+    memory_bytes = _capped_to_hard_limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
+    parent_pid = os.getpid()
+
+    def limit_child() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if _LIBC is not None:
+            # A SIGKILLed worker cannot clean up; the kernel kills ffmpeg for it.
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent_pid:  # the parent died before prctl took effect
+                os._exit(1)
+
+    return limit_child
+
+
+def child_environment() -> dict[str, str]:
+    # glibc reserves 64 MB of address space per malloc arena and makes up to 8 per core;
+    # under RLIMIT_AS that would fail allocations on many-core machines for no real memory.
+    return {**os.environ, "MALLOC_ARENA_MAX": "4"}
+
+
+def run_ffmpeg(
+    args: list[str],
+    *,
+    duration_s: float | None,
+    limits: FfmpegLimits,
+    on_progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> FfmpegRun:
+    """Run ffmpeg with ``args`` until it ends; raise ``TaskFailure`` or ``FfmpegCancelled``."""
+    command = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-progress", "pipe:1", "-nostats"]
+    command += ["-loglevel", "warning", *args]
+    process = _start(command, limits)
+    assert process.stdout is not None and process.stderr is not None
+    stderr = _StderrCollector(process.stderr)
+    progress = _ProgressReader(process.stdout)
+    try:
+        out_time_s = _supervise(process, progress, stderr, duration_s, limits, on_progress, cancel)
+    finally:
+        _kill_and_reap(process)
+        progress.join()
+        stderr.join()
+    if process.returncode != 0:
+        raise classify_ffmpeg_failure(process.returncode, stderr.text())
+    return FfmpegRun(out_time_s=out_time_s, stderr_tail=stderr.text())
+
+
+def _start(command: list[str], limits: FfmpegLimits) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_environment(),
+            # Its own process group: a Ctrl-C aimed at the worker must not make ffmpeg
+            # quit "normally" with a half-written file; the worker decides when it stops.
+            process_group=0,
+            preexec_fn=child_preexec(limits.memory_mb),
+        )
+    except OSError as exc:
+        raise TaskFailure(
+            FailureCode.DEPENDENCY_DOWN, f"cannot start ffmpeg: {exc.strerror}", detail=str(exc)
+        ) from exc
+
+
+def _supervise(
+    process: subprocess.Popen[bytes],
+    progress: _ProgressReader,
+    stderr: _StderrCollector,
+    duration_s: float | None,
+    limits: FfmpegLimits,
+    on_progress: Callable[[float], None] | None,
+    cancel: threading.Event | None,
+) -> float | None:
+    """Follow ffmpeg's progress until it exits; the last out_time in seconds."""
+    started = last_advance = time.monotonic()
+    out_time_s: float | None = None
+    stdout_closed = False
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise FfmpegCancelled("ffmpeg was cancelled")
+        now = time.monotonic()
+        if now - last_advance > limits.stall_timeout_s:
+            raise TaskFailure(
+                FailureCode.TIMEOUT,
+                f"ffmpeg made no progress for {limits.stall_timeout_s:g} s and was stopped",
+                detail=stderr.text(),
+            )
+        if now - started > limits.timeout_s:
+            raise TaskFailure(
+                FailureCode.TIMEOUT,
+                f"ffmpeg ran longer than {limits.timeout_s:g} s and was stopped",
+                detail=stderr.text(),
+            )
+        if stdout_closed:
+            # The clocks keep running while ffmpeg finishes (a faststart rewrite, or a hang).
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=_POLL_INTERVAL_S)
+                return out_time_s
+            continue
+        try:
+            seconds = progress.out_times.get(timeout=_POLL_INTERVAL_S)
+        except queue.Empty:
+            continue
+        if seconds is None:
+            stdout_closed = True
+            continue
+        if out_time_s is None or seconds > out_time_s:
+            out_time_s, last_advance = seconds, time.monotonic()
+            if on_progress is not None and duration_s:
+                on_progress(min(1.0, max(0.0, seconds / duration_s)))
+
+
+def _kill_and_reap(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+def _capped_to_hard_limit(limit: int, wanted: int) -> int:
+    _, hard = resource.getrlimit(limit)
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+
+
+class _ProgressReader:
+    """Turns ``-progress pipe:1`` lines into out_time seconds; ``None`` marks the end."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.out_times: queue.Queue[float | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        try:
+            for line in stream:
+                seconds = _parse_out_time(line)
+                if seconds is not None:
+                    self.out_times.put(seconds)
+        finally:
+            stream.close()
+            self.out_times.put(None)
+
+
+def _parse_out_time(line: bytes) -> float | None:
+    key, _, value = line.decode("ascii", "replace").strip().partition("=")
+    if key != "out_time_us":
+        return None
+    try:
+        microseconds = int(value)
+    except ValueError:  # "N/A" before the first frame
+        return None
+    return microseconds / 1_000_000 if microseconds >= 0 else None
+
+
+class _StderrCollector:
+    """Drains stderr so ffmpeg never blocks on a full pipe, keeping what explains a failure.
+
+    It keeps the last few KB, and separately the first lines that name a cause (a
+    "partial file" early on is evidence even when thousands of warnings follow it).
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._tail: deque[str] = deque()
+        self._tail_size = 0
+        self._notable: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def text(self) -> str:
+        with self._lock:
+            tail = list(self._tail)
+            earlier = [line for line in self._notable if line not in tail]
+        return "".join(_lines_with_newlines(earlier + tail))
+
+    def _read(self, stream: IO[bytes]) -> None:
+        try:
+            for raw in stream:
+                self._keep(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        finally:
+            stream.close()
+
+    def _keep(self, line: str) -> None:
+        with self._lock:
+            self._tail.append(line)
+            self._tail_size += len(line) + 1
+            while self._tail_size > STDERR_TAIL_BYTES and len(self._tail) > 1:
+                self._tail_size -= len(self._tail.popleft()) + 1
+            if len(self._notable) < _MAX_NOTABLE_LINES and is_notable_stderr_line(line):
+                self._notable.append(line)
+
+
+def _lines_with_newlines(lines: Iterable[str]) -> Iterable[str]:
+    return (line + "\n" for line in lines)

@@ -1,0 +1,285 @@
+"""Reading what an uploaded file is with ffprobe, and refusing what reelwatch cannot process.
+
+``probe_media`` turns ffprobe's JSON into a ``MediaInfo`` or a permanent input failure
+(invalid, no video, unsupported); ``check_limits`` enforces the duration and pixel limits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from reelwatch.failures import FailureCode, TaskFailure, failure_from_os_error
+from reelwatch.media.classify import classify_ffmpeg_failure
+from reelwatch.media.ffmpeg import (
+    DEFAULT_MEMORY_MB,
+    FFPROBE,
+    STDERR_TAIL_BYTES,
+    child_environment,
+    child_preexec,
+    media_url,
+)
+
+# ffmpeg's demuxers for ANSI art and plain text: they "decode" any text file as video.
+_TEXT_FORMATS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What the rest of reelwatch needs to know about a video; sizes are as displayed."""
+
+    duration_s: float
+    width: int
+    height: int
+    rotation: int
+    video_codec: str
+    has_audio: bool
+    frame_rate: float | None
+    format_name: str
+    size_bytes: int
+
+
+def probe_media(path: Path, *, timeout_s: float = 60) -> MediaInfo:
+    """Probe ``path``; raise ``TaskFailure`` when it is not a video reelwatch can process."""
+    size_bytes = _size_of(path)
+    if size_bytes == 0:
+        raise TaskFailure(FailureCode.INPUT_INVALID, "the file is empty")
+    return media_info_from_report(_run_ffprobe(path, timeout_s), size_bytes)
+
+
+def check_limits(info: MediaInfo, *, max_duration_s: float, max_pixels: int) -> None:
+    """Raise ``INPUT_TOO_LARGE`` when the video is longer or has larger frames than allowed."""
+    if info.duration_s > max_duration_s:
+        raise TaskFailure(
+            FailureCode.INPUT_TOO_LARGE,
+            f"the video lasts {_clock(info.duration_s)}, longer than the limit of "
+            f"{_clock(max_duration_s)} (max duration)",
+        )
+    pixels = info.width * info.height
+    if pixels > max_pixels:
+        raise TaskFailure(
+            FailureCode.INPUT_TOO_LARGE,
+            f"the video's frames are {info.width}x{info.height} ({pixels / 1e6:.1f} megapixels), "
+            f"more than the limit of {max_pixels / 1e6:.1f} megapixels (max pixels)",
+        )
+
+
+def media_info_from_report(report: Json, size_bytes: int) -> MediaInfo:
+    """Judge ffprobe's ``-show_format -show_streams`` report of one file."""
+    container = report.get("format") or {}
+    streams: list[Json] = report.get("streams") or []
+    format_name = str(container.get("format_name") or "")
+    if format_name in _TEXT_FORMATS:
+        raise TaskFailure(FailureCode.INPUT_INVALID, "the file is text, not media")
+    pictures = [s for s in streams if s.get("codec_type") == "video" and not _is_cover_art(s)]
+    if not pictures:
+        raise _no_video_failure(streams)
+    video = pictures[0]  # the stream ffmpeg's "0:V:0" selects when transcoding
+    if _is_still_image(format_name, video):
+        raise TaskFailure(FailureCode.INPUT_NO_VIDEO, "the file is a still image, not a video")
+    codec = _decodable_video_codec(video)
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise TaskFailure(FailureCode.INPUT_INVALID, "the video stream has no picture size")
+    rotation = _rotation_of(video)
+    display_width, display_height = _display_size(width, height, video, rotation)
+    return MediaInfo(
+        duration_s=_duration_of(container, video),
+        width=display_width,
+        height=display_height,
+        rotation=rotation,
+        video_codec=codec,
+        has_audio=any(_is_decodable_audio(s) for s in streams),
+        frame_rate=_frame_rate(video),
+        format_name=format_name,
+        size_bytes=size_bytes,
+    )
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as exc:
+        raise failure_from_os_error(exc, "reading the original") from exc
+
+
+def _run_ffprobe(path: Path, timeout_s: float) -> Json:
+    command = [FFPROBE, "-v", "error", "-of", "json", "-show_format", "-show_streams"]
+    command += ["-i", media_url(path)]
+    result = _run_guarded(command, timeout_s)
+    stderr = result.stderr.decode("utf-8", "replace")[-STDERR_TAIL_BYTES:]
+    if result.returncode != 0:
+        raise _probe_failure(result.returncode, stderr)
+    try:
+        report = json.loads(result.stdout.decode("utf-8", "replace"))
+    except ValueError as exc:
+        raise TaskFailure(
+            FailureCode.UNKNOWN, "ffprobe's report could not be read", detail=stderr
+        ) from exc
+    if not isinstance(report, dict):
+        raise TaskFailure(FailureCode.UNKNOWN, "ffprobe's report is not an object", detail=stderr)
+    return report
+
+
+def _run_guarded(command: list[str], timeout_s: float) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+            env=child_environment(),
+            preexec_fn=child_preexec(DEFAULT_MEMORY_MB),
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise TaskFailure(
+            FailureCode.TIMEOUT,
+            f"ffprobe did not finish within {timeout_s:g} s",
+            detail=(exc.stderr or b"").decode("utf-8", "replace")[-STDERR_TAIL_BYTES:],
+        ) from exc
+    except OSError as exc:
+        raise TaskFailure(
+            FailureCode.DEPENDENCY_DOWN, f"cannot start {command[0]}: {exc.strerror}"
+        ) from exc
+
+
+def _probe_failure(returncode: int, stderr: str) -> TaskFailure:
+    failure = classify_ffmpeg_failure(returncode, stderr)
+    if failure.code is FailureCode.UNKNOWN:
+        # ffprobe fails only to open or parse the file, and it says little more than that.
+        return TaskFailure(
+            FailureCode.INPUT_INVALID, "the file is not a readable media file", detail=stderr
+        )
+    if failure.code is FailureCode.INPUT_INVALID:
+        return TaskFailure(
+            FailureCode.INPUT_INVALID,
+            "the file is not a readable media file (damaged, incomplete, or not media at all)",
+            detail=stderr,
+        )
+    return failure
+
+
+def _no_video_failure(streams: list[Json]) -> TaskFailure:
+    if any(s.get("codec_type") == "audio" for s in streams):
+        return TaskFailure(FailureCode.INPUT_NO_VIDEO, "the file has sound but no video")
+    if any(_is_cover_art(s) for s in streams):
+        return TaskFailure(FailureCode.INPUT_NO_VIDEO, "the file has only a cover picture")
+    return TaskFailure(FailureCode.INPUT_INVALID, "the file has neither video nor sound")
+
+
+def _is_cover_art(stream: Json) -> bool:
+    disposition = stream.get("disposition") or {}
+    return bool(disposition.get("attached_pic") or disposition.get("timed_thumbnails"))
+
+
+def _is_still_image(format_name: str, stream: Json) -> bool:
+    # image2 reads image files by extension, the *_pipe demuxers recognise them by content.
+    if format_name == "image2" or format_name.endswith("_pipe"):
+        return True
+    return str(stream.get("nb_frames")) == "1"
+
+
+def _decodable_video_codec(stream: Json) -> str:
+    codec = stream.get("codec_name")
+    if not codec or ("V", codec) not in decodable_codecs():
+        name = codec or stream.get("codec_tag_string") or "unknown"
+        raise TaskFailure(
+            FailureCode.INPUT_UNSUPPORTED, f"the video codec ({name}) cannot be decoded here"
+        )
+    return str(codec)
+
+
+def _is_decodable_audio(stream: Json) -> bool:
+    return stream.get("codec_type") == "audio" and (
+        ("A", stream.get("codec_name")) in decodable_codecs()
+    )
+
+
+@lru_cache(maxsize=1)
+def decodable_codecs() -> frozenset[tuple[str, str]]:
+    """(kind, codec name) pairs this ffmpeg can decode: kind "V" video, "A" audio."""
+    result = _run_guarded([FFPROBE, "-hide_banner", "-codecs"], timeout_s=30)
+    if result.returncode != 0:
+        raise TaskFailure(FailureCode.DEPENDENCY_DOWN, "ffprobe cannot list its codecs")
+    pairs = set()
+    for line in result.stdout.decode("utf-8", "replace").splitlines():
+        fields = line.split()
+        # " DEV.LS h264  H.264 / AVC ..." : flag 0 is decoding, flag 2 the kind.
+        if len(fields) >= 2 and len(fields[0]) == 6 and fields[0][0] == "D":
+            pairs.add((fields[0][2], fields[1]))
+    return frozenset(pairs)
+
+
+def _duration_of(container: Json, stream: Json) -> float:
+    for candidate in (container.get("duration"), stream.get("duration")):
+        seconds = _positive_float(candidate)
+        if seconds is not None:
+            return seconds
+    frames, rate = _positive_float(stream.get("nb_frames")), _frame_rate(stream)
+    if frames is not None and rate:
+        return frames / rate
+    raise TaskFailure(FailureCode.INPUT_INVALID, "the video's length cannot be determined")
+
+
+def _rotation_of(stream: Json) -> int:
+    """Clockwise degrees to turn the stored picture to show it upright (phones: 90)."""
+    for side_data in stream.get("side_data_list") or []:
+        if "rotation" in side_data:
+            # The display matrix angle is counter-clockwise, the old rotate tag clockwise.
+            return _quarter_turns(side_data["rotation"], clockwise=False)
+    return _quarter_turns((stream.get("tags") or {}).get("rotate"), clockwise=True)
+
+
+def _quarter_turns(degrees: object, *, clockwise: bool) -> int:
+    """The nearest of 0, 90, 180, 270 clockwise; 0 when absent or not a number."""
+    try:
+        angle = float(str(degrees)) if clockwise else -float(str(degrees))
+        return round(angle / 90) % 4 * 90
+    except (ValueError, OverflowError):  # None, "nan", "inf"
+        return 0
+
+
+def _display_size(width: int, height: int, stream: Json, rotation: int) -> tuple[int, int]:
+    """Stretch anamorphic pixels to square ones, then swap sides for a quarter turn."""
+    numerator, denominator = _ratio(stream.get("sample_aspect_ratio"))
+    if numerator > 0 and denominator > 0 and numerator != denominator:
+        width = max(1, round(width * numerator / denominator))
+    return (height, width) if rotation in (90, 270) else (width, height)
+
+
+def _frame_rate(stream: Json) -> float | None:
+    for key in ("avg_frame_rate", "r_frame_rate"):
+        numerator, denominator = _ratio(stream.get(key))
+        if numerator > 0 and denominator > 0:
+            return numerator / denominator
+    return None
+
+
+def _ratio(value: object) -> tuple[int, int]:
+    """'16:9' or '30000/1001' as integers; (0, 0) when absent or malformed."""
+    text = str(value or "").replace(":", "/")
+    numerator, _, denominator = text.partition("/")
+    try:
+        return int(numerator), int(denominator)
+    except ValueError:
+        return 0, 0
+
+
+def _positive_float(value: object) -> float | None:
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    return number if number > 0 and number != float("inf") else None
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
