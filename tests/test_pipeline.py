@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 import samples
 from instance import LiveInstance, free_port, upload, wait_for_outcome
 from pg import PostgresCluster
-
 from reelwatch.config import Settings, load_settings
 
 PERMANENT = {"input_invalid", "input_no_video", "input_unsupported", "input_too_large"}
@@ -30,8 +30,12 @@ def broken_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def instance_settings(home: Path, database_url: str | None = None) -> Settings:
     return load_settings(
-        home=home, database_url=database_url, bind=f"127.0.0.1:{free_port()}",
-        lease_seconds=5, retry_backoff_scale=0.0, max_upload_mb=50,
+        home=home,
+        database_url=database_url,
+        bind=f"127.0.0.1:{free_port()}",
+        lease_seconds=5,
+        retry_backoff_scale=0.0,
+        max_upload_mb=50,
     )
 
 
@@ -45,7 +49,9 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveInstance]
 def ffprobe(path: Path) -> dict[str, object]:
     result = subprocess.run(
         ["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-show_format", str(path)],
-        capture_output=True, check=True, text=True,
+        capture_output=True,
+        check=True,
+        text=True,
     )
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
@@ -70,7 +76,9 @@ def test_every_good_format_becomes_ready_with_playable_renditions(
             video_stream = next(s for s in streams if s["codec_type"] == "video")
             assert video_stream["codec_name"] == "h264"
             assert (video_stream["width"], video_stream["height"]) == (
-                rendition["width"], rendition["height"])
+                rendition["width"],
+                rendition["height"],
+            )
             # Never upscaled: the rendition is no larger than the source.
             assert rendition["height"] * rendition["width"] <= final["width"] * final["height"]
         thumbnail = client.get(final["thumbnail_url"])
@@ -124,9 +132,14 @@ def test_another_users_video_is_not_found(
     alice, bob = instance.client("alice@example.com"), instance.client("bob@example.com")
     video = upload(alice, good_samples["h264"])
     base = f"/api/v1/videos/{video['id']}"
-    for method, path in [("GET", base), ("GET", f"{base}/events"), ("POST", f"{base}/retry"),
-                         ("DELETE", base), ("GET", f"{base}/thumbnail"),
-                         ("GET", f"{base}/renditions/480p")]:
+    for method, path in [
+        ("GET", base),
+        ("GET", f"{base}/events"),
+        ("POST", f"{base}/retry"),
+        ("DELETE", base),
+        ("GET", f"{base}/thumbnail"),
+        ("GET", f"{base}/renditions/480p"),
+    ]:
         response = bob.request(method, path)
         assert response.status_code == 404, (method, path)
         assert response.json()["error"]["code"] == "not_found"
@@ -223,6 +236,8 @@ def test_status_and_probes(instance: LiveInstance) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {
-        "database": "ok", "storage": "ok"}
+        "database": "ok",
+        "storage": "ok",
+    }
     status = client.get("/api/v1/status", headers={"Authorization": ""}).json()
     assert status["status"] == "operational" and status["queue"]["live_workers"] >= 1

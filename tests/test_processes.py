@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
 import samples
 from instance import free_port, wait_until
 from pg import PostgresCluster
@@ -44,8 +45,11 @@ class UpProcess:
     def start(self) -> UpProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            reelwatch("up"), env=self.env, stdout=self.log.open("a"),
-            stderr=subprocess.STDOUT, text=True,
+            reelwatch("up"),
+            env=self.env,
+            stdout=self.log.open("a"),
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         wait_until(self._ready, timeout=60)
         return self
@@ -62,8 +66,9 @@ class UpProcess:
 
     def client(self) -> httpx.Client:
         token = (self.home / "admin.token").read_text().strip()
-        return httpx.Client(base_url=self.url, timeout=30,
-                            headers={"Authorization": f"Bearer {token}"})
+        return httpx.Client(
+            base_url=self.url, timeout=30, headers={"Authorization": f"Bearer {token}"}
+        )
 
     def workers(self) -> list[psutil.Process]:
         assert self.process is not None
@@ -108,13 +113,21 @@ def test_up_creates_an_admin_and_the_cli_uploads_and_waits(up: UpProcess, tmp_pa
     assert token_file.read_text().strip() in up.log.read_text()
     video = samples.make_video(tmp_path / "clip.mp4", duration_s=1.0)
     result = subprocess.run(
-        reelwatch("upload", str(video), "--wait"), env={**up.env, "REELWATCH_URL": up.url},
-        capture_output=True, text=True, timeout=180,
+        reelwatch("upload", str(video), "--wait"),
+        env={**up.env, "REELWATCH_URL": up.url},
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ready" in result.stdout
-    listing = subprocess.run(reelwatch("status"), env={**up.env, "REELWATCH_URL": up.url},
-                             capture_output=True, text=True, timeout=60)
+    listing = subprocess.run(
+        reelwatch("status"),
+        env={**up.env, "REELWATCH_URL": up.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "clip.mp4" in listing.stdout and "ready" in listing.stdout
 
 
@@ -138,16 +151,16 @@ def test_worker_killed_mid_transcode_is_restarted_and_the_video_becomes_ready(
     timeline = client.get(f"/api/v1/videos/{video['id']}/events").json()
     lost = [e for e in timeline if e["kind"] == "task_failed"]
     assert lost and lost[0]["data"]["code"] == "worker_lost"
-    assert victim.pid not in {w.pid for w in wait_until(
-        lambda: len(up.workers()) == 2 and up.workers())}, "the dead worker was not replaced"
+    assert victim.pid not in {
+        w.pid for w in wait_until(lambda: len(up.workers()) == 2 and up.workers())
+    }, "the dead worker was not replaced"
 
 
 def test_videos_survive_sigkill_of_up_at_any_moment(tmp_path: Path) -> None:
     instance = UpProcess(tmp_path / "home").start()
     client = instance.client()
     clips = [samples.make_video(tmp_path / f"clip{i}.mp4", duration_s=2.0) for i in range(4)]
-    ids = [client.post("/api/v1/videos", files={"file": c.open("rb")}).json()["id"]
-           for c in clips]
+    ids = [client.post("/api/v1/videos", files={"file": c.open("rb")}).json()["id"] for c in clips]
     instance.stop(signal.SIGKILL)  # mid-processing: some queued, some running
     instance.start()
     client = instance.client()
@@ -170,10 +183,15 @@ def test_lease_expiry_rescues_a_killed_standalone_worker_on_postgresql(
         "REELWATCH_LEASE_SECONDS": "3",
         "REELWATCH_RETRY_BACKOFF_SCALE": "0",
     }
-    server = subprocess.Popen(reelwatch("server"), env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    first = subprocess.Popen(reelwatch("worker", "--name", "first"), env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        reelwatch("server"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    first = subprocess.Popen(
+        reelwatch("worker", "--name", "first"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     second: subprocess.Popen[bytes] | None = None
     try:
         url = f"http://{env['REELWATCH_BIND']}"
@@ -182,12 +200,18 @@ def test_lease_expiry_rescues_a_killed_standalone_worker_on_postgresql(
         client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
         long_video = samples.make_long_video(tmp_path / "long.mp4")
         video = client.post("/api/v1/videos", files={"file": long_video.open("rb")}).json()
-        wait_until(lambda: any(c.name() == "ffmpeg"
-                               for c in psutil.Process(first.pid).children()), interval=0.05)
+        wait_until(
+            lambda: any(c.name() == "ffmpeg" for c in psutil.Process(first.pid).children()),
+            interval=0.05,
+        )
         first.send_signal(signal.SIGKILL)
         first.wait()
-        second = subprocess.Popen(reelwatch("worker", "--name", "second"), env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        second = subprocess.Popen(
+            reelwatch("worker", "--name", "second"),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         final = outcome(client, video["id"], timeout=180)
         assert final["status"] == "ready"
         timeline = client.get(f"/api/v1/videos/{video['id']}/events").json()
