@@ -58,7 +58,18 @@ class UpProcess:
         assert self.process is not None
         if self.process.poll() is not None:
             raise AssertionError(f"reelwatch up exited:\n{self.log.read_text()}")
-        return answers(self.url)
+        return self._own_server_listens() and answers(self.url)
+
+    def _own_server_listens(self) -> bool:
+        """True once the port is held by this run's server, not a predecessor's."""
+        assert self.process is not None
+        for child in psutil.Process(self.process.pid).children():
+            if "server" in child.cmdline():
+                return any(
+                    c.laddr.port == self.port and c.status == psutil.CONN_LISTEN
+                    for c in child.net_connections()
+                )
+        return False
 
     @property
     def url(self) -> str:
@@ -114,7 +125,7 @@ def test_up_creates_an_admin_and_the_cli_uploads_and_waits(up: UpProcess, tmp_pa
     video = samples.make_video(tmp_path / "clip.mp4", duration_s=1.0)
     result = subprocess.run(
         reelwatch("upload", str(video), "--wait"),
-        env={**up.env, "REELWATCH_URL": up.url},
+        env={**up.env, "REELWATCH_URL": up.url, "COLUMNS": "200"},
         capture_output=True,
         text=True,
         timeout=180,
@@ -123,7 +134,7 @@ def test_up_creates_an_admin_and_the_cli_uploads_and_waits(up: UpProcess, tmp_pa
     assert "ready" in result.stdout
     listing = subprocess.run(
         reelwatch("status"),
-        env={**up.env, "REELWATCH_URL": up.url},
+        env={**up.env, "REELWATCH_URL": up.url, "COLUMNS": "200"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -158,15 +169,21 @@ def test_worker_killed_mid_transcode_is_restarted_and_the_video_becomes_ready(
 
 def test_videos_survive_sigkill_of_up_at_any_moment(tmp_path: Path) -> None:
     instance = UpProcess(tmp_path / "home").start()
-    client = instance.client()
     clips = [samples.make_video(tmp_path / f"clip{i}.mp4", duration_s=2.0) for i in range(4)]
-    ids = [client.post("/api/v1/videos", files={"file": c.open("rb")}).json()["id"] for c in clips]
-    instance.stop(signal.SIGKILL)  # mid-processing: some queued, some running
-    instance.start()
+    ids = []
+    for clip in clips:  # each upload lands at another stage of the previous ones
+        response = instance.client().post("/api/v1/videos", files={"file": clip.open("rb")})
+        assert response.status_code == 201
+        ids.append(response.json()["id"])
+        instance.stop(signal.SIGKILL)
+        instance.start()
     client = instance.client()
     try:
-        for video_id in ids:
-            assert outcome(client, video_id, timeout=180)["status"] == "ready"
+        for video_id, clip in zip(ids, clips, strict=True):
+            final = outcome(client, video_id, timeout=180)
+            assert final["status"] == "ready"
+            original = instance.home / "media" / "videos" / video_id / "original"
+            assert original.read_bytes() == clip.read_bytes()
     finally:
         instance.stop()
 

@@ -49,11 +49,6 @@ _RULES = (
         ),
     ),
     _Rule(
-        FailureCode.FFMPEG_CRASHED,
-        "ffmpeg was stopped by a signal",
-        ("received signal",),
-    ),
-    _Rule(
         FailureCode.INPUT_UNSUPPORTED,
         "the video's codec cannot be decoded here",
         ("Decoder (codec", "Unknown decoder", "unknown codec", "Unsupported codec"),
@@ -73,6 +68,10 @@ _RULES = (
     ),
 )
 
+# ffmpeg catches SIGINT and SIGTERM, stops, and exits with 255; it says so only at the
+# info log level, which reelwatch does not print.
+_STOPPED_BY_SIGNAL = 255
+
 _NOTABLE = tuple(pattern for rule in _RULES for pattern in rule.patterns)
 
 
@@ -83,6 +82,10 @@ def classify_ffmpeg_failure(returncode: int, stderr_tail: str) -> TaskFailure:
             FailureCode.FFMPEG_CRASHED,
             f"ffmpeg was killed by {_signal_name(-returncode)}",
             detail=stderr_tail,
+        )
+    if returncode == _STOPPED_BY_SIGNAL:
+        return TaskFailure(
+            FailureCode.FFMPEG_CRASHED, "ffmpeg was stopped by a signal", detail=stderr_tail
         )
     for rule in _RULES:
         if any(pattern in stderr_tail for pattern in rule.patterns):

@@ -50,7 +50,10 @@ def probe_media(path: Path, *, timeout_s: float = 60) -> MediaInfo:
     size_bytes = _size_of(path)
     if size_bytes == 0:
         raise TaskFailure(FailureCode.INPUT_INVALID, "the file is empty")
-    return media_info_from_report(_run_ffprobe(path, timeout_s), size_bytes)
+    report = _run_ffprobe(path, timeout_s)
+    if not _states_a_duration(report):
+        report = _with_counted_duration(report, path, timeout_s)
+    return media_info_from_report(report, size_bytes)
 
 
 def check_limits(info: MediaInfo, *, max_duration_s: float, max_pixels: int) -> None:
@@ -125,6 +128,26 @@ def _run_ffprobe(path: Path, timeout_s: float) -> Json:
     if not isinstance(report, dict):
         raise TaskFailure(FailureCode.UNKNOWN, "ffprobe's report is not an object", detail=stderr)
     return report
+
+
+def _states_a_duration(report: Json) -> bool:
+    sections = [report.get("format") or {}, *(report.get("streams") or [])]
+    return any(_positive_float(section.get("duration")) is not None for section in sections)
+
+
+def _with_counted_duration(report: Json, path: Path, timeout_s: float) -> Json:
+    """Raw streams (a camera's .h264 export) state no duration: count their frames instead."""
+    command = [FFPROBE, "-v", "error", "-of", "json", "-count_packets", "-select_streams", "V:0"]
+    command += ["-show_entries", "stream=nb_read_packets,avg_frame_rate,r_frame_rate"]
+    result = _run_guarded([*command, "-i", media_url(path)], timeout_s)
+    try:
+        counted = json.loads(result.stdout.decode("utf-8", "replace"))["streams"][0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return report
+    frames, rate = _positive_float(counted.get("nb_read_packets")), _frame_rate(counted)
+    if frames is None or not rate:
+        return report
+    return {**report, "format": {**(report.get("format") or {}), "duration": frames / rate}}
 
 
 def _run_guarded(command: list[str], timeout_s: float) -> subprocess.CompletedProcess[bytes]:

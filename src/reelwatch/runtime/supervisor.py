@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -78,6 +79,8 @@ class Supervisor:
         self.stopping.set()
 
     def _start(self, child: Child) -> None:
+        if child.role == "server":
+            wait_for_free_port(*self.settings.host_port)
         child.generation += 1
         child.worker_name = (
             f"{os.uname().nodename}:up-{child.index}.{child.generation}:{os.getpid()}"
@@ -134,6 +137,21 @@ class Supervisor:
                 log.warning("pid %d did not stop in time; killing it", process.pid)
                 process.kill()
                 process.wait()
+
+
+def wait_for_free_port(host: str, port: int, timeout_s: float = 15.0) -> None:
+    """Wait while a previous server (one shutting down after a crash of ``up``) still
+    holds the port, so the new one does not fail to bind and wait out a backoff."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+                return
+            except OSError:
+                time.sleep(0.1)
+    log.warning("port %d is still taken; starting the server anyway", port)
 
 
 def run_supervisor(settings: Settings) -> int:
