@@ -47,8 +47,9 @@ class LiveInstance:
         upgrade_database(settings.resolved_database_url)
         self.db = Database(settings.resolved_database_url)
         self.url = f"http://{settings.bind}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1",
-                                port=settings.host_port[1], log_level="warning")
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=settings.host_port[1], log_level="warning"
+        )
         self.server = uvicorn.Server(config)
         self.stop_workers = threading.Event()
         self.threads = [threading.Thread(target=self.server.run, daemon=True)]
@@ -63,8 +64,11 @@ class LiveInstance:
         return self
 
     def add_worker(self) -> Worker:
-        worker = Worker(self.db, lease_s=self.settings.lease_seconds,
-                        backoff_scale=self.settings.retry_backoff_scale)
+        worker = Worker(
+            self.db,
+            lease_s=self.settings.lease_seconds,
+            backoff_scale=self.settings.retry_backoff_scale,
+        )
         thread = threading.Thread(target=worker.run, args=(self.stop_workers,), daemon=True)
         thread.start()
         self.threads.append(thread)
@@ -84,14 +88,20 @@ class LiveInstance:
         return self._tokens[email]
 
     def client(self, email: str = "alice@example.com", *, admin: bool = False) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60,
-                            headers={"Authorization": f"Bearer {self.token(email, admin=admin)}"})
+        return httpx.Client(
+            base_url=self.url,
+            timeout=60,
+            headers={"Authorization": f"Bearer {self.token(email, admin=admin)}"},
+        )
 
 
 def upload(client: httpx.Client, path: Path, title: str | None = None) -> dict[str, Any]:
     with path.open("rb") as handle:
-        response = client.post("/api/v1/videos", files={"file": (path.name, handle)},
-                               data={"title": title} if title else {})
+        response = client.post(
+            "/api/v1/videos",
+            files={"file": (path.name, handle)},
+            data={"title": title} if title else {},
+        )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 

@@ -6,7 +6,6 @@ cancelled, and turns a failed run into a ``TaskFailure`` through the classifier.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import queue
@@ -17,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -35,10 +34,13 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 # How often the supervising loop wakes to look at the cancel event and the clocks.
 _POLL_INTERVAL_S = 0.1
 _MAX_NOTABLE_LINES = 20
+_MAX_LINE_BYTES = 1024
 
 
 @dataclass(frozen=True)
 class FfmpegLimits:
+    """Guard rails for one ffmpeg run; the defaults are those of the REELWATCH_FFMPEG_* settings."""
+
     stall_timeout_s: float = 120
     timeout_s: float = 4 * 3600
     threads: int = 0
@@ -62,6 +64,14 @@ def media_url(path: Path) -> str:
     return f"file:{path.absolute()}"
 
 
+def media_input(path: Path) -> list[str]:
+    """Input arguments for an uploaded file, which may only ever read local files.
+
+    A playlist disguised as a video would otherwise make ffmpeg fetch URLs it names.
+    """
+    return ["-protocol_whitelist", "file", "-i", media_url(path)]
+
+
 def child_preexec(memory_mb: int) -> Callable[[], None]:
     """The function the forked child runs before exec: limits, no core, die with the parent."""
     memory_bytes = _capped_to_hard_limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
@@ -71,7 +81,8 @@ def child_preexec(memory_mb: int) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if _LIBC is not None:
-            # A SIGKILLed worker cannot clean up; the kernel kills ffmpeg for it.
+            # A SIGKILLed worker cannot clean up, so the kernel kills ffmpeg for it. The
+            # signal follows the *thread* that started ffmpeg, which waits for it to end.
             _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if os.getppid() != parent_pid:  # the parent died before prctl took effect
                 os._exit(1)
@@ -100,8 +111,9 @@ def run_ffmpeg(
     assert process.stdout is not None and process.stderr is not None
     stderr = _StderrCollector(process.stderr)
     progress = _ProgressReader(process.stdout)
+    guard = _Guard(limits, cancel, stderr)
     try:
-        out_time_s = _supervise(process, progress, stderr, duration_s, limits, on_progress, cancel)
+        out_time_s = _follow(process, progress, guard, _fraction_reporter(on_progress, duration_s))
     finally:
         _kill_and_reap(process)
         progress.join()
@@ -130,52 +142,68 @@ def _start(command: list[str], limits: FfmpegLimits) -> subprocess.Popen[bytes]:
         ) from exc
 
 
-def _supervise(
+def _follow(
     process: subprocess.Popen[bytes],
     progress: _ProgressReader,
-    stderr: _StderrCollector,
-    duration_s: float | None,
-    limits: FfmpegLimits,
-    on_progress: Callable[[float], None] | None,
-    cancel: threading.Event | None,
+    guard: _Guard,
+    report: Callable[[float], None],
 ) -> float | None:
     """Follow ffmpeg's progress until it exits; the last out_time in seconds."""
-    started = last_advance = time.monotonic()
     out_time_s: float | None = None
-    stdout_closed = False
-    while True:
-        if cancel is not None and cancel.is_set():
+    while not progress.ended:
+        guard.check()
+        seconds = progress.next_out_time(timeout=_POLL_INTERVAL_S)
+        if seconds is not None and (out_time_s is None or seconds > out_time_s):
+            out_time_s = seconds
+            guard.saw_progress()
+            report(seconds)
+    # The clocks keep running while ffmpeg finishes its file (a faststart rewrite, or a hang).
+    while not _exited(process, timeout=_POLL_INTERVAL_S):
+        guard.check()
+    return out_time_s
+
+
+def _fraction_reporter(
+    on_progress: Callable[[float], None] | None, duration_s: float | None
+) -> Callable[[float], None]:
+    def report(seconds: float) -> None:
+        if on_progress is not None and duration_s:
+            on_progress(min(1.0, max(0.0, seconds / duration_s)))
+
+    return report
+
+
+class _Guard:
+    """Decides when a run must be stopped: cancelled, stalled, or over its wall clock."""
+
+    def __init__(
+        self, limits: FfmpegLimits, cancel: threading.Event | None, stderr: _StderrCollector
+    ) -> None:
+        self._limits, self._cancel, self._stderr = limits, cancel, stderr
+        self._started = self._last_progress = time.monotonic()
+
+    def saw_progress(self) -> None:
+        self._last_progress = time.monotonic()
+
+    def check(self) -> None:
+        if self._cancel is not None and self._cancel.is_set():
             raise FfmpegCancelled("ffmpeg was cancelled")
-        now = time.monotonic()
-        if now - last_advance > limits.stall_timeout_s:
-            raise TaskFailure(
-                FailureCode.TIMEOUT,
-                f"ffmpeg made no progress for {limits.stall_timeout_s:g} s and was stopped",
-                detail=stderr.text(),
-            )
-        if now - started > limits.timeout_s:
-            raise TaskFailure(
-                FailureCode.TIMEOUT,
-                f"ffmpeg ran longer than {limits.timeout_s:g} s and was stopped",
-                detail=stderr.text(),
-            )
-        if stdout_closed:
-            # The clocks keep running while ffmpeg finishes (a faststart rewrite, or a hang).
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=_POLL_INTERVAL_S)
-                return out_time_s
-            continue
-        try:
-            seconds = progress.out_times.get(timeout=_POLL_INTERVAL_S)
-        except queue.Empty:
-            continue
-        if seconds is None:
-            stdout_closed = True
-            continue
-        if out_time_s is None or seconds > out_time_s:
-            out_time_s, last_advance = seconds, time.monotonic()
-            if on_progress is not None and duration_s:
-                on_progress(min(1.0, max(0.0, seconds / duration_s)))
+        now, limits = time.monotonic(), self._limits
+        if now - self._last_progress > limits.stall_timeout_s:
+            self._time_out(f"ffmpeg made no progress for {limits.stall_timeout_s:g} s")
+        if now - self._started > limits.timeout_s:
+            self._time_out(f"ffmpeg ran longer than {limits.timeout_s:g} s")
+
+    def _time_out(self, why: str) -> None:
+        raise TaskFailure(FailureCode.TIMEOUT, f"{why} and was stopped", detail=self._stderr.text())
+
+
+def _exited(process: subprocess.Popen[bytes], *, timeout: float) -> bool:
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def _kill_and_reap(process: subprocess.Popen[bytes]) -> None:
@@ -190,12 +218,22 @@ def _capped_to_hard_limit(limit: int, wanted: int) -> int:
 
 
 class _ProgressReader:
-    """Turns ``-progress pipe:1`` lines into out_time seconds; ``None`` marks the end."""
+    """Turns ``-progress pipe:1`` lines into out_time seconds, read in a thread."""
 
     def __init__(self, stream: IO[bytes]) -> None:
-        self.out_times: queue.Queue[float | None] = queue.Queue()
+        self.ended = False
+        self._out_times: queue.Queue[float | None] = queue.Queue()  # None: stdout closed
         self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self._thread.start()
+
+    def next_out_time(self, *, timeout: float) -> float | None:
+        """The next out_time, or None when none came within ``timeout`` or stdout closed."""
+        try:
+            seconds = self._out_times.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        self.ended = seconds is None
+        return seconds
 
     def join(self) -> None:
         self._thread.join()
@@ -205,10 +243,10 @@ class _ProgressReader:
             for line in stream:
                 seconds = _parse_out_time(line)
                 if seconds is not None:
-                    self.out_times.put(seconds)
+                    self._out_times.put(seconds)
         finally:
             stream.close()
-            self.out_times.put(None)
+            self._out_times.put(None)
 
 
 def _parse_out_time(line: bytes) -> float | None:
@@ -244,12 +282,12 @@ class _StderrCollector:
         with self._lock:
             tail = list(self._tail)
             earlier = [line for line in self._notable if line not in tail]
-        return "".join(_lines_with_newlines(earlier + tail))
+        return "".join(f"{line}\n" for line in earlier + tail)
 
     def _read(self, stream: IO[bytes]) -> None:
         try:
             for raw in stream:
-                self._keep(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                self._keep(raw[:_MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r\n"))
         finally:
             stream.close()
 
@@ -261,7 +299,3 @@ class _StderrCollector:
                 self._tail_size -= len(self._tail.popleft()) + 1
             if len(self._notable) < _MAX_NOTABLE_LINES and is_notable_stderr_line(line):
                 self._notable.append(line)
-
-
-def _lines_with_newlines(lines: Iterable[str]) -> Iterable[str]:
-    return (line + "\n" for line in lines)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,11 +22,13 @@ from reelwatch.media.ffmpeg import (
     STDERR_TAIL_BYTES,
     child_environment,
     child_preexec,
-    media_url,
+    media_input,
 )
 
 # ffmpeg's demuxers for ANSI art and plain text: they "decode" any text file as video.
 _TEXT_FORMATS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+# Playlists and session descriptions: text naming other files or URLs, never an upload.
+_REFERENCE_FORMATS = frozenset({"hls", "dash", "concat", "sdp", "rtp", "rtsp", "ffmetadata"})
 
 Json = dict[str, Any]
 
@@ -35,13 +38,13 @@ class MediaInfo:
     """What the rest of reelwatch needs to know about a video; sizes are as displayed."""
 
     duration_s: float
-    width: int
+    width: int  # as displayed: square pixels, after the rotation
     height: int
-    rotation: int
-    video_codec: str
-    has_audio: bool
-    frame_rate: float | None
-    format_name: str
+    rotation: int  # 0, 90, 180 or 270: the clockwise turn players apply to the stored picture
+    video_codec: str  # ffprobe's codec name, e.g. "h264"
+    has_audio: bool  # a sound track this ffmpeg can decode
+    frame_rate: float | None  # the average, for variable frame rates
+    format_name: str  # ffprobe's container name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
     size_bytes: int
 
 
@@ -52,7 +55,7 @@ def probe_media(path: Path, *, timeout_s: float = 60) -> MediaInfo:
         raise TaskFailure(FailureCode.INPUT_INVALID, "the file is empty")
     report = _run_ffprobe(path, timeout_s)
     if not _states_a_duration(report):
-        report = _with_counted_duration(report, path, timeout_s)
+        report = _with_measured_duration(report, path, timeout_s)
     return media_info_from_report(report, size_bytes)
 
 
@@ -80,6 +83,10 @@ def media_info_from_report(report: Json, size_bytes: int) -> MediaInfo:
     format_name = str(container.get("format_name") or "")
     if format_name in _TEXT_FORMATS:
         raise TaskFailure(FailureCode.INPUT_INVALID, "the file is text, not media")
+    if format_name in _REFERENCE_FORMATS:
+        raise TaskFailure(
+            FailureCode.INPUT_UNSUPPORTED, f"the file is a {format_name} playlist, not a video"
+        )
     pictures = [s for s in streams if s.get("codec_type") == "video" and not _is_cover_art(s)]
     if not pictures:
         raise _no_video_failure(streams)
@@ -93,7 +100,7 @@ def media_info_from_report(report: Json, size_bytes: int) -> MediaInfo:
     rotation = _rotation_of(video)
     display_width, display_height = _display_size(width, height, video, rotation)
     return MediaInfo(
-        duration_s=_duration_of(container, video),
+        duration_s=_duration_of(container, streams, video),
         width=display_width,
         height=display_height,
         rotation=rotation,
@@ -114,8 +121,7 @@ def _size_of(path: Path) -> int:
 
 def _run_ffprobe(path: Path, timeout_s: float) -> Json:
     command = [FFPROBE, "-v", "error", "-of", "json", "-show_format", "-show_streams"]
-    command += ["-i", media_url(path)]
-    result = _run_guarded(command, timeout_s)
+    result = _run_guarded([*command, *media_input(path)], timeout_s)
     stderr = result.stderr.decode("utf-8", "replace")[-STDERR_TAIL_BYTES:]
     if result.returncode != 0:
         raise _probe_failure(result.returncode, stderr)
@@ -135,19 +141,44 @@ def _states_a_duration(report: Json) -> bool:
     return any(_positive_float(section.get("duration")) is not None for section in sections)
 
 
-def _with_counted_duration(report: Json, path: Path, timeout_s: float) -> Json:
-    """Raw streams (a camera's .h264 export) state no duration: count their frames instead."""
-    command = [FFPROBE, "-v", "error", "-of", "json", "-count_packets", "-select_streams", "V:0"]
-    command += ["-show_entries", "stream=nb_read_packets,avg_frame_rate,r_frame_rate"]
-    result = _run_guarded([*command, "-i", media_url(path)], timeout_s)
-    try:
-        counted = json.loads(result.stdout.decode("utf-8", "replace"))["streams"][0]
-    except (ValueError, KeyError, IndexError, TypeError):
+def _with_measured_duration(report: Json, path: Path, timeout_s: float) -> Json:
+    """Live recordings (a browser's WebM) and raw streams (a camera's .h264) state no
+    duration; measure it from the packets' timestamps, or add up their durations."""
+    command = [FFPROBE, "-v", "error", "-of", "compact"]
+    command += ["-show_entries", "packet=stream_index,pts_time,duration_time"]
+    result = _run_guarded([*command, *media_input(path)], timeout_s)
+    if result.returncode != 0:
         return report
-    frames, rate = _positive_float(counted.get("nb_read_packets")), _frame_rate(counted)
-    if frames is None or not rate:
+    seconds = _longest_stream(result.stdout.decode("utf-8", "replace").splitlines())
+    if seconds is None:
         return report
-    return {**report, "format": {**(report.get("format") or {}), "duration": frames / rate}}
+    return {**report, "format": {**(report.get("format") or {}), "duration": seconds}}
+
+
+def _longest_stream(packet_lines: list[str]) -> float | None:
+    """The longest stream's length from ``packet|stream_index=0|pts_time=..|duration_time=..``."""
+    starts: dict[str, float] = {}
+    ends: dict[str, float] = {}
+    totals: dict[str, float] = {}
+    for line in packet_lines:
+        fields = _compact_fields(line)
+        stream = fields.get("stream_index", "")
+        pts, duration = _number(fields.get("pts_time")), _number(fields.get("duration_time"))
+        totals[stream] = totals.get(stream, 0.0) + (duration or 0.0)
+        if pts is not None:
+            starts[stream] = min(starts.get(stream, pts), pts)
+            ends[stream] = max(ends.get(stream, pts), pts + (duration or 0.0))
+    lengths = [ends[s] - starts[s] if s in ends else totals[s] for s in totals]
+    longest = round(max(lengths, default=0.0), 3)
+    return longest if longest > 0 else None
+
+
+def _compact_fields(line: str) -> dict[str, str]:
+    fields = {}
+    for part in line.split("|")[1:]:
+        key, _, value = part.partition("=")
+        fields[key] = value
+    return fields
 
 
 def _run_guarded(command: list[str], timeout_s: float) -> subprocess.CompletedProcess[bytes]:
@@ -240,12 +271,16 @@ def decodable_codecs() -> frozenset[tuple[str, str]]:
     return frozenset(pairs)
 
 
-def _duration_of(container: Json, stream: Json) -> float:
-    for candidate in (container.get("duration"), stream.get("duration")):
-        seconds = _positive_float(candidate)
-        if seconds is not None:
-            return seconds
-    frames, rate = _positive_float(stream.get("nb_frames")), _frame_rate(stream)
+def _duration_of(container: Json, streams: list[Json], video: Json) -> float:
+    """The container's duration, else the longest stream's, else frames over frame rate."""
+    stated = _positive_float(container.get("duration"))
+    if stated is not None:
+        return stated
+    per_stream = [_positive_float(stream.get("duration")) for stream in streams]
+    longest = max((seconds for seconds in per_stream if seconds is not None), default=None)
+    if longest is not None:
+        return longest
+    frames, rate = _positive_float(video.get("nb_frames")), _frame_rate(video)
     if frames is not None and rate:
         return frames / rate
     raise TaskFailure(FailureCode.INPUT_INVALID, "the video's length cannot be determined")
@@ -296,11 +331,17 @@ def _ratio(value: object) -> tuple[int, int]:
 
 
 def _positive_float(value: object) -> float | None:
+    number = _number(value)
+    return number if number is not None and number > 0 else None
+
+
+def _number(value: object) -> float | None:
+    """A finite number from ffprobe's text, or None for "N/A", absent or garbage."""
     try:
         number = float(str(value))
     except ValueError:
         return None
-    return number if number > 0 and number != float("inf") else None
+    return number if math.isfinite(number) else None
 
 
 def _clock(seconds: float) -> str:

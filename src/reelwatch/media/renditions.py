@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reelwatch.failures import FailureCode, TaskFailure
-from reelwatch.media.ffmpeg import FfmpegLimits, FfmpegRun, media_url, run_ffmpeg
+from reelwatch.media.ffmpeg import FfmpegLimits, FfmpegRun, media_input, media_url, run_ffmpeg
 from reelwatch.media.probe import MediaInfo, probe_media
 
 VIDEO_ENCODER_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p")
@@ -41,11 +41,9 @@ def plan_rendition(info: MediaInfo, rung: int, *, lowest: bool) -> RenditionPlan
     """
     name = f"{rung}p"
     if min(info.width, info.height) < rung:
-        return (
-            RenditionPlan(name, _even_floor(info.width), _even_floor(info.height))
-            if lowest
-            else None
-        )
+        if not lowest:
+            return None
+        return RenditionPlan(name, _even_floor(info.width), _even_floor(info.height))
     short_side = _even_floor(rung)
     if info.width >= info.height:
         long_side = _scaled_long_side(info.width, info.height, short_side)
@@ -67,20 +65,20 @@ def transcode(
     """Write ``plan`` of ``source`` to ``destination`` as a web-ready H.264/AAC MP4."""
     with _written_atomically(destination) as temporary:
         run = run_ffmpeg(
-            transcode_args(source, temporary, plan, info, limits),
+            _transcode_args(source, temporary, plan, info, limits),
             duration_s=info.duration_s,
             limits=limits,
             on_progress=on_progress,
             cancel=cancel,
         )
-        _refuse_truncated_source(run, info)
+        _refuse_truncated_source(run, temporary, info)
 
 
-def transcode_args(
+def _transcode_args(
     source: Path, output: Path, plan: RenditionPlan, info: MediaInfo, limits: FfmpegLimits
 ) -> list[str]:
     """ffmpeg arguments for one rendition; the decoder has already turned the picture upright."""
-    args = [*_decoder_threads(limits), "-i", media_url(source), "-map", "0:V:0"]
+    args = [*_decoder_threads(limits), *media_input(source), "-map", "0:V:0"]
     args += ["-vf", f"scale={plan.width}:{plan.height},setsar=1", *VIDEO_ENCODER_ARGS]
     if info.has_audio:
         args += ["-map", "0:a:0", *AUDIO_ENCODER_ARGS]
@@ -140,7 +138,7 @@ def verify_rendition(path: Path, plan: RenditionPlan, *, expected_duration_s: fl
     return info
 
 
-def duration_tolerance(expected_s: float) -> float:
+def _duration_tolerance(expected_s: float) -> float:
     """How far a rendition's length may drift from the source's: 10 %, at least half a second."""
     return max(0.5, 0.1 * expected_s)
 
@@ -153,12 +151,12 @@ def _differences(info: MediaInfo, plan: RenditionPlan, expected_duration_s: floa
         problems.append(f"{info.width}x{info.height}, not {plan.width}x{plan.height}")
     if info.rotation:
         problems.append(f"it still carries a {info.rotation} degree rotation")
-    if abs(info.duration_s - expected_duration_s) > duration_tolerance(expected_duration_s):
+    if abs(info.duration_s - expected_duration_s) > _duration_tolerance(expected_duration_s):
         problems.append(f"it lasts {info.duration_s:.2f} s, not {expected_duration_s:.2f} s")
     return problems
 
 
-def _refuse_truncated_source(run: FfmpegRun, info: MediaInfo) -> None:
+def _refuse_truncated_source(run: FfmpegRun, output: Path, info: MediaInfo) -> None:
     """ffmpeg exits 0 on a truncated file and writes what it could read; that is not a success."""
     if _TRUNCATION_MARKER in run.stderr_tail:
         raise TaskFailure(
@@ -166,8 +164,10 @@ def _refuse_truncated_source(run: FfmpegRun, info: MediaInfo) -> None:
             "the file is incomplete: its index lists data that is missing (truncated upload?)",
             detail=run.stderr_tail,
         )
-    transcoded_s = run.out_time_s or 0.0
-    if transcoded_s < info.duration_s - duration_tolerance(info.duration_s):
+    # The output's own length, not ffmpeg's last out_time: that lags by a few frames,
+    # which is seconds for a slow time-lapse.
+    transcoded_s = _readable_duration(output)
+    if transcoded_s < info.duration_s - _duration_tolerance(info.duration_s):
         raise TaskFailure(
             FailureCode.INPUT_INVALID,
             f"the file ends early: only {transcoded_s:.1f} s of its {info.duration_s:.1f} s "
@@ -176,11 +176,23 @@ def _refuse_truncated_source(run: FfmpegRun, info: MediaInfo) -> None:
         )
 
 
+def _readable_duration(output: Path) -> float:
+    """How long the freshly written output lasts; 0 when not even it can be read."""
+    try:
+        return probe_media(output).duration_s
+    except TaskFailure as exc:
+        if exc.code not in _INPUT_FAILURES:
+            raise
+        return 0.0
+
+
 def _thumbnail_args(
     source: Path, output: Path, seconds: float, width: int, height: int, limits: FfmpegLimits
 ) -> list[str]:
-    # -ss before -i seeks in the input, so nothing before the frame is decoded for output
-    args = [*_decoder_threads(limits), "-ss", f"{seconds:.3f}", "-i", media_url(source)]
+    # -ss before -i seeks in the input, so nothing before the frame is decoded for output;
+    # a raw stream has no timestamps to seek by, and even "-ss 0" loses all its frames.
+    seek = ["-ss", f"{seconds:.3f}"] if seconds > 0 else []
+    args = [*_decoder_threads(limits), *seek, *media_input(source)]
     args += ["-map", "0:V:0", "-frames:v", "1", "-vf", f"scale={width}:{height},setsar=1"]
     args += ["-c:v", "mjpeg", "-q:v", "3", "-map_metadata", "-1"]
     return [*args, "-f", "image2", "-update", "1", media_url(output)]
@@ -202,15 +214,15 @@ def _written_atomically(destination: Path) -> Iterator[Path]:
     temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.tmp")
     try:
         yield temporary
-        _fsync_file(temporary)
+        _fsync(temporary)
         temporary.replace(destination)
-        _fsync_file(destination.parent)
+        _fsync(destination.parent)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)

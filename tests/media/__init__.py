@@ -1,0 +1,1 @@
+"""Tests of reelwatch.media against the real ffmpeg."""

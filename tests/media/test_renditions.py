@@ -1,0 +1,246 @@
+"""Planning renditions, and transcoding and thumbnailing every good sample with real ffmpeg."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import samples
+from reelwatch.failures import FailureCode, TaskFailure
+from reelwatch.media import (
+    FfmpegLimits,
+    MediaInfo,
+    RenditionPlan,
+    make_thumbnail,
+    plan_rendition,
+    probe_media,
+    transcode,
+    verify_rendition,
+)
+from reelwatch.media.renditions import thumbnail_size
+
+LIMITS = FfmpegLimits(stall_timeout_s=30, timeout_s=120)
+RUNG = 240
+
+
+def info_of(width: int, height: int) -> MediaInfo:
+    return MediaInfo(10.0, width, height, 0, "h264", True, 25.0, "mov", 1)
+
+
+@pytest.mark.parametrize(
+    ("source", "rung", "lowest", "planned"),
+    [
+        ((1920, 1080), 720, False, (1280, 720)),
+        ((1920, 1080), 480, False, (854, 480)),
+        ((1080, 1920), 720, False, (720, 1280)),  # vertical: the rung is the short side
+        ((1280, 720), 720, False, (1280, 720)),  # same size is not an upscale
+        ((640, 360), 720, False, None),  # never upscale
+        ((640, 360), 720, True, (640, 360)),  # ...but the lowest rung is always made
+        ((360, 640), 480, True, (360, 640)),
+        ((321, 241), 240, False, (320, 240)),  # odd sizes come out even
+        ((321, 241), 480, True, (320, 240)),
+        ((427, 240), 240, False, (426, 240)),
+        ((1440, 1080), 480, False, (640, 480)),
+        ((4096, 2160), 1080, False, (2048, 1080)),
+        ((1920, 1080), 481, False, (854, 480)),  # an odd rung still gives even sides
+        ((3, 3), 240, True, (2, 2)),
+    ],
+)
+def test_plan_rendition(
+    source: tuple[int, int], rung: int, lowest: bool, planned: tuple[int, int] | None
+) -> None:
+    plan = plan_rendition(info_of(*source), rung, lowest=lowest)
+    if planned is None:
+        assert plan is None
+    else:
+        assert plan == RenditionPlan(f"{rung}p", *planned)
+
+
+@pytest.mark.parametrize("rung", [144, 240, 360, 480, 720, 1080])
+def test_plans_are_even_never_upscaled_and_keep_the_shape(rung: int) -> None:
+    for width in range(97, 2100, 61):
+        for height in range(101, 2100, 83):
+            plan = plan_rendition(info_of(width, height), rung, lowest=True)
+            assert plan is not None
+            assert plan.width % 2 == 0 and plan.height % 2 == 0
+            assert plan.width <= max(2, width) and plan.height <= max(2, height)
+            assert plan.width / plan.height == pytest.approx(width / height, rel=0.02, abs=0.03)
+
+
+@pytest.mark.parametrize("name", samples.GOOD_SAMPLES)
+def test_every_good_sample_transcodes_to_a_verified_web_mp4(
+    name: str,
+    good_samples: dict[str, Path],
+    good_infos: dict[str, MediaInfo],
+    tmp_path: Path,
+) -> None:
+    info = good_infos[name]
+    plan = plan_rendition(info, RUNG, lowest=True)
+    assert plan is not None
+    destination = tmp_path / f"{plan.name}.mp4"
+    progress: list[float] = []
+    transcode(
+        good_samples[name], destination, plan, info, limits=LIMITS, on_progress=progress.append
+    )
+    result = verify_rendition(destination, plan, expected_duration_s=info.duration_s)
+    assert (result.width, result.height, result.rotation) == (plan.width, plan.height, 0)
+    assert result.has_audio is info.has_audio
+    assert progress and progress == sorted(progress) and 0 < progress[-1] <= 1
+    assert _top_level_boxes(destination).index("moov") < _top_level_boxes(destination).index("mdat")
+    assert [p.name for p in tmp_path.iterdir()] == [destination.name], "temporary file left"
+    streams = _ffprobe_streams(destination)
+    assert streams[0]["pix_fmt"] == "yuv420p"
+    assert streams[0].get("sample_aspect_ratio", "1:1") == "1:1"
+    assert not streams[0].get("side_data_list"), "rotation metadata left on the rendition"
+
+
+def test_rotated_video_comes_out_upright(
+    good_samples: dict[str, Path], good_infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
+    info = good_infos["rotated"]
+    plan = plan_rendition(info, RUNG, lowest=True)
+    assert plan == RenditionPlan("240p", 240, 426)
+    destination = tmp_path / "240p.mp4"
+    transcode(good_samples["rotated"], destination, plan, info, limits=LIMITS)
+    top, bottom = _top_and_bottom_brightness(destination, plan.width, plan.height)
+    assert top > 200 and bottom < 50, "the picture is not upright"
+
+
+def test_truncated_source_fails_as_invalid_and_leaves_no_file(
+    broken_samples: dict[str, Path], tmp_path: Path
+) -> None:
+    source = broken_samples["truncated"]
+    info = probe_media(source)
+    plan = plan_rendition(info, RUNG, lowest=True)
+    assert plan is not None
+    with pytest.raises(TaskFailure) as caught:
+        transcode(source, tmp_path / "240p.mp4", plan, info, limits=LIMITS)
+    assert caught.value.code is FailureCode.INPUT_INVALID
+    assert "partial file" in caught.value.detail
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_source_that_ends_early_fails_as_invalid(
+    good_samples: dict[str, Path], good_infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
+    """No "partial file" words here: the container simply promises more than there is."""
+    promised = good_infos["h264"]
+    claimed_longer = MediaInfo(**{**promised.__dict__, "duration_s": 3.0})
+    plan = plan_rendition(promised, RUNG, lowest=True)
+    assert plan is not None
+    with pytest.raises(TaskFailure) as caught:
+        transcode(good_samples["h264"], tmp_path / "x.mp4", plan, claimed_longer, limits=LIMITS)
+    assert caught.value.code is FailureCode.INPUT_INVALID
+    assert "ends early" in caught.value.message
+
+
+def test_transcode_replaces_an_earlier_file_and_honours_the_thread_limit(
+    good_samples: dict[str, Path], good_infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
+    info = good_infos["h264"]
+    plan = RenditionPlan("240p", 320, 240)
+    destination = tmp_path / "240p.mp4"
+    destination.write_bytes(b"half a file from a crashed attempt")
+    transcode(good_samples["h264"], destination, plan, info, limits=FfmpegLimits(threads=1))
+    verify_rendition(destination, plan, expected_duration_s=info.duration_s)
+
+
+def test_missing_destination_folder_is_a_storage_problem(
+    good_samples: dict[str, Path], good_infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
+    with pytest.raises(TaskFailure) as caught:
+        transcode(
+            good_samples["h264"],
+            tmp_path / "gone" / "240p.mp4",
+            RenditionPlan("240p", 320, 240),
+            good_infos["h264"],
+            limits=LIMITS,
+        )
+    assert caught.value.code is FailureCode.STORAGE_UNAVAILABLE
+
+
+@pytest.mark.parametrize("name", samples.GOOD_SAMPLES)
+def test_thumbnail_is_a_small_jpeg_of_the_same_shape(
+    name: str, good_samples: dict[str, Path], good_infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
+    info = good_infos[name]
+    destination = tmp_path / "thumbnail.jpg"
+    make_thumbnail(good_samples[name], destination, info, limits=LIMITS)
+    assert destination.read_bytes()[:2] == b"\xff\xd8"
+    stream = _ffprobe_streams(destination)[0]
+    width, height = thumbnail_size(info, 320)
+    assert (stream["width"], stream["height"]) == (width, height)
+    assert width <= 320 and height % 2 == 0
+    assert width / height == pytest.approx(info.width / info.height, rel=0.02)
+    assert [p.name for p in tmp_path.iterdir()] == ["thumbnail.jpg"]
+
+
+def test_rotated_thumbnail_is_upright(
+    good_samples: dict[str, Path], good_infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
+    destination = tmp_path / "thumbnail.jpg"
+    make_thumbnail(good_samples["rotated"], destination, good_infos["rotated"], limits=LIMITS)
+    top, bottom = _top_and_bottom_brightness(
+        destination, *thumbnail_size(good_infos["rotated"], 320)
+    )
+    assert top > 200 and bottom < 50
+
+
+def test_thumbnail_of_a_video_shorter_than_its_seek_falls_back_to_the_first_frame(
+    good_samples: dict[str, Path], good_infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
+    claimed_long = MediaInfo(**{**good_infos["h264"].__dict__, "duration_s": 600.0})
+    destination = tmp_path / "thumbnail.jpg"
+    make_thumbnail(good_samples["h264"], destination, claimed_long, limits=LIMITS)
+    assert destination.read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_verify_rendition_refuses_what_was_not_planned(
+    good_samples: dict[str, Path], broken_samples: dict[str, Path]
+) -> None:
+    h264 = good_samples["h264"]
+    cases = [
+        (h264, RenditionPlan("240p", 426, 240), 1.0, "320x240, not 426x240"),
+        (h264, RenditionPlan("240p", 320, 240), 5.0, "lasts 1.00 s, not 5.00 s"),
+        (good_samples["vp9"], RenditionPlan("240p", 320, 240), 1.0, "codec vp9"),
+        (broken_samples["random_bytes"], RenditionPlan("240p", 320, 240), 1.0, "unreadable"),
+    ]
+    for path, plan, duration, words in cases:
+        with pytest.raises(TaskFailure) as caught:
+            verify_rendition(path, plan, expected_duration_s=duration)
+        assert caught.value.code is FailureCode.UNKNOWN, words
+        assert words in caught.value.message
+
+
+def _top_level_boxes(path: Path) -> list[str]:
+    data, boxes, offset = path.read_bytes(), [], 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        boxes.append(data[offset + 4 : offset + 8].decode("latin-1"))
+        if size == 1:
+            size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+        if size < 8:
+            break
+        offset += size
+    return boxes
+
+
+def _ffprobe_streams(path: Path) -> list[dict[str, object]]:
+    streams = samples.ffprobe_json(path, "-show_streams", "-select_streams", "v")["streams"]
+    return streams  # type: ignore[return-value]
+
+
+def _top_and_bottom_brightness(path: Path, width: int, height: int) -> tuple[float, float]:
+    """Mean brightness of the top and bottom eighth of the first frame as stored, unrotated."""
+    command = ["ffmpeg", "-v", "error", "-noautorotate", "-i", f"file:{path}", "-frames:v", "1"]
+    result = subprocess.run(
+        [*command, "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    pixels, band = result.stdout, width * (height // 8)
+    assert len(pixels) == width * height
+    return sum(pixels[:band]) / band, sum(pixels[-band:]) / band
