@@ -8,4 +8,5 @@ scripts/setup.sh --test
 ruff check src tests
 ruff format --check src tests
 mypy
+mypy tests
 python3 -m pytest -q -p no:cacheprovider "$@"

@@ -7,25 +7,15 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-import samples
 from instance import LiveInstance, free_port, upload, wait_for_outcome
 from pg import PostgresCluster
 from reelwatch.config import Settings, load_settings
 
 PERMANENT = {"input_invalid", "input_no_video", "input_unsupported", "input_too_large"}
-
-
-@pytest.fixture(scope="module")
-def good_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return samples.make_good_samples(tmp_path_factory.mktemp("good"))
-
-
-@pytest.fixture(scope="module")
-def broken_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return samples.make_broken_samples(tmp_path_factory.mktemp("broken"))
 
 
 def instance_settings(home: Path, database_url: str | None = None) -> Settings:
@@ -46,7 +36,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveInstance]
     live.stop()
 
 
-def ffprobe(path: Path) -> dict[str, object]:
+def ffprobe(path: Path) -> dict[str, Any]:
     result = subprocess.run(
         ["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-show_format", str(path)],
         capture_output=True,
@@ -72,7 +62,7 @@ def test_every_good_format_becomes_ready_with_playable_renditions(
             target = tmp_path / f"{video['id']}-{rendition['name']}.mp4"
             target.write_bytes(response.content)
             info = ffprobe(target)
-            streams = info["streams"]  # type: ignore[index]
+            streams = info["streams"]
             video_stream = next(s for s in streams if s["codec_type"] == "video")
             assert video_stream["codec_name"] == "h264"
             assert (video_stream["width"], video_stream["height"]) == (

@@ -14,16 +14,6 @@ from reelwatch.media import MediaInfo, probe_media
 
 
 @pytest.fixture(scope="session")
-def good_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return samples.make_good_samples(tmp_path_factory.mktemp("good-media"))
-
-
-@pytest.fixture(scope="session")
-def broken_samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return samples.make_broken_samples(tmp_path_factory.mktemp("broken-media"))
-
-
-@pytest.fixture(scope="session")
 def good_infos(good_samples: dict[str, Path]) -> dict[str, MediaInfo]:
     return {name: probe_media(path) for name, path in good_samples.items()}
 

@@ -6,13 +6,10 @@ cancelled, and turns a failed run into a ``TaskFailure`` through the classifier.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
 import resource
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -23,14 +20,13 @@ from typing import IO
 
 from reelwatch.failures import FailureCode, TaskFailure
 from reelwatch.media.classify import classify_ffmpeg_failure, is_notable_stderr_line
+from reelwatch.processes import die_with_parent
 
 FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"
 STDERR_TAIL_BYTES = 4096
 DEFAULT_MEMORY_MB = 4096
 
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 # How often the supervising loop wakes to look at the cancel event and the clocks.
 _POLL_INTERVAL_S = 0.1
 _MAX_NOTABLE_LINES = 20
@@ -80,12 +76,9 @@ def child_preexec(memory_mb: int) -> Callable[[], None]:
     def limit_child() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if _LIBC is not None:
-            # A SIGKILLed worker cannot clean up, so the kernel kills ffmpeg for it. The
-            # signal follows the *thread* that started ffmpeg, which waits for it to end.
-            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            if os.getppid() != parent_pid:  # the parent died before prctl took effect
-                os._exit(1)
+        # A SIGKILLed worker cannot clean up, so the kernel kills ffmpeg for it; the
+        # thread that started ffmpeg waits for it to end.
+        die_with_parent(parent_pid)
 
     return limit_child
 

@@ -6,7 +6,7 @@ under its final name is always complete; a truncated source fails as ``input_inv
 
 from __future__ import annotations
 
-import os
+import glob
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -17,6 +17,7 @@ from pathlib import Path
 from reelwatch.failures import FailureCode, TaskFailure
 from reelwatch.media.ffmpeg import FfmpegLimits, FfmpegRun, media_input, media_url, run_ffmpeg
 from reelwatch.media.probe import MediaInfo, probe_media
+from reelwatch.storage.local import fsync_path
 
 VIDEO_ENCODER_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p")
 AUDIO_ENCODER_ARGS = ("-c:a", "aac", "-b:a", "128k")
@@ -210,24 +211,22 @@ def _encoder_threads(limits: FfmpegLimits) -> list[str]:
 
 @contextmanager
 def _written_atomically(destination: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``destination``; on success it becomes ``destination``."""
+    """Yield a temporary path beside ``destination``; on success it becomes ``destination``.
+
+    Temporary files of earlier attempts (a worker SIGKILLed mid-write cannot clean up)
+    are removed first, so re-runs leave nothing behind.
+    """
+    for leftover in destination.parent.glob(f".{glob.escape(destination.name)}.*.tmp"):
+        leftover.unlink(missing_ok=True)
     temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.tmp")
     try:
         yield temporary
-        _fsync(temporary)
+        fsync_path(temporary)
         temporary.replace(destination)
-        _fsync(destination.parent)
+        fsync_path(destination.parent)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _scaled_long_side(long_side: int, short_side: int, target_short: int) -> int:

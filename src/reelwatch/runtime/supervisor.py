@@ -22,7 +22,7 @@ from types import FrameType
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.engine.queue import expire_stale_leases
-from reelwatch.runtime.process import die_with_parent
+from reelwatch.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,10 @@ class Supervisor:
         child.worker_name = (
             f"{os.uname().nodename}:up-{child.index}.{child.generation}:{os.getpid()}"
         )
+        # SIGTERM, not SIGKILL: an orphaned worker still hands its task back.
+        supervisor_pid = os.getpid()
         child.process = subprocess.Popen(
-            child.command(), preexec_fn=lambda: die_with_parent(signal.SIGTERM)
+            child.command(), preexec_fn=lambda: die_with_parent(supervisor_pid, signal.SIGTERM)
         )
         child.started_at = time.monotonic()
         log.info("started %s %d (pid %d)", child.role, child.index, child.process.pid)

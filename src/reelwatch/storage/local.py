@@ -62,8 +62,8 @@ class MediaStore:
         folder.mkdir(parents=True, exist_ok=True)
         destination = self.original_path(video_id)
         incoming.path.replace(destination)
-        fsync_dir(folder)
-        fsync_dir(self.videos)
+        fsync_path(folder)
+        fsync_path(self.videos)
         return destination
 
     def delete_video(self, video_id: str) -> None:
@@ -108,8 +108,9 @@ class IncomingFile:
         self.path.unlink(missing_ok=True)
 
 
-def fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (after a rename), to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
