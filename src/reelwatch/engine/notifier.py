@@ -63,6 +63,10 @@ class PostgresNotifier:
     def __init__(self, url: URL) -> None:
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._connection: psycopg.Connection[tuple[object, ...]] | None = None
+        try:  # listen from the start: a NOTIFY sent before the first wait is not lost
+            self._listening_connection()
+        except psycopg.Error as exc:
+            log.warning("cannot LISTEN yet (%s); will retry", exc)
 
     def _listening_connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._connection is None or self._connection.closed:

@@ -189,7 +189,6 @@ class Worker:
         self.current = running
         heartbeat = Heartbeat(running, lease_s=self.lease_s, shutdown=shutdown or threading.Event())
         heartbeat.start()
-        self._announce("busy")
         try:
             self._finish(running, self._run_handler(running))
         finally:
@@ -197,7 +196,6 @@ class Worker:
             heartbeat.join()
             self.current = None
             self.tasks_done += 1
-            self._announce("idle")
 
     def _run_handler(self, running: RunningTask) -> dict[str, Any] | TaskFailure | None:
         claim = running.claim
@@ -268,7 +266,10 @@ class Worker:
             self._announce(None)
 
     def _announce(self, state: str | None) -> None:
-        """Upsert this worker's presence row (state None: keep the state, beat only)."""
+        """Upsert this worker's presence row (state None: keep the state, beat only).
+
+        Only on start, stop and every PRESENCE_INTERVAL_S, never per task: two extra
+        write transactions per task would halve the queue's throughput."""
         self._next_presence = time.monotonic() + PRESENCE_INTERVAL_S
         now = utcnow()
         current_task = self.current.claim.id if self.current else None
