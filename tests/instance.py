@@ -19,6 +19,9 @@ from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.engine.worker import Worker
+from reelwatch.notify.dispatcher import Dispatcher
+from reelwatch.pipeline import VIDEO_WORKFLOW, build_video_workflow
+from reelwatch.storage import MediaStore
 
 TERMINAL = {"ready", "failed"}
 
@@ -42,10 +45,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: fl
 
 
 class LiveInstance:
-    def __init__(self, settings: Settings, workers: int = 2) -> None:
+    def __init__(self, settings: Settings, workers: int = 2, dispatchers: int = 0) -> None:
         self.settings = settings
         upgrade_database(settings.resolved_database_url)
         self.db = Database(settings.resolved_database_url)
+        # Its own declaration: other instances in this process have other media stores.
+        self.video_workflow = build_video_workflow(settings, MediaStore(settings.media_root))
         self.url = f"http://{settings.bind}"
         config = uvicorn.Config(
             create_app(settings), host="127.0.0.1", port=settings.host_port[1], log_level="warning"
@@ -54,6 +59,7 @@ class LiveInstance:
         self.stop_workers = threading.Event()
         self.threads = [threading.Thread(target=self.server.run, daemon=True)]
         self.worker_count = workers
+        self.dispatcher_count = dispatchers
         self._tokens: dict[str, str] = {}
 
     def start(self) -> LiveInstance:
@@ -61,13 +67,25 @@ class LiveInstance:
         wait_until(lambda: self.server.started, timeout=20)
         for _ in range(self.worker_count):
             self.add_worker()
+        for index in range(self.dispatcher_count):
+            self.add_dispatcher(f"dispatcher-{index}")
         return self
 
-    def add_worker(self) -> Worker:
+    def add_dispatcher(self, owner: str) -> Dispatcher:
+        dispatcher = Dispatcher(self.db, self.settings, owner=owner)
+        thread = threading.Thread(target=dispatcher.run, args=(self.stop_workers,), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        return dispatcher
+
+    def add_worker(self, backoff_scale: float | None = None) -> Worker:
+        if backoff_scale is None:
+            backoff_scale = self.settings.retry_backoff_scale
         worker = Worker(
             self.db,
             lease_s=self.settings.lease_seconds,
-            backoff_scale=self.settings.retry_backoff_scale,
+            backoff_scale=backoff_scale,
+            workflows={VIDEO_WORKFLOW: self.video_workflow},
         )
         thread = threading.Thread(target=worker.run, args=(self.stop_workers,), daemon=True)
         thread.start()

@@ -42,6 +42,7 @@ def test_retry_delay_grows_exponentially_within_jitter_and_cap() -> None:
         ("REELWATCH_ENV", "prod", "REELWATCH_ENV: "),
         ("REELWATCH_LEASE_SECONDS", "0", "REELWATCH_LEASE_SECONDS: "),
         ("REELWATCH_DATABASE_URL", "mysql://x", "REELWATCH_DATABASE_URL: must be"),
+        ("REELWATCH_SMTP_URL", "http://mail", "REELWATCH_SMTP_URL: SMTP URL"),
     ],
 )
 def test_invalid_configuration_names_the_variable(

@@ -17,6 +17,8 @@ import pytest
 import samples
 from instance import free_port, wait_until
 from pg import PostgresCluster
+from reelwatch.cli.mail import plain_text_body
+from reelwatch.notify.sink import list_mail, read_mail
 
 pytestmark = pytest.mark.slow
 
@@ -184,6 +186,16 @@ def test_videos_survive_sigkill_of_up_at_any_moment(tmp_path: Path) -> None:
             assert final["status"] == "ready"
             original = instance.home / "media" / "videos" / video_id / "original"
             assert original.read_bytes() == clip.read_bytes()
+        # One e-mail per video, through the built-in sink, despite the crashes.
+        mail_folder = instance.home / "mail"
+        wait_until(lambda: len(list_mail(mail_folder)) >= len(ids))
+        for video_id in ids:
+            mails = [
+                m
+                for m in list_mail(mail_folder)
+                if video_id in plain_text_body(read_mail(mail_folder, m.id))
+            ]
+            assert len(mails) == 1, video_id
     finally:
         instance.stop()
 

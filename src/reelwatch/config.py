@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from reelwatch.notify.smtp import SmtpTarget
+
 Environment = Literal["development", "staging", "beta", "production"]
 
 
@@ -82,6 +84,13 @@ class Settings(BaseSettings):
             raise ValueError("must be comma-separated heights in pixels, e.g. 480,720")
         return value
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_parses(cls, value: str | None) -> str | None:
+        if value:
+            SmtpTarget.from_url(value)  # its ValueError names the problem
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url_is_supported(cls, value: str | None) -> str | None:
@@ -105,6 +114,11 @@ class Settings(BaseSettings):
     @cached_property
     def media_root(self) -> Path:
         return (self.home / "media").resolve()
+
+    @cached_property
+    def mail_folder(self) -> Path:
+        """Where the built-in mail sink keeps what it receives."""
+        return (self.home / "mail").resolve()
 
     @cached_property
     def resolved_public_url(self) -> str:

@@ -175,3 +175,40 @@ def test_shutdown_hands_the_running_task_back(db: Database) -> None:
         task = session.scalars(select(Task).where(Task.workflow_id == workflow_id)).one()
     assert task.state == states.QUEUED and task.attempt == 0
     assert kinds(db, workflow_id)[-1] == "task_released"
+
+
+def test_worker_waits_while_a_dependency_is_down_and_resumes_waiters(db: Database) -> None:
+    from datetime import timedelta
+
+    from reelwatch.db.models import WorkerRecord
+
+    behaviour["run"] = lambda ctx: {}
+    workflow_id = start(db)
+    with db.write() as session:  # as if it had failed on storage and were backing off
+        session.execute(
+            update(Task).values(
+                error_code="storage_unavailable", run_at=utcnow() + timedelta(hours=1)
+            )
+        )
+    problem: list[str | None] = ["media store is not writable"]
+    worker = Worker(db, lease_s=3, preflight=lambda: problem[0])
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+
+        def state() -> str | None:
+            with db.read() as session:
+                return session.scalar(
+                    select(WorkerRecord.state).where(WorkerRecord.id == worker.id)
+                )
+
+        wait_until(lambda: state() == "blocked")
+        problem[0] = None
+        wait_until(lambda: workflow_state(db, workflow_id) == states.WF_SUCCEEDED)
+        with db.read() as session:
+            task = session.scalars(select(Task).where(Task.workflow_id == workflow_id)).one()
+        assert task.attempt == 1, "the outage must not burn attempts"
+    finally:
+        stop.set()
+        thread.join(timeout=30)

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from reelwatch import __version__
 from reelwatch.api.deps import Services
 from reelwatch.api.errors import install_error_handlers
-from reelwatch.api.routes import system, videos
+from reelwatch.api.routes import admin, system, videos
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.pipeline import register_video_workflow
@@ -38,5 +38,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(videos.router)
+    app.include_router(admin.router)
     app.include_router(system.router)
     return app

@@ -58,6 +58,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _not_retryable(_: Request, exc: NotRetryable) -> JSONResponse:
         return error_response(409, "not_retryable", str(exc))
 
+    @app.exception_handler(PermissionError)
+    async def _forbidden(_: Request, exc: PermissionError) -> JSONResponse:
+        return error_response(403, "forbidden", str(exc))
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")

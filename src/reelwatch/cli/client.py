@@ -16,7 +16,6 @@ from typing import Annotated, Any, BinaryIO
 
 import httpx
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -28,9 +27,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from reelwatch.cli.common import console, err
+
 app = typer.Typer()
-console = Console()
-err = Console(stderr=True)
 
 TERMINAL = {"ready", "failed"}
 POLL_INTERVAL_S = 0.5
@@ -205,9 +204,19 @@ def events(video_id: str) -> None:
 
 
 @app.command()
-def retry(video_id: str) -> None:
-    """Re-run a failed video."""
+def retry(
+    video_id: Annotated[str | None, typer.Argument()] = None,
+    code: Annotated[str | None, typer.Option(help="Admin: every video failed with it.")] = None,
+) -> None:
+    """Re-run a failed video, or (admin) every video failed with --code."""
+    if (video_id is None) == (code is None):
+        err.print("[red]error:[/] give a video ID or --code CODE")
+        raise typer.Exit(2)
     with Connection.from_environment().client() as client:
+        if code is not None:
+            result = request(client, "POST", "/api/v1/admin/retry", params={"code": code})
+            console.print(f"restarted {len(result['restarted'])} videos failed with {code}")
+            return
         video = request(client, "POST", f"/api/v1/videos/{video_id}/retry")
     console.print(f"{video['id']} is {video['status']} again")
 

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from reelwatch.accounts import UserExists, create_user
-from reelwatch.cli import client
-from reelwatch.config import ConfigError, Settings, load_settings
+from reelwatch.cli import client, mail
+from reelwatch.cli.common import console, err, settings_or_exit
 from reelwatch.failures import render_failure_docs
 
 app = typer.Typer(
@@ -30,17 +29,7 @@ users_app = typer.Typer(help="Users and their API tokens.", no_args_is_help=True
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(client.app)
-
-console = Console()
-err = Console(stderr=True)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        err.print(f"[red]configuration error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+app.add_typer(mail.app)
 
 
 def configure_logging() -> None:

@@ -103,6 +103,8 @@ class Workflow(Base):
     subject_id: Mapped[str | None] = mapped_column(String(64), index=True)
     state: Mapped[str] = mapped_column(String(16))
     input: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # 1, then +1 per manual restart: each run has its own outcome (and its own e-mail).
+    run: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
 
@@ -193,3 +195,33 @@ class WorkerRecord(Base):
     current_task_id: Mapped[int | None] = mapped_column(BigId)
     started_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime]
+
+
+class OutboxMessage(Base):
+    """A notification to deliver, written in the transaction of the change it reports.
+
+    ``key`` is the idempotency key (one per video and outcome): a second message with
+    the same key is never written, and the e-mail's Message-ID is derived from it.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(500))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    # Alerts with the same group are delivered together as one digest.
+    group_key: Mapped[str | None] = mapped_column(String(100))
+    video_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_expires_at: Mapped[datetime | None]
+    owner: Mapped[str | None] = mapped_column(String(128))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

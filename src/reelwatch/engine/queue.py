@@ -84,6 +84,7 @@ def start_workflow(
     """
     now = utcnow()
     workflow = Workflow(
+        run=1,
         name=spec.name,
         subject_id=subject_id,
         state=states.WF_RUNNING,
@@ -418,6 +419,32 @@ def expire_stale_leases(
     return rescued
 
 
+DEPENDENCY_CODES = (
+    FailureCode.STORAGE_UNAVAILABLE,
+    FailureCode.DISK_FULL,
+    FailureCode.DEPENDENCY_DOWN,
+)
+
+
+@retry_on_conflict
+def wake_dependency_waiters(db: Database) -> int:
+    """Make tasks that were backing off because a dependency was down due now."""
+    now = utcnow()
+    with db.write() as session:
+        woken = session.execute(
+            update(Task)
+            .where(
+                Task.state == states.QUEUED,
+                Task.run_at > now,
+                Task.error_code.in_([code.value for code in DEPENDENCY_CODES]),
+            )
+            .values(run_at=now)
+        )
+        if woken.rowcount:  # type: ignore[attr-defined]
+            notify_new_work(session)
+        return int(woken.rowcount)  # type: ignore[attr-defined]
+
+
 @retry_on_conflict
 def restart_workflow(db: Database, workflow_id: int, *, requested_by: str) -> bool:
     """Re-run a failed workflow from where it failed: succeeded tasks are kept, failed
@@ -428,6 +455,7 @@ def restart_workflow(db: Database, workflow_id: int, *, requested_by: str) -> bo
         if workflow is None or workflow.state != states.WF_FAILED:
             return False
         workflow.state, workflow.finished_at = states.WF_RUNNING, None
+        workflow.run += 1
         record_event(session, "workflow_restarted", workflow, at=now, data={"by": requested_by})
         tasks = _tasks_of(session, workflow)
         for task in tasks:

@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import Task, WorkerRecord
 from reelwatch.engine import queue
 from reelwatch.engine.notifier import WorkNotifier, notifier_for
-from reelwatch.engine.spec import TaskHandler, workflow_spec
+from reelwatch.engine.spec import TaskHandler, WorkflowSpec, workflow_spec
 from reelwatch.failures import FailureCode, TaskFailure
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ PROGRESS_FLUSH_INTERVAL_S = 1.0
 PRESENCE_INTERVAL_S = 5.0
 RESCUE_INTERVAL_S = 1.0
 MAX_IDLE_WAIT_S = 1.0
+PREFLIGHT_RETRY_S = 2.0
 
 
 class TaskCancelled(Exception):
@@ -146,6 +147,8 @@ class Worker:
         name: str | None = None,
         backoff_scale: float = 1.0,
         notifier: WorkNotifier | None = None,
+        preflight: Callable[[], str | None] | None = None,
+        workflows: Mapping[str, WorkflowSpec] | None = None,
     ) -> None:
         self.db = db
         self.lease_s = lease_s
@@ -153,6 +156,12 @@ class Worker:
         self.backoff_scale = backoff_scale
         self.id = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.notifier = notifier or notifier_for(db)
+        # Says what is down (the media store, say) when tasks cannot succeed right now.
+        self.preflight = preflight or (lambda: None)
+        self.blocked_by: str | None = None
+        # The declarations whose handlers this worker runs (default: the registry), so
+        # workers of differently configured instances can share a process (tests).
+        self.workflows = workflows
         self.current: RunningTask | None = None
         self.tasks_done = 0
         self._next_rescue = 0.0
@@ -166,6 +175,9 @@ class Worker:
             while not stop.is_set():
                 try:
                     self._run_housekeeping()
+                    if not self._dependencies_up():
+                        stop.wait(PREFLIGHT_RETRY_S)
+                        continue
                     claim = queue.claim_next_task(
                         self.db, self.id, lease_s=self.lease_s, queues=self.queues
                     )
@@ -245,9 +257,26 @@ class Worker:
         else:
             queue.complete_task(self.db, claim, result)
 
-    @staticmethod
-    def _handler_for(claim: queue.ClaimedTask) -> TaskHandler:
-        return workflow_spec(claim.workflow_name).handler_for(claim.kind)
+    def _dependencies_up(self) -> bool:
+        """Claim nothing while a dependency is down, so no attempt is burnt on it; when
+        it is back, re-run at once the tasks that were waiting for it."""
+        problem = self.preflight()
+        if problem and problem != self.blocked_by:
+            log.error("worker %s is waiting: %s", self.id, problem)
+            self._announce("blocked")
+        elif not problem and self.blocked_by:
+            woken = queue.wake_dependency_waiters(self.db)
+            log.warning("dependency is back (%s); %d waiting tasks resume", self.blocked_by, woken)
+            self._announce("idle")
+        self.blocked_by = problem
+        return problem is None
+
+    def _handler_for(self, claim: queue.ClaimedTask) -> TaskHandler:
+        if self.workflows is not None:
+            spec = self.workflows[claim.workflow_name]
+        else:
+            spec = workflow_spec(claim.workflow_name)
+        return spec.handler_for(claim.kind)
 
     def _idle_wait(self) -> float:
         due = queue.next_due_at(self.db, self.queues)

@@ -12,15 +12,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reelwatch.config import Settings
 from reelwatch.db.database import utcnow
-from reelwatch.db.models import Rendition, Task, Video, Workflow
-from reelwatch.engine import states
+from reelwatch.db.models import Rendition, Task, User, Video, Workflow
+from reelwatch.engine import queue, states
 from reelwatch.engine.spec import WorkflowObserver
 from reelwatch.failures import TaskFailure
+from reelwatch.notify import messages, outbox
 from reelwatch.videos.status import VideoStatus
 
 
 class VideoObserver(WorkflowObserver):
+    def __init__(self, settings: Settings) -> None:
+        self.public_url = settings.resolved_public_url
+        self.delay_notice_s = settings.delay_notice_minutes * 60
+
     def task_started(self, session: Session, workflow: Workflow, task: Task) -> None:
         video = _video(session, workflow)
         if video is None:
@@ -71,6 +77,13 @@ class VideoObserver(WorkflowObserver):
         _set_error(video, failure)
         video.next_retry_at = task.run_at
         video.updated_at = utcnow()
+        delay_s = (task.run_at - video.updated_at).total_seconds()
+        if delay_s > self.delay_notice_s or failure.code in queue.DEPENDENCY_CODES:
+            owner = session.get_one(User, video.user_id)
+            email = messages.delayed_email(
+                video, owner, failure.kind, task.run_at, public_url=self.public_url
+            )
+            _notify(session, workflow, email)
 
     def workflow_succeeded(self, session: Session, workflow: Workflow) -> None:
         video = _video(session, workflow)
@@ -79,6 +92,9 @@ class VideoObserver(WorkflowObserver):
             video.progress = 1.0
             _clear_error(video)
             video.updated_at = utcnow()
+            owner = session.get_one(User, video.user_id)
+            email = messages.ready_email(video, owner, run=workflow.run, public_url=self.public_url)
+            _notify(session, workflow, email)
 
     def workflow_failed(self, session: Session, workflow: Workflow, failure: TaskFailure) -> None:
         video = _video(session, workflow)
@@ -87,6 +103,17 @@ class VideoObserver(WorkflowObserver):
             _set_error(video, failure)
             video.next_retry_at = None
             video.updated_at = utcnow()
+            owner = session.get_one(User, video.user_id)
+            _notify(
+                session,
+                workflow,
+                messages.failed_email(
+                    video, owner, failure, run=workflow.run, public_url=self.public_url
+                ),
+            )
+            _notify(
+                session, workflow, messages.failure_alert(video, owner, failure, run=workflow.run)
+            )
 
     def workflow_restarted(self, session: Session, workflow: Workflow) -> None:
         video = _video(session, workflow)
@@ -101,6 +128,18 @@ def weighted_progress(tasks: list[Task]) -> float:
     total = sum(t.weight for t in tasks) or 1.0
     done = sum(t.weight * (1.0 if t.state == states.SUCCEEDED else t.progress) for t in tasks)
     return done / total
+
+
+def _notify(session: Session, workflow: Workflow, message: outbox.Message) -> None:
+    """Queue a message in this transaction, and put it on the timeline (once: the
+    outbox key makes a repeat a no-op)."""
+    if outbox.enqueue(session, message):
+        queue.record_event(
+            session,
+            "notification_queued",
+            workflow,
+            data={"channel": message.channel, "to": message.recipient, "subject": message.subject},
+        )
 
 
 def _video(session: Session, workflow: Workflow) -> Video | None:

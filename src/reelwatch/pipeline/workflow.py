@@ -45,7 +45,7 @@ def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
                 weight=0.5,
             ),
         ),
-        observer=VideoObserver(),
+        observer=VideoObserver(settings),
     )
 
 

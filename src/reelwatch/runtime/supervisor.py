@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 from reelwatch.config import Settings
@@ -43,19 +43,29 @@ class Child:
     started_at: float = 0.0
     restart_at: float = 0.0
     failures: int = 0
-    worker_name: str = field(default="")
+    worker_name: str = ""
+    args: tuple[str, ...] = ()
 
     def command(self) -> list[str]:
         base = [sys.executable, "-m", "reelwatch"]
-        if self.role == "server":
-            return [*base, "server", "--no-bootstrap"]
-        return [*base, "worker", "--name", self.worker_name]
+        if self.role == "worker":
+            return [*base, "worker", "--name", self.worker_name]
+        return [*base, *self.args]
 
 
 class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.children = [Child("server", 0)] + [Child("worker", i) for i in range(settings.workers)]
+        self.environment = dict(os.environ)
+        self.children: list[Child] = []
+        if settings.smtp_url is None:
+            # The embedded default: a mail sink whose mail `reelwatch mail` shows.
+            port = free_port()
+            self.environment["REELWATCH_SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+            sink = ("mock", "smtp", "--port", str(port), "--folder", str(settings.mail_folder))
+            self.children.append(Child("mailsink", 0, args=sink))
+        self.children.append(Child("server", 0, args=("server", "--no-bootstrap")))
+        self.children += [Child("worker", i) for i in range(settings.workers)]
         self.stopping = threading.Event()
         self._db: Database | None = None
 
@@ -88,7 +98,9 @@ class Supervisor:
         # SIGTERM, not SIGKILL: an orphaned worker still hands its task back.
         supervisor_pid = os.getpid()
         child.process = subprocess.Popen(
-            child.command(), preexec_fn=lambda: die_with_parent(supervisor_pid, signal.SIGTERM)
+            child.command(),
+            env=self.environment,
+            preexec_fn=lambda: die_with_parent(supervisor_pid, signal.SIGTERM),
         )
         child.started_at = time.monotonic()
         log.info("started %s %d (pid %d)", child.role, child.index, child.process.pid)
@@ -139,6 +151,12 @@ class Supervisor:
                 log.warning("pid %d did not stop in time; killing it", process.pid)
                 process.kill()
                 process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def wait_for_free_port(host: str, port: int, timeout_s: float = 15.0) -> None:

@@ -1,4 +1,5 @@
-"""The worker role: one process running ``engine.Worker`` until SIGTERM or SIGINT.
+"""The worker role: one process running ``engine.Worker`` (and a notification
+dispatcher beside it) until SIGTERM or SIGINT.
 
 A signal stops claiming, stops the running task's ffmpeg and hands the task back to
 the queue at once, so a restart never waits for a lease to expire.
@@ -13,6 +14,7 @@ from types import FrameType
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.engine.worker import Worker
+from reelwatch.notify.dispatcher import Dispatcher
 from reelwatch.pipeline import register_video_workflow
 from reelwatch.storage import MediaStore
 
@@ -22,22 +24,29 @@ def run_worker(
 ) -> None:
     db = Database(settings.resolved_database_url, pool_size=3)
     store = MediaStore(settings.media_root)
-    register_video_workflow(settings, store)
+    video_workflow = register_video_workflow(settings, store)
     worker = Worker(
         db,
         lease_s=settings.lease_seconds,
         queues=queues,
         name=name,
         backoff_scale=settings.retry_backoff_scale,
+        preflight=store.describe_problem,
+        workflows={video_workflow.name: video_workflow},
     )
     stop = threading.Event()
+    dispatcher = Dispatcher(db, settings, owner=worker.id)
+    dispatching = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher")
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    dispatching.start()
     try:
         worker.run(stop)
     finally:
+        stop.set()
+        dispatching.join(timeout=30)
         db.dispose()

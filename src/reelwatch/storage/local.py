@@ -69,6 +69,14 @@ class MediaStore:
     def delete_video(self, video_id: str) -> None:
         shutil.rmtree(self.video_dir(video_id), ignore_errors=True)
 
+    def describe_problem(self) -> str | None:
+        """None when the store works, else what is wrong (a worker's preflight)."""
+        try:
+            self.check_writable()
+        except OSError as exc:
+            return f"media store {self.root} is not writable: {exc.strerror or exc}"
+        return None
+
     def check_writable(self) -> None:
         """Raise OSError unless a file can be written, synced and removed."""
         self.ensure_layout()

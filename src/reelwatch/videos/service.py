@@ -151,6 +151,24 @@ def retry_video(db: Database, user: User, video_id: str) -> None:
         raise NotRetryable("the video is no longer failed")
 
 
+def retry_failed_with_code(db: Database, admin: User, code: str) -> list[str]:
+    """Re-run every failed video whose error is ``code`` (after an outage, say)."""
+    if not admin.is_admin:
+        raise PermissionError("only admins can retry videos in bulk")
+    with db.read() as session:
+        failed = session.execute(
+            select(Video.id, Video.workflow_id).where(
+                Video.status == VideoStatus.FAILED, Video.error_code == code
+            )
+        ).all()
+    return [
+        video_id
+        for video_id, workflow_id in failed
+        if workflow_id is not None
+        and queue.restart_workflow(db, workflow_id, requested_by=admin.email)
+    ]
+
+
 def delete_video(db: Database, store: MediaStore, user: User, video_id: str) -> None:
     """Remove the rows first, then the files: a worker still on one of its tasks loses
     its lease with the rows and stops, and nothing points at a missing file."""

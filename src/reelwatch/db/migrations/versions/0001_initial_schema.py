@@ -17,7 +17,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -180,7 +179,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     op.drop_table("renditions")
     with op.batch_alter_table("videos", schema=None) as batch_op:
         batch_op.drop_index("ix_videos_user_created")

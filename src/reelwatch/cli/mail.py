@@ -1,0 +1,121 @@
+"""E-mail commands: ``reelwatch mail`` lists or shows what the built-in sink stored, and
+``reelwatch mock smtp`` runs that sink on its own.
+
+Both use ``$REELWATCH_HOME/mail``, where ``reelwatch up`` has its embedded sink store mail
+when ``REELWATCH_SMTP_URL`` is unset.
+"""
+
+from __future__ import annotations
+
+import signal
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from reelwatch.cli.common import console, err, settings_or_exit
+from reelwatch.notify.sink import MailSink, StoredMail, list_mail, read_mail
+
+app = typer.Typer()
+mock_app = typer.Typer(help="Stand-ins for outside services, to develop against.")
+app.add_typer(mock_app, name="mock", no_args_is_help=True)
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@app.command("mail")
+def mail(
+    mail_id: Annotated[
+        str | None, typer.Argument(metavar="ID", help="Show this e-mail instead of the list.")
+    ] = None,
+) -> None:
+    """List the e-mails the built-in mail sink stored, or show one."""
+    folder = configured_mail_folder()
+    if mail_id is None:
+        print_mail_list(folder)
+    else:
+        print_mail(folder, mail_id)
+
+
+@mock_app.command("smtp")
+def mock_smtp(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")] = 2525,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    folder: Annotated[
+        Path | None,
+        typer.Option(help="Where to store the mail.", show_default="$REELWATCH_HOME/mail"),
+    ] = None,
+) -> None:
+    """Run the built-in mail sink in the foreground until Ctrl-C or SIGTERM."""
+    folder = folder or configured_mail_folder()
+    # Blocked before the sink's thread starts (threads inherit the mask), so a stop
+    # signal waits for sigwait below instead of interrupting the server mid-message.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    sink = MailSink(folder, host=host, port=port)
+    try:
+        sink.start()
+    except OSError as exc:
+        err.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(
+        f"mail sink listening on smtp://{host}:{sink.port}, storing in {folder.resolve()}",
+        highlight=False,
+        soft_wrap=True,  # one line, whatever the width, for logs and for `up`'s output
+    )
+    try:
+        signal.sigwait(STOP_SIGNALS)
+    finally:
+        sink.stop()
+
+
+def configured_mail_folder() -> Path:
+    return settings_or_exit().mail_folder
+
+
+def print_mail_list(folder: Path) -> None:
+    mails = list_mail(folder)
+    if not mails:
+        console.print(f"no mail in {folder}", highlight=False, soft_wrap=True)
+        return
+    console.print(mail_table(mails))
+
+
+def mail_table(mails: list[StoredMail]) -> Table:
+    table = Table("id", "received (UTC)", "to", "subject")
+    table.columns[0].no_wrap = True  # ids are typed back in: never cut them
+    table.columns[1].no_wrap = True
+    for stored in mails:
+        # Text, not markup: a subject like "[draft] …" must show as it is.
+        table.add_row(
+            stored.id,
+            f"{stored.received_at:%Y-%m-%d %H:%M:%S}",
+            Text(", ".join(stored.recipients)),
+            Text(stored.subject),
+        )
+    return table
+
+
+def print_mail(folder: Path, mail_id: str) -> None:
+    try:
+        message = read_mail(folder, mail_id)
+    except KeyError:
+        err.print(
+            f"[red]error:[/] no mail {mail_id!r} in {folder}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(1) from None
+    # console.out: header values and bodies are text, not Rich markup.
+    for name, value in message.items():
+        console.out(f"{name}: {value}", highlight=False)
+    console.out("")
+    console.out(plain_text_body(message), highlight=False)
+
+
+def plain_text_body(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    if part is None:
+        return f"(no text/plain part; the message is {message.get_content_type()})"
+    return str(part.get_content())

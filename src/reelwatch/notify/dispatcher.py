@@ -1,0 +1,148 @@
+"""The dispatcher: delivers the outbox's due messages, by e-mail or Apprise.
+
+It runs beside every worker. Each round leases a batch of due messages, sends e-mails
+one by one, and sends each group of alerts as one digest (no sooner than
+``ALERT_GROUP_INTERVAL_S`` after the group's previous digest), so a burst of a hundred
+failures is one message. Failed deliveries go back to the outbox with a backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from sqlalchemy import select
+
+from reelwatch.config import Settings
+from reelwatch.db.database import Database, utcnow
+from reelwatch.db.models import OutboxMessage, User
+from reelwatch.notify import outbox
+from reelwatch.notify.alerts import parse_alert_urls, send_alert
+from reelwatch.notify.messages import failure_digest
+from reelwatch.notify.smtp import DeliveryError, SmtpTarget, send_email
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 120.0
+IDLE_WAIT_S = 0.5
+ALERT_GROUP_INTERVAL_S = 300.0
+
+
+class Dispatcher:
+    def __init__(
+        self, db: Database, settings: Settings, *, owner: str, lease_s: float = LEASE_S
+    ) -> None:
+        self.db = db
+        self.owner = owner
+        self.lease_s = lease_s
+        self.backoff_scale = settings.retry_backoff_scale
+        self.environment = settings.env
+        self.mail_from = settings.mail_from
+        self.smtp = SmtpTarget.from_url(settings.smtp_url) if settings.smtp_url else None
+        self.alert_urls = parse_alert_urls(settings.alert_urls)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                delivered = self.dispatch_due()
+            except Exception:  # the database may be away; the outbox keeps everything
+                log.exception("dispatcher round failed")
+                delivered = 0
+            if not delivered:
+                stop.wait(IDLE_WAIT_S)
+
+    def dispatch_due(self) -> int:
+        """One round; returns how many deliveries succeeded (0: wait before the next)."""
+        claimed = outbox.claim_due(self.db, self.owner, lease_s=self.lease_s)
+        groups: dict[str, list[OutboxMessage]] = defaultdict(list)
+        delivered = 0
+        for message in claimed:
+            if message.channel == outbox.ALERT and message.group_key:
+                groups[message.group_key].append(message)
+            else:
+                delivered += self._deliver(
+                    [message], message.subject, message.body_text, message.body_html
+                )
+        for group_key, members in groups.items():
+            delivered += self._deliver_group(group_key, members)
+        return delivered
+
+    def _deliver_group(self, group_key: str, members: list[OutboxMessage]) -> bool:
+        previous = outbox.last_sent_at(self.db, group_key)
+        not_before = previous + timedelta(seconds=ALERT_GROUP_INTERVAL_S) if previous else None
+        if not_before and not_before > utcnow():
+            outbox.postpone(self.db, members, not_before)
+            return False
+        title, body = failure_digest([m.body_text for m in members], environment=self.environment)
+        return self._deliver(members, title, body, None)
+
+    def _deliver(
+        self, messages: list[OutboxMessage], subject: str, text: str, html: str | None
+    ) -> bool:
+        first = messages[0]
+        try:
+            if first.channel == outbox.ALERT:
+                self._send_alert(first, subject, text)
+            else:
+                self._send_email(first.recipient, first.key, subject, text, html)
+        except DeliveryError as exc:
+            log.warning(
+                "delivery of %s failed (%s): %s",
+                first.key,
+                "permanent" if exc.permanent else "will retry",
+                exc,
+            )
+            outbox.mark_failed(
+                self.db,
+                messages,
+                str(exc),
+                permanent=exc.permanent,
+                backoff_scale=self.backoff_scale,
+            )
+            return False
+        outbox.mark_sent(self.db, messages)
+        return True
+
+    def _send_alert(self, message: OutboxMessage, subject: str, text: str) -> None:
+        if self.alert_urls:
+            send_alert(self.alert_urls, subject, text)
+            return
+        admins = self._admin_emails()
+        if not admins:
+            raise DeliveryError(
+                "no REELWATCH_ALERT_URLS and no admin user to mail", permanent=False
+            )
+        for admin in admins:  # one Message-ID per admin, so each is deduplicated alone
+            self._send_email(admin, f"{message.key}:{admin}", subject, text, None)
+
+    def _send_email(self, to: str, key: str, subject: str, text: str, html: str | None) -> None:
+        if self.smtp is None:
+            raise DeliveryError("REELWATCH_SMTP_URL is not set", permanent=False)
+        send_email(self.smtp, self._compose(to, key, subject, text, html))
+
+    def _compose(
+        self, to: str, key: str, subject: str, text: str, html: str | None
+    ) -> EmailMessage:
+        email = EmailMessage()
+        email["From"] = self.mail_from
+        email["To"] = to
+        email["Subject"] = subject
+        email["Date"] = formatdate(usegmt=True)
+        # Derived from the idempotency key: a re-send after a crash is the same message.
+        email["Message-ID"] = f"<{_safe(key)}@reelwatch>"
+        email.set_content(text)
+        if html:
+            email.add_alternative(html, subtype="html")
+        return email
+
+    def _admin_emails(self) -> list[str]:
+        with self.db.read() as session:
+            return list(session.scalars(select(User.email).where(User.is_admin.is_(True))))
+
+
+def _safe(key: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "." for c in key)

@@ -1,0 +1,144 @@
+"""The words of every notification: user e-mails from Jinja2 templates, admin alerts.
+
+Messages are composed when they are enqueued, inside the transaction of the outcome
+they report, so what is delivered later is exactly what was true then.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from reelwatch.db.models import User, Video
+from reelwatch.failures import FailureKind, TaskFailure
+from reelwatch.notify.outbox import ADMINS, ALERT, EMAIL, Message
+
+PROCESSING_FAILURES = "processing_failures"
+
+_templates = Environment(
+    loader=PackageLoader("reelwatch.notify", "templates"),
+    autoescape=select_autoescape(["html.j2"]),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def video_link(public_url: str, video: Video) -> str:
+    return f"{public_url}/api/v1/videos/{video.id}"
+
+
+def ready_email(video: Video, user: User, *, run: int, public_url: str) -> Message:
+    renditions = ", ".join(f"{r.name} ({r.width}x{r.height})" for r in video.renditions)
+    return _email(
+        "ready",
+        video,
+        user,
+        key=_outcome_key(video, run),
+        subject=f"Your video is ready: {video.title}",
+        public_url=public_url,
+        renditions=renditions or "-",
+        duration=_duration(video.duration_s),
+    )
+
+
+def failed_email(
+    video: Video, user: User, failure: TaskFailure, *, run: int, public_url: str
+) -> Message:
+    return _email(
+        "failed",
+        video,
+        user,
+        key=_outcome_key(video, run),
+        subject=f"We could not process your video: {video.title}",
+        public_url=public_url,
+        explanation=failure.kind.user_message,
+        code=failure.code.value,
+        detail=failure.message,
+    )
+
+
+def delayed_email(
+    video: Video, user: User, kind: FailureKind, next_at: datetime | None, *, public_url: str
+) -> Message:
+    """At most one per video (its key has no run number)."""
+    return _email(
+        "delayed",
+        video,
+        user,
+        key=f"email:video:{video.id}:delayed",
+        subject=f"Your video is saved; processing is delayed: {video.title}",
+        public_url=public_url,
+        explanation=kind.user_message,
+        next_at=next_at.strftime("%Y-%m-%d %H:%M") if next_at else None,
+    )
+
+
+def failure_alert(video: Video, user: User, failure: TaskFailure, *, run: int) -> Message:
+    """One line of the processing-failures digest that admins receive."""
+    return Message(
+        key=f"alert:video:{video.id}:run{run}:failed",
+        channel=ALERT,
+        recipient=ADMINS,
+        subject="Video processing failed",
+        body_text=f"{video.id} ({user.email}, {video.filename!r}): {failure.code.value}: "
+        f"{failure.message} - {failure.kind.admin_hint}",
+        group_key=PROCESSING_FAILURES,
+        video_id=video.id,
+    )
+
+
+def failure_digest(lines: list[str], *, environment: str) -> tuple[str, str]:
+    """Title and body of one grouped alert for a burst of failures."""
+    count = len(lines)
+    title = f"[reelwatch {environment}] {count} video{'s' if count != 1 else ''} failed processing"
+    shown = lines[:20]
+    more = f"\n... and {count - len(shown)} more" if count > len(shown) else ""
+    body = (
+        "\n".join(f"- {line}" for line in shown)
+        + more
+        + (
+            "\n\nWhat to do: permanent input errors need nothing from you; for the others, see "
+            "the failure events (reelwatch events ID) and retry with reelwatch retry ID."
+        )
+    )
+    return title, body
+
+
+def _outcome_key(video: Video, run: int) -> str:
+    # Ready and failed share the key: one outcome e-mail per run, whatever happens.
+    return f"email:video:{video.id}:outcome:run{run}"
+
+
+def _email(
+    template: str,
+    video: Video,
+    user: User,
+    *,
+    key: str,
+    subject: str,
+    public_url: str,
+    **context: object,
+) -> Message:
+    values = {
+        "title": video.title,
+        "link": video_link(public_url, video),
+        "public_url": public_url,
+        **context,
+    }
+    return Message(
+        key=key,
+        channel=EMAIL,
+        recipient=user.email,
+        subject=subject,
+        body_text=_templates.get_template(f"{template}.txt.j2").render(values),
+        body_html=_templates.get_template(f"{template}.html.j2").render(values),
+        video_id=video.id,
+    )
+
+
+def _duration(seconds: float | None) -> str:
+    if not seconds:
+        return ""
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"

@@ -1,0 +1,168 @@
+"""The notification outbox: messages written with the state change that causes them.
+
+``enqueue`` runs inside the caller's transaction and is idempotent by key. Dispatchers
+lease due messages (``claim_due``), deliver them, and record the outcome fenced by
+(owner, attempt), like the task queue, so any number of dispatchers may run.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from reelwatch.db.database import Database, retry_on_conflict, utcnow
+from reelwatch.db.models import OutboxMessage
+
+PENDING, SENDING, SENT, REJECTED = "pending", "sending", "sent", "rejected"
+EMAIL, ALERT = "email", "alert"
+ADMINS = "admins"  # the recipient of alerts: REELWATCH_ALERT_URLS, or every admin's mail
+MAX_BACKOFF_S = 900.0
+# Alerts wait this long before their first delivery, so a burst becomes one digest.
+ALERT_GROUP_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Message:
+    key: str
+    channel: str
+    recipient: str
+    subject: str
+    body_text: str
+    body_html: str | None = None
+    group_key: str | None = None
+    video_id: str | None = None
+
+
+def enqueue(session: Session, message: Message) -> bool:
+    """Add ``message`` unless one with its key exists; True when it was added."""
+    if session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == message.key)):
+        return False
+    now = utcnow()
+    delay_s = ALERT_GROUP_WAIT_S if message.group_key else 0.0
+    session.add(
+        OutboxMessage(
+            key=message.key,
+            channel=message.channel,
+            recipient=message.recipient,
+            subject=message.subject,
+            body_text=message.body_text,
+            body_html=message.body_html,
+            group_key=message.group_key,
+            video_id=message.video_id,
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=now + timedelta(seconds=delay_s),
+            created_at=now,
+        )
+    )
+    return True
+
+
+@retry_on_conflict
+def claim_due(db: Database, owner: str, *, lease_s: float, limit: int = 50) -> list[OutboxMessage]:
+    """Lease due messages, and messages whose dispatcher died mid-send."""
+    now = utcnow()
+    due = (
+        select(OutboxMessage.id)
+        .where(
+            or_(
+                (OutboxMessage.state == PENDING) & (OutboxMessage.next_attempt_at <= now),
+                (OutboxMessage.state == SENDING) & (OutboxMessage.lease_expires_at < now),
+            )
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claim = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(due.scalar_subquery()))
+        .values(
+            state=SENDING,
+            owner=owner,
+            attempts=OutboxMessage.attempts + 1,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+        )
+        .returning(OutboxMessage)
+        .execution_options(synchronize_session=False)
+    )
+    with db.write() as session:
+        return list(session.scalars(claim))
+
+
+@retry_on_conflict
+def mark_sent(db: Database, messages: list[OutboxMessage]) -> None:
+    with db.write() as session:
+        for message in messages:
+            session.execute(
+                _fenced(message).values(
+                    state=SENT, sent_at=utcnow(), lease_expires_at=None, last_error=None
+                )
+            )
+
+
+@retry_on_conflict
+def mark_failed(
+    db: Database,
+    messages: list[OutboxMessage],
+    error: str,
+    *,
+    permanent: bool,
+    backoff_scale: float = 1.0,
+) -> None:
+    """A temporary failure is retried with capped exponential backoff, for ever: a
+    message is never dropped. A permanent rejection is kept, visible, as ``rejected``."""
+    with db.write() as session:
+        for message in messages:
+            values: dict[str, object] = {"last_error": error[:2000], "lease_expires_at": None}
+            if permanent:
+                values["state"] = REJECTED
+            else:
+                values["state"] = PENDING
+                values["next_attempt_at"] = utcnow() + timedelta(
+                    seconds=retry_delay(message.attempts)
+                )
+            session.execute(_fenced(message).values(**values))
+
+
+@retry_on_conflict
+def postpone(db: Database, messages: list[OutboxMessage], until: datetime) -> None:
+    """Hand messages back without spending an attempt (an alert digest not due yet)."""
+    with db.write() as session:
+        for message in messages:
+            session.execute(
+                _fenced(message).values(
+                    state=PENDING,
+                    next_attempt_at=until,
+                    lease_expires_at=None,
+                    attempts=OutboxMessage.attempts - 1,
+                )
+            )
+
+
+def retry_delay(attempts: int) -> float:
+    delay = min(MAX_BACKOFF_S, 5.0 * 2.0 ** max(0, attempts - 1))
+    return float(delay / 2 + random.uniform(0, delay / 2))
+
+
+def last_sent_at(db: Database, group_key: str) -> datetime | None:
+    with db.read() as session:
+        return session.scalar(
+            select(OutboxMessage.sent_at)
+            .where(OutboxMessage.group_key == group_key, OutboxMessage.state == SENT)
+            .order_by(OutboxMessage.sent_at.desc())
+            .limit(1)
+        )
+
+
+def _fenced(message: OutboxMessage):  # type: ignore[no-untyped-def]
+    return update(OutboxMessage).where(
+        OutboxMessage.id == message.id,
+        OutboxMessage.owner == message.owner,
+        OutboxMessage.attempts == message.attempts,
+        OutboxMessage.state == SENDING,
+    )
