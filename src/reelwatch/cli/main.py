@@ -51,6 +51,8 @@ def up() -> None:
         f"reelwatch ({settings.env}) on [bold]http://{settings.bind}[/] with "
         f"{settings.workers} workers; data in {settings.home.resolve()}"
     )
+    if settings.smtp_url is None:
+        console.print("e-mail goes to the built-in sink: read it with [bold]reelwatch mail[/]")
     raise typer.Exit(run_supervisor(settings))
 
 

@@ -10,6 +10,7 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -62,6 +63,17 @@ class SmtpTarget:
             use_tls=scheme == "smtps",
             start_tls=_start_tls(parts.query, implicit_tls=scheme == "smtps"),
         )
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for aiosmtplib's ``send`` and ``SMTP``."""
+        return {
+            "hostname": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password,
+            "use_tls": self.use_tls,
+            "start_tls": self.start_tls,
+        }
 
     def redacted(self) -> str:
         """The target as a URL for logs and error messages: the password is never shown."""
@@ -116,16 +128,7 @@ def send_email(target: SmtpTarget, message: EmailMessage, *, timeout_s: float = 
     """
     try:
         refused, _ = asyncio.run(
-            aiosmtplib.send(
-                message,
-                hostname=target.host,
-                port=target.port,
-                username=target.username,
-                password=target.password,
-                use_tls=target.use_tls,
-                start_tls=target.start_tls,
-                timeout=timeout_s,
-            )
+            aiosmtplib.send(message, **target.client_options(), timeout=timeout_s)
         )
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise delivery_error(exc, target) from exc
@@ -141,15 +144,7 @@ def send_email(target: SmtpTarget, message: EmailMessage, *, timeout_s: float = 
 
 async def check_smtp(target: SmtpTarget, *, timeout_s: float = 5.0) -> None:
     """Connect, greet (EHLO, STARTTLS and login as configured) and QUIT; for readiness."""
-    client = aiosmtplib.SMTP(
-        hostname=target.host,
-        port=target.port,
-        username=target.username,
-        password=target.password,
-        use_tls=target.use_tls,
-        start_tls=target.start_tls,
-        timeout=timeout_s,
-    )
+    client = aiosmtplib.SMTP(**target.client_options(), timeout=timeout_s)
     try:
         await client.connect()
         await client.quit()
