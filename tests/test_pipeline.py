@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from instance import LiveInstance, free_port, upload, wait_for_outcome
 from pg import PostgresCluster
@@ -252,3 +253,26 @@ def test_admin_retries_every_video_failed_with_a_code(
     assert {v["id"] for v in failed} <= set(response.json()["restarted"])
     for video in failed:
         assert wait_for_outcome(client, video["id"])["attempts"] == 2
+
+
+def test_metrics_and_overview_report_the_load(
+    instance: LiveInstance, good_samples: dict[str, Path]
+) -> None:
+    client = instance.client()
+    wait_for_outcome(client, upload(client, good_samples["h264"])["id"])
+    response = client.get("/metrics", headers={"Authorization": ""})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    samples_by_name = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    assert samples_by_name[("reelwatch_videos", (("status", "ready"),))] >= 1
+    assert samples_by_name[("reelwatch_workers_alive", ())] == 2
+    assert samples_by_name[("reelwatch_tasks_done_per_minute", ())] > 0
+    assert client.get("/api/v1/admin/overview").status_code == 403
+    overview = instance.client("root@example.com", admin=True).get("/api/v1/admin/overview")
+    body = overview.json()
+    assert body["live_workers"] == 2 and len(body["workers"]) >= 2
+    assert body["videos"]["by_status"]["ready"] >= 1
+    assert 0 <= body["failure_ratio"] <= 1 and body["alerts"] == []

@@ -142,6 +142,13 @@ def test_up_creates_an_admin_and_the_cli_uploads_and_waits(up: UpProcess, tmp_pa
         timeout=60,
     )
     assert "clip.mp4" in listing.stdout and "ready" in listing.stdout
+    env = {**up.env, "REELWATCH_URL": up.url, "COLUMNS": "200"}
+    queue = subprocess.run(reelwatch("queue"), env=env, capture_output=True, text=True, timeout=60)
+    assert "waiting tasks" in queue.stdout and "ready 1" in queue.stdout, queue.stdout
+    workers = subprocess.run(
+        reelwatch("workers"), env=env, capture_output=True, text=True, timeout=60
+    )
+    assert workers.stdout.count(":up-") == 2, workers.stdout
 
 
 def test_worker_killed_mid_transcode_is_restarted_and_the_video_becomes_ready(

@@ -221,6 +221,44 @@ def retry(
     console.print(f"{video['id']} is {video['status']} again")
 
 
+@app.command("queue")
+def show_queue() -> None:
+    """Admin: queue depth and wait, throughput, failure ratio."""
+    with Connection.from_environment().client() as client:
+        overview = request(client, "GET", "/api/v1/admin/overview")
+    queue = overview["queue"]
+    table = Table(show_header=False, box=None)
+    table.add_row("waiting tasks", str(queue["waiting_tasks"]))
+    table.add_row("oldest wait", f"{queue['oldest_wait_s']:.1f} s")
+    table.add_row("tasks by state", _pairs(queue["tasks_by_state"]))
+    table.add_row("throughput", f"{overview['throughput']['tasks_per_minute']:.1f} tasks/min")
+    table.add_row("failure ratio (1 h)", f"{overview['failure_ratio']:.0%}")
+    table.add_row("videos", _pairs(overview["videos"]["by_status"]))
+    table.add_row("undelivered notifications", str(overview["outbox_pending"]))
+    console.print(table)
+
+
+@app.command()
+def workers() -> None:
+    """Admin: workers, their state and last heartbeat."""
+    with Connection.from_environment().client() as client:
+        overview = request(client, "GET", "/api/v1/admin/overview")
+    table = Table("worker", "state", "alive", "heartbeat", "task")
+    for worker in overview["workers"]:
+        table.add_row(
+            worker["id"],
+            worker["state"],
+            "yes" if worker["alive"] else "NO",
+            f"{worker['heartbeat_age_s']:.0f} s ago",
+            str(worker["current_task_id"] or "-"),
+        )
+    console.print(table)
+
+
+def _pairs(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in sorted(counts.items())) or "-"
+
+
 def _print_videos(videos: list[dict[str, Any]]) -> None:
     table = Table()
     table.add_column("id", no_wrap=True, min_width=32)  # ids are for copying: never cut

@@ -166,7 +166,10 @@ class Event(Base):
     """A checkpoint: written in the same transaction as the state change it records."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_subject", "subject_id", "id"),)
+    __table_args__ = (
+        Index("ix_events_subject", "subject_id", "id"),
+        Index("ix_events_kind_at", "kind", "at"),  # throughput and failure ratio windows
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime]

@@ -1,18 +1,16 @@
-"""Liveness, readiness and the public service status."""
+"""Liveness, readiness, Prometheus metrics and the public service status."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from reelwatch.api.deps import ServicesDep
-from reelwatch.db.database import utcnow
-from reelwatch.db.models import Task, WorkerRecord
-from reelwatch.engine import states
+from reelwatch.monitor.load import Load, read_load
+from reelwatch.monitor.metrics import render_metrics
 
 router = APIRouter(tags=["system"])
 
@@ -41,39 +39,30 @@ def readyz(svc: ServicesDep) -> JSONResponse:
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(svc: ServicesDep) -> PlainTextResponse:
+    """Prometheus text format, computed from the shared database."""
+
+    def read() -> Load:
+        with svc.db.read() as session:
+            return read_load(session, lease_s=svc.settings.lease_seconds)
+
+    return PlainTextResponse(render_metrics(read), media_type=CONTENT_TYPE_LATEST)
+
+
 @router.get("/api/v1/status")
 def public_status(svc: ServicesDep) -> dict[str, Any]:
     """Public: whether processing is working, and how long a new upload would wait."""
-    now = utcnow()
-    live_after = now - timedelta(seconds=max(15.0, 3 * svc.settings.lease_seconds))
     with svc.db.read() as session:
-        waiting = (
-            session.scalar(
-                select(func.count())
-                .select_from(Task)
-                .where(Task.state == states.QUEUED, Task.run_at <= now)
-            )
-            or 0
-        )
-        workers = (
-            session.scalar(
-                select(func.count())
-                .select_from(WorkerRecord)
-                .where(WorkerRecord.heartbeat_at >= live_after, WorkerRecord.state != "stopped")
-            )
-            or 0
-        )
-        oldest = session.scalar(
-            select(func.min(Task.run_at)).where(Task.state == states.QUEUED, Task.run_at <= now)
-        )
-    status = "degraded" if waiting and not workers else "operational"
+        load = read_load(session, lease_s=svc.settings.lease_seconds)
+    status = "degraded" if load.waiting_tasks and not load.live_workers else "operational"
     return {
         "status": status,
         "environment": svc.settings.env,
         "notices": [],
         "queue": {
-            "waiting_tasks": waiting,
-            "live_workers": workers,
-            "oldest_wait_s": (now - oldest).total_seconds() if oldest else 0.0,
+            "waiting_tasks": load.waiting_tasks,
+            "live_workers": load.live_workers,
+            "oldest_wait_s": load.oldest_wait_s,
         },
     }

@@ -46,8 +46,14 @@ def upgrade() -> None:
     with op.batch_alter_table("workflows", schema=None) as batch_op:
         batch_op.add_column(sa.Column("run", sa.Integer(), server_default="1", nullable=False))
 
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index("ix_events_kind_at", ["kind", "at"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index("ix_events_kind_at")
+
     with op.batch_alter_table("workflows", schema=None) as batch_op:
         batch_op.drop_column("run")
 

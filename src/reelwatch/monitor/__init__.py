@@ -1,0 +1,1 @@
+"""Watching the service: what it is doing now (overview, Prometheus metrics)."""
