@@ -151,6 +151,13 @@ def test_up_creates_an_admin_and_the_cli_uploads_and_waits(up: UpProcess, tmp_pa
     assert workers.stdout.count(":up-") == 2, workers.stdout
 
 
+def test_demo_pushes_good_and_broken_samples_to_their_outcomes(up: UpProcess) -> None:
+    env = {**up.env, "REELWATCH_URL": up.url, "COLUMNS": "200"}
+    result = subprocess.run(reelwatch("demo"), env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("ready") >= 3 and "input_no_video" in result.stdout
+
+
 def test_worker_killed_mid_transcode_is_restarted_and_the_video_becomes_ready(
     up: UpProcess, tmp_path: Path
 ) -> None:

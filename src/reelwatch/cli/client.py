@@ -105,6 +105,31 @@ def _upload_one(client: httpx.Client, path: Path, title: str | None, progress: P
         )
 
 
+def upload_files(
+    client: httpx.Client, paths: list[Path], title: str | None
+) -> list[dict[str, Any]]:
+    """Upload each file with a progress bar; the created videos."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        videos = [_upload_one(client, path, title, progress) for path in paths]
+    for video in videos:
+        console.print(f"uploaded [bold]{video['id']}[/] {video['title']} ({video['status']})")
+    return videos
+
+
+def wait_for_outcomes(client: httpx.Client, videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Follow processing with a bar per video; print the final table."""
+    finished = _wait_for(client, videos)
+    _print_videos(finished)
+    return finished
+
+
 def _wait_for(client: httpx.Client, videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
     with Progress(
         TextColumn("{task.description}"),
@@ -145,23 +170,11 @@ def upload(
     ),
 ) -> None:
     """Upload video files, with a progress bar; --wait follows their processing."""
-    connection = Connection.from_environment()
-    with connection.client() as client:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress:
-            videos = [_upload_one(client, path, title, progress) for path in files]
-        for video in videos:
-            console.print(f"uploaded [bold]{video['id']}[/] {video['title']} ({video['status']})")
+    with Connection.from_environment().client() as client:
+        videos = upload_files(client, files, title)
         if not wait:
             return
-        finished = _wait_for(client, videos)
-    _print_videos(finished)
+        finished = wait_for_outcomes(client, videos)
     if any(video["status"] == "failed" for video in finished):
         raise typer.Exit(1)
 
