@@ -9,6 +9,7 @@ import pytest
 
 import samples
 from pg import PostgresCluster
+from receivers import AlertReceiver
 from reelwatch.config import Settings, load_settings
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
@@ -19,6 +20,14 @@ def pg_cluster() -> Iterator[PostgresCluster]:
     cluster = PostgresCluster.start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[AlertReceiver]:
+    """An Apprise json:// target on loopback."""
+    alert_receiver = AlertReceiver()
+    yield alert_receiver
+    alert_receiver.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,40 +12,12 @@ import pytest
 from sqlalchemy import select
 
 from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_until
+from receivers import AlertReceiver
 from reelwatch.cli.mail import plain_text_body
 from reelwatch.config import load_settings
 from reelwatch.db.models import OutboxMessage
 from reelwatch.engine import queue
 from reelwatch.notify.sink import MailSink, StoredMail, list_mail, read_mail
-
-
-class AlertReceiver:
-    """An HTTP server on loopback that keeps what Apprise's json:// posts to it."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"json://127.0.0.1:{self.server.server_address[1]}/alerts"
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 @pytest.fixture
@@ -57,13 +26,6 @@ def sink(tmp_path: Path) -> Iterator[MailSink]:
     mail_sink.start()
     yield mail_sink
     mail_sink.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[AlertReceiver]:
-    alert_receiver = AlertReceiver()
-    yield alert_receiver
-    alert_receiver.close()
 
 
 def start_instance(

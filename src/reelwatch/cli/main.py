@@ -41,7 +41,8 @@ def configure_logging() -> None:
 
 @app.command()
 def up() -> None:
-    """Run everything on this machine: API, supervised workers (REELWATCH_WORKERS)."""
+    """Run everything on this machine: API, supervised workers (REELWATCH_WORKERS),
+    the monitor, and (without REELWATCH_SMTP_URL) the built-in mail sink."""
     from reelwatch.runtime.bootstrap import prepare_instance
     from reelwatch.runtime.supervisor import run_supervisor
 
@@ -85,6 +86,18 @@ def worker(
     settings = settings_or_exit()
     configure_logging()
     run_worker(settings, name=name, queues=tuple(q.strip() for q in queues.split(",") if q))
+
+
+@app.command()
+def monitor(
+    name: Annotated[str | None, typer.Option(help="Monitor id (default host:pid).")] = None,
+) -> None:
+    """Run a monitor: alert rules and lease rescue, on whichever monitor is elected."""
+    from reelwatch.runtime.monitor import run_monitor
+
+    settings = settings_or_exit()
+    configure_logging()
+    run_monitor(settings, name=name)
 
 
 @db_app.command("upgrade")

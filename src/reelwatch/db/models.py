@@ -228,3 +228,26 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class Leadership(Base):
+    """Who holds a singleton duty (the monitor's), until when: a lease in the database."""
+
+    __tablename__ = "leadership"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime]
+
+
+class AlertState(Base):
+    """Where one alert rule stands: ok, pending (condition true, not for long enough yet)
+    or firing; ``since`` is when the current state began."""
+
+    __tablename__ = "alert_states"
+
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime]
+    value: Mapped[str] = mapped_column(Text, default="")
+    notified_at: Mapped[datetime | None]

@@ -41,6 +41,7 @@ class Load:
     oldest_wait_s: float
     tasks_done_per_minute: float
     failure_ratio: float
+    outcomes_last_hour: int
     outbox_pending: int
     workers: list[WorkerView] = field(default_factory=list)
 
@@ -52,6 +53,8 @@ class Load:
 def read_load(session: Session, *, lease_s: float) -> Load:
     now = utcnow()
     workers = _workers(session, now, alive_within_s=max(15.0, 3 * lease_s))
+    failed = _events_since(session, "workflow_failed", now - FAILURE_WINDOW)
+    outcomes = failed + _events_since(session, "workflow_succeeded", now - FAILURE_WINDOW)
     oldest = session.scalar(
         select(func.min(Task.run_at)).where(Task.state == states.QUEUED, Task.run_at <= now)
     )
@@ -63,7 +66,8 @@ def read_load(session: Session, *, lease_s: float) -> Load:
         oldest_wait_s=(now - oldest).total_seconds() if oldest else 0.0,
         tasks_done_per_minute=_events_since(session, "task_succeeded", now - THROUGHPUT_WINDOW)
         / (THROUGHPUT_WINDOW.total_seconds() / 60),
-        failure_ratio=_failure_ratio(session, now - FAILURE_WINDOW),
+        failure_ratio=failed / outcomes if outcomes else 0.0,
+        outcomes_last_hour=outcomes,
         outbox_pending=_count_outbox(session),
         workers=workers,
     )
@@ -92,13 +96,6 @@ def _count_outbox(session: Session) -> int:
 def _events_since(session: Session, kind: str, since: datetime) -> int:
     query = select(func.count()).select_from(Event).where(Event.kind == kind, Event.at >= since)
     return int(session.scalar(query) or 0)
-
-
-def _failure_ratio(session: Session, since: datetime) -> float:
-    """Of the workflows that ended in the window, the share that failed."""
-    succeeded = _events_since(session, "workflow_succeeded", since)
-    failed = _events_since(session, "workflow_failed", since)
-    return failed / (succeeded + failed) if succeeded + failed else 0.0
 
 
 def _workers(session: Session, now: datetime, *, alive_within_s: float) -> list[WorkerView]:

@@ -1,4 +1,4 @@
-"""``reelwatch up``: the API server and N workers as child processes, kept alive.
+"""``reelwatch up``: the API server, N workers and the monitor as child processes, kept alive.
 
 A child that dies is restarted with exponential backoff (reset once it has stayed up a
 while); a dead worker's tasks are re-queued at once instead of after their lease.
@@ -65,6 +65,7 @@ class Supervisor:
             sink = ("mock", "smtp", "--port", str(port), "--folder", str(settings.mail_folder))
             self.children.append(Child("mailsink", 0, args=sink))
         self.children.append(Child("server", 0, args=("server", "--no-bootstrap")))
+        self.children.append(Child("monitor", 0, args=("monitor",)))
         self.children += [Child("worker", i) for i in range(settings.workers)]
         self.stopping = threading.Event()
         self._db: Database | None = None

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from reelwatch.api.deps import ServicesDep, UserDep
 from reelwatch.failures import FailureCode
 from reelwatch.monitor.load import read_load
+from reelwatch.monitor.rules import firing_alerts
 from reelwatch.videos import service
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -22,6 +23,7 @@ def overview(svc: ServicesDep, user: UserDep) -> dict[str, Any]:
         raise PermissionError("the overview is for admins")
     with svc.db.read() as session:
         load = read_load(session, lease_s=svc.settings.lease_seconds)
+        alerts = firing_alerts(session)
     return {
         "queue": {
             "waiting_tasks": load.waiting_tasks,
@@ -37,8 +39,7 @@ def overview(svc: ServicesDep, user: UserDep) -> dict[str, Any]:
         "outbox_pending": load.outbox_pending,
         "workers": [asdict(worker) for worker in load.workers],
         "live_workers": load.live_workers,
-        # Alert rules arrive with the monitor; until then nothing can be firing.
-        "alerts": [],
+        "alerts": alerts,
     }
 
 
