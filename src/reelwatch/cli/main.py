@@ -100,6 +100,34 @@ def monitor(
     run_monitor(settings, name=name)
 
 
+@app.command()
+def watchdog(
+    url: str,
+    alert_urls: Annotated[
+        str, typer.Option(envvar="REELWATCH_ALERT_URLS", help="Apprise URLs, space separated.")
+    ],
+    interval: Annotated[float, typer.Option(help="Seconds between checks.")] = 15.0,
+    failures: Annotated[int, typer.Option(help="Failed checks in a row that mean down.")] = 3,
+) -> None:
+    """Poll URL/readyz from another machine; alert when the service is down and up again."""
+    import signal
+    import threading
+
+    from reelwatch.monitor.watchdog import Watchdog
+    from reelwatch.notify.alerts import parse_alert_urls
+
+    configure_logging()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    Watchdog(
+        url.rstrip("/"),
+        parse_alert_urls(alert_urls),
+        interval_s=interval,
+        failures_before_down=failures,
+    ).run(stop)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (Alembic) up to the latest."""
