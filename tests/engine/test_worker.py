@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,5 +211,37 @@ def test_worker_waits_while_a_dependency_is_down_and_resumes_waiters(db: Databas
             task = session.scalars(select(Task).where(Task.workflow_id == workflow_id)).one()
         assert task.attempt == 1, "the outage must not burn attempts"
     finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_presence_beats_during_a_long_task_with_the_nodes_resources(db: Database) -> None:
+    from reelwatch.db.models import WorkerRecord
+    from reelwatch.monitor.resources import node_resources
+
+    release = threading.Event()
+    behaviour["run"] = lambda ctx: {"waited": release.wait(30)}
+    start(db)
+    worker = Worker(
+        db, lease_s=3, presence_interval_s=0.2, resources=lambda: node_resources(Path("/"))
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    started.clear()
+    thread.start()
+    try:
+        assert started.wait(20)
+
+        def beat() -> tuple[object, dict[str, float]]:
+            with db.read() as session:
+                record = session.get_one(WorkerRecord, worker.id)
+                return record.heartbeat_at, dict(record.resources)
+
+        first, resources = beat()
+        wait_until(lambda: beat()[0] != first)
+        assert 0 <= resources["memory_percent"] <= 100
+        assert 0 < resources["disk_free_percent"] <= 100
+    finally:
+        release.set()
         stop.set()
         thread.join(timeout=30)

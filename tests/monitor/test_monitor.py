@@ -104,3 +104,27 @@ def test_queued_video_without_workers_alerts_admins_and_resolves(
         for thread in threads:
             thread.join(timeout=30)
         instance.stop()
+
+
+def test_resource_rule_names_the_strained_node(db: Database) -> None:
+    from reelwatch.monitor.load import WorkerView
+    from reelwatch.monitor.rules import strained_nodes
+
+    healthy = WorkerView(
+        "calm", "idle", 1.0, None, True, {"disk_free_percent": 50.0, "memory_percent": 40.0}
+    )
+    full = WorkerView(
+        "full", "busy", 1.0, 7, True, {"disk_free_percent": 4.5, "memory_percent": 40.0}
+    )
+    gone = WorkerView("gone", "idle", 999.0, None, False, {"disk_free_percent": 1.0})
+    load = replace(IDLE, workers=[healthy, full, gone])
+    assert strained_nodes(load) == ["full: disk_free_percent 4.5 (below 10)"]
+    start = utcnow()
+    with db.write() as session:
+        evaluate_rules(session, load, start, "test")
+    with db.write() as session:
+        firing = evaluate_rules(session, load, start + timedelta(seconds=301), "test")
+    assert firing == ["node_resources_low"]
+    with db.read() as session:
+        body = session.scalars(select(OutboxMessage.body_text)).one()
+    assert "full: disk_free_percent 4.5" in body and "What to do" in body

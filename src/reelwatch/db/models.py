@@ -198,6 +198,8 @@ class WorkerRecord(Base):
     current_task_id: Mapped[int | None] = mapped_column(BigId)
     started_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime]
+    # The node's resources at the last presence beat (psutil), for the monitor.
+    resources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
 
 class OutboxMessage(Base):

@@ -149,6 +149,8 @@ class Worker:
         notifier: WorkNotifier | None = None,
         preflight: Callable[[], str | None] | None = None,
         workflows: Mapping[str, WorkflowSpec] | None = None,
+        resources: Callable[[], dict[str, float]] | None = None,
+        presence_interval_s: float = PRESENCE_INTERVAL_S,
     ) -> None:
         self.db = db
         self.lease_s = lease_s
@@ -162,14 +164,20 @@ class Worker:
         # The declarations whose handlers this worker runs (default: the registry), so
         # workers of differently configured instances can share a process (tests).
         self.workflows = workflows
+        # Reported with each presence beat so the monitor can watch the node.
+        self.resources = resources or dict
+        self.presence_interval_s = presence_interval_s
         self.current: RunningTask | None = None
         self.tasks_done = 0
         self._next_rescue = 0.0
-        self._next_presence = 0.0
 
     def run(self, stop: threading.Event) -> None:
         log.info("worker %s started on queues %s", self.id, ",".join(self.queues))
         self._announce("idle")
+        presence = threading.Thread(
+            target=self._beat_presence, args=(stop,), daemon=True, name="presence"
+        )
+        presence.start()
         outage = 0
         try:
             while not stop.is_set():
@@ -291,20 +299,26 @@ class Worker:
             rescued = queue.expire_stale_leases(self.db, backoff_scale=self.backoff_scale)
             if rescued:
                 log.warning("rescued %d tasks whose worker stopped heartbeating", rescued)
-        if now >= self._next_presence:
+
+    def _beat_presence(self, stop: threading.Event) -> None:
+        while not stop.wait(self.presence_interval_s):
             self._announce(None)
 
     def _announce(self, state: str | None) -> None:
         """Upsert this worker's presence row (state None: keep the state, beat only).
 
-        Only on start, stop and every PRESENCE_INTERVAL_S, never per task: two extra
+        On start, stop, state changes and every PRESENCE_INTERVAL_S from its own thread
+        (a long transcode must not look like a dead worker), never per task: two extra
         write transactions per task would halve the queue's throughput."""
-        self._next_presence = time.monotonic() + PRESENCE_INTERVAL_S
         now = utcnow()
         current_task = self.current.claim.id if self.current else None
         try:
             with self.db.write() as session:
-                values: dict[str, Any] = {"heartbeat_at": now, "current_task_id": current_task}
+                values: dict[str, Any] = {
+                    "heartbeat_at": now,
+                    "current_task_id": current_task,
+                    "resources": self.resources(),
+                }
                 if state:
                     values["state"] = state
                 updated = session.execute(
@@ -321,6 +335,7 @@ class Worker:
                             current_task_id=current_task,
                             started_at=now,
                             heartbeat_at=now,
+                            resources=values["resources"],
                         )
                     )
         except Exception:

@@ -30,6 +30,7 @@ class WorkerView:
     heartbeat_age_s: float
     current_task_id: int | None
     alive: bool
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -103,5 +104,14 @@ def _workers(session: Session, now: datetime, *, alive_within_s: float) -> list[
     for record in session.scalars(select(WorkerRecord).order_by(WorkerRecord.id)):
         age = (now - record.heartbeat_at).total_seconds()
         alive = record.state != "stopped" and age <= alive_within_s
-        views.append(WorkerView(record.id, record.state, age, record.current_task_id, alive))
+        views.append(
+            WorkerView(
+                record.id,
+                record.state,
+                age,
+                record.current_task_id,
+                alive,
+                dict(record.resources or {}),
+            )
+        )
     return views

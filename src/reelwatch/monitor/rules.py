@@ -33,6 +33,29 @@ class AlertRule:
     action: str  # what to do
 
 
+# A node is short of resources past any of these (psutil figures its workers report).
+RESOURCE_LIMITS = {
+    "disk_free_percent": (10.0, "below"),
+    "memory_percent": (90.0, "above"),
+    "load_per_core": (4.0, "above"),
+}
+
+
+def strained_nodes(load: Load) -> list[str]:
+    """'worker: figure value' for every live worker past a resource limit."""
+    found = []
+    for worker in load.workers:
+        for figure, (limit, side) in RESOURCE_LIMITS.items():
+            value = worker.resources.get(figure)
+            if (
+                worker.alive
+                and value is not None
+                and (value < limit if side == "below" else value > limit)
+            ):
+                found.append(f"{worker.id}: {figure} {value:g} ({side} {limit:g})")
+    return found
+
+
 RULES: tuple[AlertRule, ...] = (
     AlertRule(
         "no_live_worker",
@@ -66,6 +89,15 @@ RULES: tuple[AlertRule, ...] = (
         ),
         "Look at the failure codes (`reelwatch queue`, /metrics reelwatch_failed_videos); "
         "recoverable ones point at a component, permanent ones at the uploads.",
+    ),
+    AlertRule(
+        "node_resources_low",
+        "warning",
+        300,
+        lambda load: bool(strained_nodes(load)),
+        lambda load: "; ".join(strained_nodes(load)),
+        "Free disk space under REELWATCH_HOME (delete old media), add memory or "
+        "processing machines, or lower REELWATCH_WORKERS on the strained node.",
     ),
 )
 

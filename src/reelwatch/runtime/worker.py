@@ -14,6 +14,7 @@ from types import FrameType
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.engine.worker import Worker
+from reelwatch.monitor.resources import node_resources
 from reelwatch.notify.dispatcher import Dispatcher
 from reelwatch.pipeline import register_video_workflow
 from reelwatch.storage import MediaStore
@@ -33,6 +34,7 @@ def run_worker(
         backoff_scale=settings.retry_backoff_scale,
         preflight=store.describe_problem,
         workflows={video_workflow.name: video_workflow},
+        resources=lambda: node_resources(settings.media_root, settings.home),
     )
     stop = threading.Event()
     dispatcher = Dispatcher(db, settings, owner=worker.id)

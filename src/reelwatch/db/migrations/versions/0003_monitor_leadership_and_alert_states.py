@@ -1,4 +1,4 @@
-"""monitor leadership and alert states
+"""monitor leadership, alert states and worker resources
 
 Revision ID: 0003
 Revises: 0002
@@ -33,8 +33,12 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+    with op.batch_alter_table("workers", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("resources", sa.JSON(), server_default="{}", nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("workers", schema=None) as batch_op:
+        batch_op.drop_column("resources")
     op.drop_table("leadership")
     op.drop_table("alert_states")
