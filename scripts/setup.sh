@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what reelwatch needs on a Debian machine, skipping what is already there:
-# ffmpeg, PostgreSQL's server binaries (with --test, for the test suite's throwaway
-# cluster) and the Python package with its dependencies.
+# ffmpeg; with --test, PostgreSQL's server binaries (for the test suite's throwaway
+# cluster) and Prometheus (for promtool); and the Python package with its dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,7 @@ packages=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || packages+=(ffmpeg)
 if [[ "${1:-}" == "--test" ]]; then
     compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || packages+=(postgresql)
+    command -v promtool >/dev/null || packages+=(prometheus)  # promtool checks /metrics
 fi
 if ((${#packages[@]})); then
     sudo=""
