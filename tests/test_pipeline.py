@@ -276,3 +276,8 @@ def test_metrics_and_overview_report_the_load(
     assert body["live_workers"] == 2 and len(body["workers"]) >= 2
     assert body["videos"]["by_status"]["ready"] >= 1
     assert 0 <= body["failure_ratio"] <= 1 and body["alerts"] == []
+    capacity = body["capacity"]
+    assert capacity["measured_videos"] >= 1 and capacity["cost_per_video_minute_s"] > 0
+    assert capacity["expected_wait_s"] >= 0 and capacity["workers_needed"] >= 0
+    status = client.get("/api/v1/status", headers={"Authorization": ""}).json()
+    assert status["expected_queue_wait_s"] == capacity["expected_wait_s"]

@@ -149,6 +149,10 @@ def test_up_creates_an_admin_and_the_cli_uploads_and_waits(up: UpProcess, tmp_pa
         reelwatch("workers"), env=env, capture_output=True, text=True, timeout=60
     )
     assert workers.stdout.count(":up-") == 2, workers.stdout
+    capacity = subprocess.run(
+        reelwatch("capacity"), env=env, capture_output=True, text=True, timeout=60
+    )
+    assert "from 1 recent videos" in capacity.stdout, capacity.stdout
 
 
 def test_demo_pushes_good_and_broken_samples_to_their_outcomes(up: UpProcess) -> None:

@@ -89,6 +89,8 @@ def test_queued_video_without_workers_alerts_admins_and_resolves(
     try:
         client = instance.client()
         video = upload(client, good_samples["h264"])
+        status = client.get("/api/v1/status").json()
+        assert status["status"] == "degraded" and status["expected_queue_wait_s"] is None
         wait_until(lambda: receiver.received, timeout=90)
         [alert] = receiver.received
         assert "no_live_worker" in alert["title"] and "Restart needed" in alert["message"]

@@ -252,6 +252,29 @@ def show_queue() -> None:
 
 
 @app.command()
+def capacity() -> None:
+    """Admin: what a minute of video costs, the backlog, the wait, the workers needed."""
+    with Connection.from_environment().client() as client:
+        overview = request(client, "GET", "/api/v1/admin/overview")
+    estimate = overview["capacity"]
+    wait = estimate["expected_wait_s"]
+    table = Table(show_header=False, box=None)
+    table.add_row(
+        "cost",
+        f"{estimate['cost_per_video_minute_s']:.1f} worker-s per minute of "
+        f"video (from {estimate['measured_videos']} recent videos)",
+    )
+    table.add_row("backlog", f"{estimate['backlog_video_minutes']:.1f} minutes of video")
+    table.add_row("live workers", str(overview["live_workers"]))
+    table.add_row(
+        "expected wait",
+        "unbounded: no live worker" if wait is None else f"{wait:.0f} s for a new upload",
+    )
+    table.add_row("workers needed", f"{estimate['workers_needed']} to clear the backlog in 10 min")
+    console.print(table)
+
+
+@app.command()
 def workers() -> None:
     """Admin: workers, their state and last heartbeat."""
     with Connection.from_environment().client() as client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from reelwatch.api.deps import ServicesDep, UserDep
 from reelwatch.failures import FailureCode
+from reelwatch.monitor.capacity import estimate_capacity
 from reelwatch.monitor.load import read_load
 from reelwatch.monitor.rules import firing_alerts
 from reelwatch.videos import service
@@ -24,6 +26,7 @@ def overview(svc: ServicesDep, user: UserDep) -> dict[str, Any]:
     with svc.db.read() as session:
         load = read_load(session, lease_s=svc.settings.lease_seconds)
         alerts = firing_alerts(session)
+        capacity = estimate_capacity(session, live_workers=load.live_workers)
     return {
         "queue": {
             "waiting_tasks": load.waiting_tasks,
@@ -40,6 +43,7 @@ def overview(svc: ServicesDep, user: UserDep) -> dict[str, Any]:
         "workers": [asdict(worker) for worker in load.workers],
         "live_workers": load.live_workers,
         "alerts": alerts,
+        "capacity": _finite(asdict(capacity)),
     }
 
 
@@ -50,3 +54,8 @@ def retry_failed(
     """Re-run every failed video whose error code is ``code``."""
     restarted = service.retry_failed_with_code(svc.db, user, code.value)
     return {"code": code.value, "restarted": restarted}
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    # JSON has no infinity: an unbounded wait (no live worker) is null.
+    return {k: None if isinstance(v, float) and math.isinf(v) else v for k, v in values.items()}

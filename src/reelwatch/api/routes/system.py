@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from reelwatch.api.deps import ServicesDep
+from reelwatch.monitor.capacity import estimate_capacity
 from reelwatch.monitor.load import Load, read_load
 from reelwatch.monitor.metrics import render_metrics
 
@@ -55,7 +57,9 @@ def public_status(svc: ServicesDep) -> dict[str, Any]:
     """Public: whether processing is working, and how long a new upload would wait."""
     with svc.db.read() as session:
         load = read_load(session, lease_s=svc.settings.lease_seconds)
+        capacity = estimate_capacity(session, live_workers=load.live_workers)
     status = "degraded" if load.waiting_tasks and not load.live_workers else "operational"
+    wait = capacity.expected_wait_s
     return {
         "status": status,
         "environment": svc.settings.env,
@@ -65,4 +69,6 @@ def public_status(svc: ServicesDep) -> dict[str, Any]:
             "live_workers": load.live_workers,
             "oldest_wait_s": load.oldest_wait_s,
         },
+        # None while no worker is alive: the wait has no bound.
+        "expected_queue_wait_s": None if math.isinf(wait) else wait,
     }
