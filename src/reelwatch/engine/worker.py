@@ -38,10 +38,6 @@ MAX_IDLE_WAIT_S = 1.0
 PREFLIGHT_RETRY_S = 2.0
 
 
-class TaskCancelled(Exception):
-    """The handler noticed ``cancelled`` and stopped; ``reason`` says why."""
-
-
 @dataclass
 class RunningTask:
     """The ``TaskContext`` a handler receives."""
