@@ -1,7 +1,8 @@
 """``reelwatch up``: the API server, N workers and the monitor as child processes, kept alive.
 
 A child that dies is restarted with exponential backoff (reset once it has stayed up a
-while); a dead worker's tasks are re-queued at once instead of after their lease.
+while), and one that keeps dying raises a crash-loop alert; a dead worker's tasks are
+re-queued at once instead of after their lease.
 SIGTERM or SIGINT stops the children gracefully, and children die with the supervisor
 even when it is SIGKILLed, so a restart never finds the old ones holding the port.
 """
@@ -20,14 +21,16 @@ from dataclasses import dataclass
 from types import FrameType
 
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.db.database import Database, utcnow
 from reelwatch.engine.queue import expire_stale_leases
+from reelwatch.notify import outbox
 from reelwatch.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.2
 STABLE_AFTER_S = 60.0
+CRASH_LOOP_FAILURES = 3
 MAX_BACKOFF_S = 30.0
 SHUTDOWN_GRACE_S = 20.0
 
@@ -71,8 +74,6 @@ class Supervisor:
         self._db: Database | None = None
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._request_stop)
-        signal.signal(signal.SIGINT, self._request_stop)
         self._db = Database(self.settings.resolved_database_url, pool_size=1)
         try:
             for child in self.children:
@@ -85,7 +86,7 @@ class Supervisor:
             self._db.dispose()
         return 0
 
-    def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
+    def request_stop(self, signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
         self.stopping.set()
 
@@ -126,6 +127,30 @@ class Supervisor:
         )
         if child.role == "worker":
             self._rescue_tasks_of(child.worker_name)
+        if child.failures == CRASH_LOOP_FAILURES:
+            self._alert_crash_loop(child, code)
+
+    def _alert_crash_loop(self, child: Child, code: int) -> None:
+        """Restarting keeps it alive, but a child that cannot stay up needs a person."""
+        assert self._db is not None
+        name = f"{child.role} {child.index}"
+        message = outbox.Message(
+            key=f"alert:crash_loop:{os.uname().nodename}:{child.role}{child.index}:"
+            f"{utcnow():%Y-%m-%dT%H}",
+            channel=outbox.ALERT,
+            recipient=outbox.ADMINS,
+            subject=f"[reelwatch {self.settings.env}] CRITICAL crash_loop {name}",
+            body_text=f"What: {name} on {os.uname().nodename} exited {child.failures} times "
+            f"in a row without staying up {STABLE_AFTER_S:.0f} s (last exit code {code}).\n"
+            f"Since: {utcnow():%Y-%m-%d %H:%M:%S} UTC.\nWhat to do: read the output of "
+            "`reelwatch up` for its error; `reelwatch up` keeps restarting it with backoff "
+            f"(at most every {MAX_BACKOFF_S:.0f} s).",
+        )
+        try:
+            with self._db.write() as session:
+                outbox.enqueue(session, message)
+        except Exception:
+            log.exception("could not record the crash-loop alert for %s", name)
 
     def _rescue_tasks_of(self, worker_name: str) -> None:
         assert self._db is not None
@@ -176,4 +201,7 @@ def wait_for_free_port(host: str, port: int, timeout_s: float = 15.0) -> None:
 
 
 def run_supervisor(settings: Settings) -> int:
-    return Supervisor(settings).run()
+    supervisor = Supervisor(settings)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    return supervisor.run()
