@@ -249,6 +249,7 @@ def complete_task(db: Database, claim: ClaimedTask, output: dict[str, Any] | Non
         observer = _observer(workflow)
         observer.task_succeeded(session, workflow, task, task.output)
         tasks = _tasks_of(session, workflow)
+        observer.task_progressed(session, workflow, tasks)
         if _queue_unblocked(session, workflow, tasks, now):
             notify_new_work(session)
         if all(t.state == states.SUCCEEDED for t in tasks):

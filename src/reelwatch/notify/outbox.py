@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Update
 
 from reelwatch.db.database import Database, retry_on_conflict, utcnow
 from reelwatch.db.models import OutboxMessage
@@ -159,7 +160,7 @@ def last_sent_at(db: Database, group_key: str) -> datetime | None:
         )
 
 
-def _fenced(message: OutboxMessage):  # type: ignore[no-untyped-def]
+def _fenced(message: OutboxMessage) -> Update:
     return update(OutboxMessage).where(
         OutboxMessage.id == message.id,
         OutboxMessage.owner == message.owner,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
@@ -63,8 +62,6 @@ class VideoObserver(WorkflowObserver):
             )
         elif task.kind == "thumbnail":
             video.has_thumbnail = True
-        tasks = session.scalars(select(Task).where(Task.workflow_id == workflow.id))
-        video.progress = round(weighted_progress(list(tasks)), 4)
         video.updated_at = utcnow()
 
     def retry_scheduled(
