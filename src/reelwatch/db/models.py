@@ -248,8 +248,51 @@ class AlertState(Base):
 
     __tablename__ = "alert_states"
 
-    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(200), primary_key=True)
     state: Mapped[str] = mapped_column(String(16))
     since: Mapped[datetime]
     value: Mapped[str] = mapped_column(Text, default="")
     notified_at: Mapped[datetime | None]
+
+
+class CheckState(Base):
+    """Where one check stands now: ok, warning, critical or unknown, since when, and what
+    its last run found (the value or the error, in words)."""
+
+    __tablename__ = "checks"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime]
+    checked_at: Mapped[datetime]
+    detail: Mapped[str] = mapped_column(Text, default="")
+    # A figure of the last run where the check has one (a latency, a free percentage).
+    value: Mapped[float | None] = mapped_column(Float)
+
+
+class CheckTransition(Base):
+    """A check's history: one row each time its state changes (uptime is read from it)."""
+
+    __tablename__ = "check_transitions"
+    __table_args__ = (Index("ix_check_transitions_name_at", "name", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Silence(Base):
+    """An admin's decision to hear nothing from one alert rule until ``ends_at``: the rule
+    still changes state (and shows as silenced), but sends no message."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index("ix_silences_rule_ends", "rule", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(320))
+    comment: Mapped[str] = mapped_column(Text, default="")
