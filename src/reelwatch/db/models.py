@@ -296,3 +296,20 @@ class Silence(Base):
     ends_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(320))
     comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class LoadSample(Base):
+    """The load once a minute, written by the elected monitor: the admin charts' series."""
+
+    __tablename__ = "load_samples"
+
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    waiting_tasks: Mapped[int]
+    oldest_wait_s: Mapped[float]
+    tasks_done_per_minute: Mapped[float]
+    failure_ratio: Mapped[float]
+    live_workers: Mapped[int]
+    # Across the live workers' nodes: mean CPU, highest memory use, least free disk.
+    cpu_percent: Mapped[float | None]
+    memory_percent: Mapped[float | None]
+    disk_free_percent: Mapped[float | None]

@@ -16,6 +16,7 @@ import threading
 from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.engine.queue import expire_stale_leases
+from reelwatch.monitor.history import record_sample
 from reelwatch.monitor.leadership import hold_lease, release_lease
 from reelwatch.monitor.load import read_load
 from reelwatch.monitor.rules import evaluate_rules
@@ -64,4 +65,6 @@ class Monitor:
         expire_stale_leases(self.db, backoff_scale=self.settings.retry_backoff_scale)
         with self.db.write() as session:
             load = read_load(session, lease_s=self.settings.lease_seconds)
-            return evaluate_rules(session, load, utcnow(), self.settings.env)
+            now = utcnow()
+            record_sample(session, load, now)
+            return evaluate_rules(session, load, now, self.settings.env)

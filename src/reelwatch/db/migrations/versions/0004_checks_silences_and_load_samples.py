@@ -1,4 +1,4 @@
-"""checks with their history, alert silences, longer alert rule names
+"""checks with their history, alert silences, load samples, longer alert rule names
 
 Revision ID: 0004
 Revises: 0003
@@ -48,6 +48,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_silences_rule_ends", "silences", ["rule", "ends_at"])
+    op.create_table(
+        "load_samples",
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("waiting_tasks", sa.Integer(), nullable=False),
+        sa.Column("oldest_wait_s", sa.Float(), nullable=False),
+        sa.Column("tasks_done_per_minute", sa.Float(), nullable=False),
+        sa.Column("failure_ratio", sa.Float(), nullable=False),
+        sa.Column("live_workers", sa.Integer(), nullable=False),
+        sa.Column("cpu_percent", sa.Float(), nullable=True),
+        sa.Column("memory_percent", sa.Float(), nullable=True),
+        sa.Column("disk_free_percent", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("at"),
+    )
     with op.batch_alter_table("alert_states", schema=None) as batch_op:
         batch_op.alter_column(
             "rule", existing_type=sa.String(length=64), type_=sa.String(length=200)
@@ -59,6 +72,7 @@ def downgrade() -> None:
         batch_op.alter_column(
             "rule", existing_type=sa.String(length=200), type_=sa.String(length=64)
         )
+    op.drop_table("load_samples")
     op.drop_index("ix_silences_rule_ends", table_name="silences")
     op.drop_table("silences")
     op.drop_index("ix_check_transitions_name_at", table_name="check_transitions")

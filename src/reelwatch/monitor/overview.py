@@ -1,0 +1,46 @@
+"""The admin overview: everything an admin looks at first, as one JSON-ready dict.
+
+``GET /api/v1/admin/overview``, ``reelwatch queue`` and the admin dashboard all render
+this one dict, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from reelwatch.config import Settings
+from reelwatch.monitor.capacity import estimate_capacity
+from reelwatch.monitor.load import read_load
+from reelwatch.monitor.rules import firing_alerts
+
+
+def build_overview(session: Session, settings: Settings) -> dict[str, Any]:
+    load = read_load(session, lease_s=settings.lease_seconds)
+    capacity = estimate_capacity(session, live_workers=load.live_workers)
+    return {
+        "queue": {
+            "waiting_tasks": load.waiting_tasks,
+            "oldest_wait_s": load.oldest_wait_s,
+            "tasks_by_state": load.tasks_by_state,
+        },
+        "throughput": {"tasks_per_minute": load.tasks_done_per_minute},
+        "videos": {
+            "by_status": load.videos_by_status,
+            "failed_by_code": load.failed_videos_by_code,
+        },
+        "failure_ratio": load.failure_ratio,
+        "outbox_pending": load.outbox_pending,
+        "workers": [asdict(worker) for worker in load.workers],
+        "live_workers": load.live_workers,
+        "alerts": firing_alerts(session),
+        "capacity": _finite(asdict(capacity)),
+    }
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    # JSON has no infinity: an unbounded wait (no live worker) is null.
+    return {k: None if isinstance(v, float) and math.isinf(v) else v for k, v in values.items()}
