@@ -13,6 +13,7 @@ from receivers import AlertReceiver
 from reelwatch.config import Settings, load_settings
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
+from reelwatch.notify.sink import MailSink
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +29,15 @@ def receiver() -> Iterator[AlertReceiver]:
     alert_receiver = AlertReceiver()
     yield alert_receiver
     alert_receiver.close()
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[MailSink]:
+    """The built-in SMTP sink on a loopback port, keeping mail under ``tmp_path/mail``."""
+    mail_sink = MailSink(tmp_path / "mail")
+    mail_sink.start()
+    yield mail_sink
+    mail_sink.stop()
 
 
 @pytest.fixture(scope="session")

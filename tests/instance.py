@@ -20,7 +20,7 @@ from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.engine.worker import Worker
 from reelwatch.notify.dispatcher import Dispatcher
-from reelwatch.pipeline import VIDEO_WORKFLOW, build_video_workflow
+from reelwatch.pipeline import build_workflows
 from reelwatch.storage import MediaStore
 
 TERMINAL = {"ready", "failed"}
@@ -50,13 +50,15 @@ class LiveInstance:
         upgrade_database(settings.resolved_database_url)
         self.db = Database(settings.resolved_database_url)
         # Its own declaration: other instances in this process have other media stores.
-        self.video_workflow = build_video_workflow(settings, MediaStore(settings.media_root))
+        self.workflows = build_workflows(settings, MediaStore(settings.media_root))
         self.url = f"http://{settings.bind}"
         config = uvicorn.Config(
             create_app(settings), host="127.0.0.1", port=settings.host_port[1], log_level="warning"
         )
         self.server = uvicorn.Server(config)
         self.stop_workers = threading.Event()
+        self.stop_dispatchers = threading.Event()
+        self.worker_threads: list[threading.Thread] = []
         self.threads = [threading.Thread(target=self.server.run, daemon=True)]
         self.worker_count = workers
         self.dispatcher_count = dispatchers
@@ -73,7 +75,7 @@ class LiveInstance:
 
     def add_dispatcher(self, owner: str) -> Dispatcher:
         dispatcher = Dispatcher(self.db, self.settings, owner=owner)
-        thread = threading.Thread(target=dispatcher.run, args=(self.stop_workers,), daemon=True)
+        thread = threading.Thread(target=dispatcher.run, args=(self.stop_dispatchers,), daemon=True)
         thread.start()
         self.threads.append(thread)
         return dispatcher
@@ -85,15 +87,25 @@ class LiveInstance:
             self.db,
             lease_s=self.settings.lease_seconds,
             backoff_scale=backoff_scale,
-            workflows={VIDEO_WORKFLOW: self.video_workflow},
+            workflows=self.workflows,
         )
         thread = threading.Thread(target=worker.run, args=(self.stop_workers,), daemon=True)
         thread.start()
         self.threads.append(thread)
+        self.worker_threads.append(thread)
         return worker
+
+    def stop_processing(self) -> None:
+        """Stop every worker (dispatchers and the API go on), as a dead worker machine."""
+        self.stop_workers.set()
+        for thread in self.worker_threads:
+            thread.join(timeout=30)
+        self.stop_workers = threading.Event()
+        self.worker_threads.clear()
 
     def stop(self) -> None:
         self.stop_workers.set()
+        self.stop_dispatchers.set()
         self.server.should_exit = True
         for thread in self.threads:
             thread.join(timeout=30)

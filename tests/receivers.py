@@ -29,6 +29,10 @@ class AlertReceiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def about(self, rule: str) -> list[dict[str, Any]]:
+        """The alerts (and resolved messages) whose title names ``rule``."""
+        return [alert for alert in self.received if rule in alert["title"].split()]
+
     @property
     def url(self) -> str:
         return f"json://127.0.0.1:{self.server.server_address[1]}/alerts"

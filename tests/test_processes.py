@@ -39,6 +39,8 @@ class UpProcess:
             "REELWATCH_BIND": f"127.0.0.1:{self.port}",
             "REELWATCH_LEASE_SECONDS": "3",
             "REELWATCH_RETRY_BACKOFF_SCALE": "0",
+            # The probe's own uploads would mix with the tests' (tests/monitor covers it).
+            "REELWATCH_PROBE_INTERVAL_SECONDS": "0",
             **env,
         }
         self.process: subprocess.Popen[str] | None = None

@@ -64,3 +64,16 @@ def ensure_admin(db: Database, token_file: Path) -> NewUser | None:
         handle.write(admin.token + "\n")
     token_file.chmod(0o600)
     return admin
+
+
+def rotate_token(session: Session, email: str) -> str:
+    """A new token for ``email`` (the user is created if needed); the old one stops working.
+
+    The monitor's end-to-end probe signs in this way each run, so no long-lived probe
+    secret is stored anywhere."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        return create_user(session, email).token
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user.token_hash = hash_token(token)
+    return token

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     # Multiplies every retry backoff; tests and drills shorten waits with it.
     retry_backoff_scale: float = Field(1.0, ge=0)
 
+    # The monitor (docs/monitoring.md): its round, the functional "ping ffmpeg" through
+    # the queue, and the end-to-end probe through the public API (0 turns either off).
+    monitor_interval_seconds: float = Field(5, gt=0)
+    ping_interval_seconds: float = Field(60, ge=0)
+    probe_interval_seconds: float = Field(300, ge=0)
+    probe_timeout_seconds: float = Field(600, gt=0)
+    probe_email: str = "probe@reelwatch.invalid"
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,6 @@ from reelwatch.config import load_settings
 from reelwatch.db.models import OutboxMessage
 from reelwatch.engine import queue
 from reelwatch.notify.sink import MailSink, StoredMail, list_mail, read_mail
-
-
-@pytest.fixture
-def sink(tmp_path: Path) -> Iterator[MailSink]:
-    mail_sink = MailSink(tmp_path / "mail")
-    mail_sink.start()
-    yield mail_sink
-    mail_sink.stop()
 
 
 def start_instance(

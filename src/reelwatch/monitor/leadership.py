@@ -13,6 +13,8 @@ from sqlalchemy import select
 from reelwatch.db.database import Database, retry_on_conflict, utcnow
 from reelwatch.db.models import Leadership
 
+MONITOR_LEASE = "monitor"
+
 
 @retry_on_conflict
 def hold_lease(db: Database, name: str, holder: str, *, ttl_s: float) -> bool:

@@ -26,6 +26,7 @@ FAILURE_WINDOW = timedelta(hours=1)
 @dataclass(frozen=True)
 class WorkerView:
     id: str
+    hostname: str
     state: str
     heartbeat_age_s: float
     current_task_id: int | None
@@ -107,6 +108,7 @@ def _workers(session: Session, now: datetime, *, alive_within_s: float) -> list[
         views.append(
             WorkerView(
                 record.id,
+                record.hostname,
                 record.state,
                 age,
                 record.current_task_id,

@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
+from reelwatch.db.database import utcnow
+from reelwatch.monitor.activity import customer_activity
 from reelwatch.monitor.capacity import estimate_capacity
+from reelwatch.monitor.checks import check_history, list_checks
 from reelwatch.monitor.load import read_load
-from reelwatch.monitor.rules import firing_alerts
+from reelwatch.monitor.rules import list_alerts
+from reelwatch.monitor.silences import active_silences, silence_as_dict
+
+CHECK_HISTORY_SHOWN = timedelta(days=1)
 
 
 def build_overview(session: Session, settings: Settings) -> dict[str, Any]:
+    now = utcnow()
     load = read_load(session, lease_s=settings.lease_seconds)
     capacity = estimate_capacity(session, live_workers=load.live_workers)
     return {
@@ -36,7 +44,11 @@ def build_overview(session: Session, settings: Settings) -> dict[str, Any]:
         "outbox_pending": load.outbox_pending,
         "workers": [asdict(worker) for worker in load.workers],
         "live_workers": load.live_workers,
-        "alerts": firing_alerts(session),
+        "alerts": list_alerts(session, now),
+        "silences": [silence_as_dict(s) for s in active_silences(session, now)],
+        "checks": list_checks(session, now),
+        "check_history": check_history(session, now - CHECK_HISTORY_SHOWN),
+        "activity": customer_activity(session, exclude_email=settings.probe_email),
         "capacity": _finite(asdict(capacity)),
     }
 

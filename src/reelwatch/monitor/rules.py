@@ -4,6 +4,9 @@ A rule whose condition holds is ``pending`` until it has held for the rule's ``f
 (no alert on a blip), then ``firing``: the admins get one alert, repeated every
 ``REPEAT_S`` while it lasts, and one "resolved" message when it clears. Each message goes
 through the outbox, written in the transaction that changes the rule's state.
+
+Besides the load rules below, every check is a rule (``check_rules``): a component down
+for long enough alerts, and its recovery says so. A silence (``silences``) mutes a rule.
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reelwatch.db.models import AlertState
+from reelwatch.db.models import AlertState, CheckState
+from reelwatch.monitor.checks import CRITICAL, WARNING
 from reelwatch.monitor.load import Load
+from reelwatch.monitor.silences import active_silences, silence_for
 from reelwatch.notify import outbox
 
 OK, PENDING, FIRING = "ok", "pending", "firing"
@@ -31,29 +37,6 @@ class AlertRule:
     condition: Callable[[Load], bool]
     describe: Callable[[Load], str]  # the current value, in words
     action: str  # what to do
-
-
-# A node is short of resources past any of these (psutil figures its workers report).
-RESOURCE_LIMITS = {
-    "disk_free_percent": (10.0, "below"),
-    "memory_percent": (90.0, "above"),
-    "load_per_core": (4.0, "above"),
-}
-
-
-def strained_nodes(load: Load) -> list[str]:
-    """'worker: figure value' for every live worker past a resource limit."""
-    found = []
-    for worker in load.workers:
-        for figure, (limit, side) in RESOURCE_LIMITS.items():
-            value = worker.resources.get(figure)
-            if (
-                worker.alive
-                and value is not None
-                and (value < limit if side == "below" else value > limit)
-            ):
-                found.append(f"{worker.id}: {figure} {value:g} ({side} {limit:g})")
-    return found
 
 
 RULES: tuple[AlertRule, ...] = (
@@ -90,45 +73,97 @@ RULES: tuple[AlertRule, ...] = (
         "Look at the failure codes (`reelwatch queue`, /metrics reelwatch_failed_videos); "
         "recoverable ones point at a component, permanent ones at the uploads.",
     ),
-    AlertRule(
-        "node_resources_low",
-        "warning",
-        300,
-        lambda load: bool(strained_nodes(load)),
-        lambda load: "; ".join(strained_nodes(load)),
-        "Free disk space under REELWATCH_HOME (delete old media), add memory or "
-        "processing machines, or lower REELWATCH_WORKERS on the strained node.",
-    ),
 )
 
 
-def firing_alerts(session: Session) -> list[dict[str, str]]:
+# What to do when a check alerts, by the check's kind (its name up to the first colon).
+CHECK_ACTIONS = {
+    "database": "Check that the database server runs and has disk space; every role "
+    "reconnects by itself once it answers.",
+    "storage": "Make the media folder (REELWATCH_HOME/media) writable again and free disk "
+    "space (`reelwatch gc`, or delete old media); workers resume by themselves.",
+    "smtp": "Check the SMTP server in REELWATCH_SMTP_URL; e-mails wait in the outbox and go "
+    "out when it is back.",
+    "ffmpeg": "Install ffmpeg on the machine running the monitor and the workers "
+    "(`apt-get install ffmpeg`).",
+    "ping_ffmpeg": "Processing does not work: look at `reelwatch workers` and the worker "
+    "logs; restart the workers (`reelwatch up`, or each `reelwatch worker`).",
+    "e2e_probe": "Users cannot get a video processed end to end: the detail names the step "
+    "that failed; start with `reelwatch queue` and `reelwatch workers`.",
+    "worker": "A worker stopped heartbeating: restart it (`reelwatch up` does by itself) or "
+    "look at its machine; its tasks were handed to other workers.",
+    "node": "Free disk space (delete old media), add memory or processing machines, or run "
+    "fewer workers on that node (REELWATCH_WORKERS).",
+}
+# How long a check must be failing before it alerts (the probes have their own deadlines).
+CHECK_ALERT_AFTER_S = {"node": 300.0, "e2e_probe": 0.0, "ping_ffmpeg": 0.0}
+DEFAULT_CHECK_ALERT_AFTER_S = 60.0
+
+
+def check_rules(session: Session) -> list[AlertRule]:
+    """One rule per recorded check: it holds while the check is warning or critical."""
+    return [_check_rule(check) for check in session.scalars(select(CheckState))]
+
+
+def _check_rule(check: CheckState) -> AlertRule:
+    kind = check.name.split(":", 1)[0]
+    failing = check.state in (WARNING, CRITICAL)
+    description = f"{check.name} is {check.state}: {check.detail}"
+    return AlertRule(
+        f"check:{check.name}",
+        CRITICAL if check.state == CRITICAL else "warning",
+        CHECK_ALERT_AFTER_S.get(kind, DEFAULT_CHECK_ALERT_AFTER_S),
+        lambda _load: failing,
+        lambda _load: description,
+        CHECK_ACTIONS.get(kind, "See docs/monitoring.md."),
+    )
+
+
+def list_alerts(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """Every rule not ok (pending or firing), with its silence if one covers it."""
+    severity = {rule.name: rule.severity for rule in (*RULES, *check_rules(session))}
+    silences = active_silences(session, now)
+    query = select(AlertState).where(AlertState.state != OK).order_by(AlertState.since)
+    alerts = []
+    for state in session.scalars(query):
+        silence = silence_for(silences, state.rule)
+        alerts.append(
+            {
+                "rule": state.rule,
+                "state": state.state,
+                "severity": severity.get(state.rule, "warning"),
+                "value": state.value,
+                "since": state.since.isoformat() + "Z",
+                "silenced_until": silence.ends_at.isoformat() + "Z" if silence else None,
+            }
+        )
+    return alerts
+
+
+def firing_alerts(session: Session, now: datetime) -> list[dict[str, Any]]:
     """The rules firing now, for the overview."""
-    severity = {rule.name: rule.severity for rule in RULES}
-    query = select(AlertState).where(AlertState.state == FIRING).order_by(AlertState.since)
-    return [
-        {
-            "rule": s.rule,
-            "severity": severity.get(s.rule, "warning"),
-            "value": s.value,
-            "since": s.since.isoformat() + "Z",
-        }
-        for s in session.scalars(query)
-    ]
+    return [alert for alert in list_alerts(session, now) if alert["state"] == FIRING]
 
 
 def evaluate_rules(session: Session, load: Load, now: datetime, environment: str) -> list[str]:
     """Advance every rule's state; returns the names of the rules firing now."""
     states = {s.rule: s for s in session.scalars(select(AlertState))}
+    silences = active_silences(session, now)
     firing = []
-    for rule in RULES:
-        state = states.get(rule.name)
+    for rule in (*RULES, *check_rules(session)):
+        state = states.pop(rule.name, None)
         if state is None:
             state = AlertState(rule=rule.name, state=OK, since=now, value="")
             session.add(state)
-        _advance(session, rule, state, load, now, environment)
+        silenced = silence_for(silences, rule.name) is not None
+        _advance(session, rule, state, load, now, environment, silenced=silenced)
         if state.state == FIRING:
             firing.append(rule.name)
+    for gone in states.values():  # a check that no longer exists (a worker retired)
+        if gone.state == FIRING and gone.notified_at:
+            rule = AlertRule(gone.rule, "warning", 0, lambda _: False, str, "")
+            _alert(session, rule, gone, environment, resolved=True, now=now)
+        session.delete(gone)
     return firing
 
 
@@ -139,25 +174,22 @@ def _advance(
     load: Load,
     now: datetime,
     environment: str,
+    *,
+    silenced: bool,
 ) -> None:
-    holds = rule.condition(load)
-    if holds:
-        state.value = rule.describe(load)
-    if not holds:
-        if state.state == FIRING:
+    if not rule.condition(load):
+        if state.state == FIRING and state.notified_at and not silenced:
             _alert(session, rule, state, environment, resolved=True, now=now)
         if state.state != OK:
-            state.state, state.since = OK, now
-    elif state.state == OK:
+            state.state, state.since, state.notified_at = OK, now, None
+        return
+    state.value = rule.describe(load)
+    if state.state == OK:
         state.state, state.since = PENDING, now
-    elif state.state == PENDING and (now - state.since).total_seconds() >= rule.for_s:
+    if state.state == PENDING and (now - state.since).total_seconds() >= rule.for_s:
         state.state = FIRING
-        _alert(session, rule, state, environment, resolved=False, now=now)
-    elif (
-        state.state == FIRING
-        and state.notified_at
-        and (now - state.notified_at).total_seconds() >= REPEAT_S
-    ):
+    repeat_due = state.notified_at is None or (now - state.notified_at).total_seconds() >= REPEAT_S
+    if state.state == FIRING and repeat_due and not silenced:
         _alert(session, rule, state, environment, resolved=False, now=now)
 
 

@@ -1,9 +1,13 @@
-"""The monitor: evaluates alert rules and rescues expired leases, on the elected node.
+"""The monitor: runs the checks, evaluates the alert rules and rescues expired leases,
+on the elected node.
 
 Any number of ``reelwatch monitor`` processes may run; each round, one holds the
 ``monitor`` lease (``leadership``) and does the singleton duties, the others stand by
-and take over within one lease when it dies. Options: ``interval_s`` between rounds
-(5 s) and ``lease_s``, the leadership lease (3 rounds).
+and take over within one lease when it dies. A round runs the component checks that are
+due (outside any transaction: some take seconds), then records them with the worker and
+node checks, the ping and a load sample in one transaction, and evaluates the rules on
+the result. The end-to-end probe runs in its own thread, every
+``REELWATCH_PROBE_INTERVAL_SECONDS``, because it takes as long as a real upload does.
 """
 
 from __future__ import annotations
@@ -12,18 +16,32 @@ import logging
 import os
 import socket
 import threading
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
+from reelwatch.db.models import WorkerRecord
 from reelwatch.engine.queue import expire_stale_leases
+from reelwatch.monitor import checks
+from reelwatch.monitor.functional import ping_ffmpeg
 from reelwatch.monitor.history import record_sample
-from reelwatch.monitor.leadership import hold_lease, release_lease
+from reelwatch.monitor.leadership import MONITOR_LEASE, hold_lease, release_lease
 from reelwatch.monitor.load import read_load
+from reelwatch.monitor.probe import EndToEndProbe
+from reelwatch.monitor.resources import node_resources
 from reelwatch.monitor.rules import evaluate_rules
+from reelwatch.pipeline import build_ping_workflow
+from reelwatch.storage import MediaStore
 
 log = logging.getLogger(__name__)
 
-LEASE_NAME = "monitor"
+# A worker silent this long is forgotten, with its check (and its alert resolves).
+WORKER_FORGOTTEN_AFTER = timedelta(days=1)
+FIRST_PROBE_AFTER_S = 60.0
 
 
 class Monitor:
@@ -33,16 +51,27 @@ class Monitor:
         settings: Settings,
         *,
         name: str | None = None,
-        interval_s: float = 5.0,
+        interval_s: float | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:monitor"
-        self.interval_s = interval_s
-        self.lease_s = 3 * interval_s
+        self.interval_s = interval_s or settings.monitor_interval_seconds
+        self.lease_s = 3 * self.interval_s
         self.leading = False
+        store = MediaStore(settings.media_root)
+        self.components = checks.ComponentChecks(db, settings, store)
+        self.ping = build_ping_workflow(settings, store)
+        self.probe = EndToEndProbe(db, settings)
+        self._probe_thread: threading.Thread | None = None
+        # The first probe waits a minute, for the workers a fresh `up` is starting.
+        self._next_probe = time.monotonic() + min(
+            FIRST_PROBE_AFTER_S, self.settings.probe_interval_seconds
+        )
+        self._stop = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         try:
             while not stop.is_set():
                 try:
@@ -51,20 +80,69 @@ class Monitor:
                     log.exception("monitor round failed")
                 stop.wait(self.interval_s)
         finally:
+            if self._probe_thread:
+                self._probe_thread.join(timeout=30)
             if self.leading:
-                release_lease(self.db, LEASE_NAME, self.name)
+                release_lease(self.db, MONITOR_LEASE, self.name)
 
     def run_round(self) -> list[str]:
         """One round; returns the firing rules (empty when not the leader)."""
-        leading = hold_lease(self.db, LEASE_NAME, self.name, ttl_s=self.lease_s)
+        leading = hold_lease(self.db, MONITOR_LEASE, self.name, ttl_s=self.lease_s)
         if leading != self.leading:
             log.warning("monitor %s %s", self.name, "leads" if leading else "stands by")
             self.leading = leading
         if not leading:
             return []
         expire_stale_leases(self.db, backoff_scale=self.settings.retry_backoff_scale)
+        results = self.components.run_due()
+        own_node = node_resources(self.settings.media_root, self.settings.home)
+        self._start_probe_if_due()
         with self.db.write() as session:
-            load = read_load(session, lease_s=self.settings.lease_seconds)
             now = utcnow()
+            _forget_silent_workers(session, now)
+            load = read_load(session, lease_s=self.settings.lease_seconds)
+            results |= checks.worker_checks(load) | checks.node_checks(load, own_node)
+            if self.settings.ping_interval_seconds:
+                ping = ping_ffmpeg(
+                    session,
+                    self.ping,
+                    now,
+                    interval_s=self.settings.ping_interval_seconds,
+                    timeout_s=max(60.0, 2 * self.settings.lease_seconds),
+                )
+                if ping:
+                    results["ping_ffmpeg"] = ping
+            for name, result in results.items():
+                checks.record_check(session, name, result, now)
+            checks.forget_checks(session, lambda name: _kept(name, results))
+            checks.prune_history(session, now)
             record_sample(session, load, now)
             return evaluate_rules(session, load, now, self.settings.env)
+
+    def _start_probe_if_due(self) -> None:
+        every_s = self.settings.probe_interval_seconds
+        busy = self._probe_thread is not None and self._probe_thread.is_alive()
+        if not every_s or busy or time.monotonic() < self._next_probe:
+            return
+        self._next_probe = time.monotonic() + every_s
+        self._probe_thread = threading.Thread(
+            target=self._probe_once, name="e2e-probe", daemon=True
+        )
+        self._probe_thread.start()
+
+    def _probe_once(self) -> None:
+        try:
+            result = self.probe.run(self._stop)
+            log.info("end-to-end probe: %s (%s)", result.state, result.detail)
+        except Exception:
+            log.exception("the end-to-end probe could not record its result")
+
+
+def _kept(name: str, fresh: dict[str, checks.CheckResult]) -> bool:
+    """Worker and node checks are rebuilt every round: one not rebuilt is gone."""
+    return name in fresh or not name.startswith(("worker:", "node:"))
+
+
+def _forget_silent_workers(session: Session, now: datetime) -> None:
+    cutoff = now - WORKER_FORGOTTEN_AFTER
+    session.execute(delete(WorkerRecord).where(WorkerRecord.heartbeat_at < cutoff))

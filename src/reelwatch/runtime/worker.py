@@ -16,7 +16,7 @@ from reelwatch.db.database import Database
 from reelwatch.engine.worker import Worker
 from reelwatch.monitor.resources import node_resources
 from reelwatch.notify.dispatcher import Dispatcher
-from reelwatch.pipeline import register_video_workflow
+from reelwatch.pipeline import register_workflows
 from reelwatch.storage import MediaStore
 
 
@@ -25,7 +25,6 @@ def run_worker(
 ) -> None:
     db = Database(settings.resolved_database_url, pool_size=3)
     store = MediaStore(settings.media_root)
-    video_workflow = register_video_workflow(settings, store)
     worker = Worker(
         db,
         lease_s=settings.lease_seconds,
@@ -33,7 +32,7 @@ def run_worker(
         name=name,
         backoff_scale=settings.retry_backoff_scale,
         preflight=store.describe_problem,
-        workflows={video_workflow.name: video_workflow},
+        workflows=register_workflows(settings, store),
         resources=lambda: node_resources(settings.media_root, settings.home),
     )
     stop = threading.Event()

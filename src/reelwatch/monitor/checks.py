@@ -1,0 +1,237 @@
+"""Checks: each component probed on a schedule, with a state, its history and what it found.
+
+A check's state is ``ok``, ``warning``, ``critical`` or ``unknown``. The elected monitor
+runs the checks that are due (``ComponentChecks``), then records their results in one
+transaction: ``checks`` holds where each stands, ``check_transitions`` one row per change
+of state (the history, and later the uptime). A check that is ``warning`` or ``critical``
+for long enough becomes an alert (``rules.check_rules``), and its recovery a resolved
+message: "components down, and up again".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
+
+from reelwatch.config import Settings
+from reelwatch.db.database import Database
+from reelwatch.db.models import CheckState, CheckTransition, Leadership
+from reelwatch.media.ffmpeg import FFMPEG
+from reelwatch.monitor.leadership import MONITOR_LEASE
+from reelwatch.monitor.load import Load
+from reelwatch.monitor.resources import node_resources
+from reelwatch.notify.smtp import DeliveryError, SmtpTarget, check_smtp
+from reelwatch.storage import MediaStore
+
+OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
+SEVERITY = {OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3}
+HISTORY_KEPT = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    state: str
+    detail: str  # the value or the error, in words
+    value: float | None = None
+
+
+# A node's figures (psutil, from its workers and from the monitor): warning, critical.
+NODE_LIMITS: dict[str, tuple[str, float, float]] = {
+    "disk_free_percent": ("below", 10.0, 5.0),
+    "memory_percent": ("above", 90.0, 97.0),
+    "load_per_core": ("above", 4.0, 8.0),
+}
+
+
+def record_check(session: Session, name: str, result: CheckResult, now: datetime) -> None:
+    """Store ``result`` as the check's current state; a change of state is history."""
+    current = session.get(CheckState, name)
+    if current is None:
+        current = CheckState(name=name, state=result.state, since=now)
+        session.add(current)
+        changed = True
+    else:
+        changed = current.state != result.state
+        if changed:
+            current.state, current.since = result.state, now
+    current.checked_at, current.detail, current.value = now, result.detail, result.value
+    if changed:
+        session.add(CheckTransition(name=name, state=result.state, at=now, detail=result.detail))
+
+
+def forget_checks(session: Session, keep: Callable[[str], bool]) -> None:
+    """Drop the checks ``keep`` rejects (a worker that stopped for good); history stays."""
+    for check in session.scalars(select(CheckState)):
+        if not keep(check.name):
+            session.delete(check)
+
+
+def prune_history(session: Session, now: datetime) -> None:
+    session.execute(delete(CheckTransition).where(CheckTransition.at < now - HISTORY_KEPT))
+
+
+def list_checks(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """Every check, the worst first, for the overview and ``reelwatch checks``; with the
+    monitor's own, read from its lease (a dead monitor cannot report itself)."""
+    checks = [*session.scalars(select(CheckState)), _monitor_check(session, now)]
+    ordered = sorted(checks, key=lambda c: (-SEVERITY.get(c.state, 1), c.name))
+    return [
+        {
+            "name": check.name,
+            "state": check.state,
+            "since": check.since.isoformat() + "Z",
+            "checked_at": check.checked_at.isoformat() + "Z",
+            "detail": check.detail,
+            "value": check.value,
+        }
+        for check in ordered
+    ]
+
+
+def _monitor_check(session: Session, now: datetime) -> CheckState:
+    lease = session.get(Leadership, MONITOR_LEASE)
+    if lease is None:
+        state, detail, since = UNKNOWN, "no monitor has run yet (`reelwatch monitor`)", now
+    elif lease.expires_at < now:
+        state, since = CRITICAL, lease.expires_at
+        detail = f"no monitor has held the lease since {lease.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+    else:
+        state, detail, since = OK, f"{lease.holder} leads", now
+    return CheckState(name="monitor", state=state, since=since, checked_at=now, detail=detail)
+
+
+def check_history(session: Session, since: datetime) -> list[dict[str, Any]]:
+    """The state changes since ``since``, newest first."""
+    query = (
+        select(CheckTransition)
+        .where(CheckTransition.at >= since)
+        .order_by(CheckTransition.at.desc(), CheckTransition.id.desc())
+    )
+    return [
+        {"name": t.name, "state": t.state, "at": t.at.isoformat() + "Z", "detail": t.detail}
+        for t in session.scalars(query)
+    ]
+
+
+# -- the checks ------------------------------------------------------------------------
+
+
+def check_database(db: Database) -> CheckResult:
+    started = time.monotonic()
+    try:
+        with db.read() as session:
+            session.execute(text("SELECT 1"))
+    except Exception as exc:
+        return CheckResult(CRITICAL, f"the database does not answer: {exc}")
+    elapsed_ms = (time.monotonic() - started) * 1000
+    state = OK if elapsed_ms < 1000 else WARNING
+    return CheckResult(state, f"answers in {elapsed_ms:.0f} ms", elapsed_ms)
+
+
+def check_storage(store: MediaStore) -> CheckResult:
+    problem = store.describe_problem()
+    if problem:
+        return CheckResult(CRITICAL, problem)
+    free = node_resources(store.root).get("disk_free_percent")
+    if free is None:
+        return CheckResult(OK, "writable")
+    return _against_limit("disk_free_percent", free, f"writable, {free:g} % of its disk free")
+
+
+def check_mail(settings: Settings) -> CheckResult:
+    if settings.smtp_url is None:
+        return CheckResult(UNKNOWN, "no SMTP server is configured (REELWATCH_SMTP_URL)")
+    target = SmtpTarget.from_url(settings.smtp_url)
+    started = time.monotonic()
+    try:
+        asyncio.run(check_smtp(target, timeout_s=10))
+    except DeliveryError as exc:
+        return CheckResult(CRITICAL, str(exc))
+    elapsed_ms = (time.monotonic() - started) * 1000
+    return CheckResult(OK, f"{target.redacted()} greets in {elapsed_ms:.0f} ms", elapsed_ms)
+
+
+def check_ffmpeg() -> CheckResult:
+    """ffmpeg is installed and starts (the ping check proves it encodes, on a worker)."""
+    try:
+        run = subprocess.run(
+            [FFMPEG, "-hide_banner", "-version"], capture_output=True, timeout=20, check=True
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return CheckResult(CRITICAL, f"ffmpeg does not run: {exc}")
+    version = run.stdout.decode(errors="replace").split("\n", 1)[0]
+    return CheckResult(OK, version)
+
+
+def worker_checks(load: Load) -> dict[str, CheckResult]:
+    """One check per worker that has not stopped: alive while it heartbeats."""
+    results = {}
+    for worker in load.workers:
+        if worker.state in ("stopped", "lost"):
+            continue
+        if worker.alive:
+            result = CheckResult(
+                OK, f"{worker.state}, heartbeat {worker.heartbeat_age_s:.0f} s ago"
+            )
+        else:
+            result = CheckResult(
+                CRITICAL, f"no heartbeat for {worker.heartbeat_age_s:.0f} s (was {worker.state})"
+            )
+        results[f"worker:{worker.id}"] = result
+    return results
+
+
+def node_checks(load: Load, monitor_node: dict[str, float]) -> dict[str, CheckResult]:
+    """One check per machine: the monitor's own, and each live worker's latest report."""
+    nodes = {socket.gethostname(): monitor_node}
+    for worker in sorted(load.workers, key=lambda w: -w.heartbeat_age_s):
+        if worker.alive and worker.resources:
+            nodes[worker.hostname] = worker.resources
+    return {f"node:{host}": _node_result(figures) for host, figures in nodes.items()}
+
+
+def _node_result(figures: dict[str, float]) -> CheckResult:
+    results = [_against_limit(name, figures[name]) for name in NODE_LIMITS if name in figures]
+    worst = max((r.state for r in results), key=SEVERITY.__getitem__, default=OK)
+    strained = [r.detail for r in results if r.state != OK]
+    summary = ", ".join(f"{name} {value:g}" for name, value in sorted(figures.items()))
+    return CheckResult(worst, "; ".join(strained) or summary)
+
+
+def _against_limit(figure: str, value: float, fine: str = "") -> CheckResult:
+    side, warn, critical = NODE_LIMITS[figure]
+    for state, limit in ((CRITICAL, critical), (WARNING, warn)):
+        if value < limit if side == "below" else value > limit:
+            return CheckResult(state, f"{figure} {value:g} ({side} {limit:g})", value)
+    return CheckResult(OK, fine or f"{figure} {value:g}", value)
+
+
+class ComponentChecks:
+    """The schedule of the checks that cost something (a connection, a process)."""
+
+    def __init__(self, db: Database, settings: Settings, store: MediaStore) -> None:
+        self.schedule: dict[str, tuple[float, Callable[[], CheckResult]]] = {
+            "database": (0.0, lambda: check_database(db)),
+            "storage": (30.0, lambda: check_storage(store)),
+            "smtp": (60.0, lambda: check_mail(settings)),
+            "ffmpeg": (300.0, check_ffmpeg),
+        }
+        self.next_due: dict[str, float] = {}
+
+    def run_due(self) -> dict[str, CheckResult]:
+        now = time.monotonic()
+        results = {}
+        for name, (every_s, run) in self.schedule.items():
+            if now >= self.next_due.get(name, 0.0):
+                results[name] = run()
+                self.next_due[name] = now + every_s
+        return results
