@@ -245,3 +245,34 @@ def test_presence_beats_during_a_long_task_with_the_nodes_resources(db: Database
         release.set()
         stop.set()
         thread.join(timeout=30)
+
+
+def test_a_handler_stuck_past_its_limit_recycles_the_worker(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler that ignores cancellation cannot be stopped from inside the process:
+    the attempt fails as a timeout and the worker exits for a fresh process."""
+    monkeypatch.setattr("reelwatch.engine.worker.STALL_GRACE_S", 0.5)
+    started.clear()
+    unblock = threading.Event()
+
+    def deaf(ctx: TaskContext) -> None:
+        unblock.wait(30)  # never looks at ctx.cancelled
+
+    behaviour["run"] = deaf
+    exits: list[int] = []
+    worker = Worker(db, lease_s=3, backoff_scale=0, exit_process=exits.append)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        workflow_id = start(db, "test_worker_short")
+        wait_until(lambda: exits == [75])
+        with db.read() as session:
+            task = session.scalars(select(Task).where(Task.workflow_id == workflow_id)).one()
+            assert task.error_code == "timeout" and "was recycled" in (task.error_message or "")
+            assert task.state == states.QUEUED, "a timeout is retried, on a fresh worker"
+    finally:
+        unblock.set()
+        stop.set()
+        thread.join(timeout=30)

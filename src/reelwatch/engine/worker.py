@@ -36,6 +36,10 @@ PRESENCE_INTERVAL_S = 5.0
 RESCUE_INTERVAL_S = 1.0
 MAX_IDLE_WAIT_S = 1.0
 PREFLIGHT_RETRY_S = 2.0
+# A handler still running this long after its time limit ignores cancellation (stuck in
+# a call that cannot be interrupted): the worker process is recycled.
+STALL_GRACE_S = 30.0
+EXIT_STALLED = 75  # EX_TEMPFAIL: `reelwatch up` (or systemd) starts a fresh process
 
 
 @dataclass
@@ -89,10 +93,18 @@ class RunningTask:
 class Heartbeat(threading.Thread):
     """Keeps one running task's lease alive and its progress visible."""
 
-    def __init__(self, running: RunningTask, *, lease_s: float, shutdown: threading.Event) -> None:
+    def __init__(
+        self,
+        running: RunningTask,
+        *,
+        lease_s: float,
+        shutdown: threading.Event,
+        on_stalled: Callable[[RunningTask], None],
+    ) -> None:
         super().__init__(name=f"heartbeat-{running.claim.id}", daemon=True)
         self.running = running
         self.shutdown = shutdown
+        self.on_stalled = on_stalled
         self.lease_s = lease_s
         self.stopped = threading.Event()
         self._flushed_progress = 0.0
@@ -104,8 +116,12 @@ class Heartbeat(threading.Thread):
         while not self.stopped.wait(tick):
             if self.shutdown.is_set():
                 self.running.cancel("shutdown")
-            if time.monotonic() - self._started_at > self.running.claim.timeout_s:
+            overtime_s = time.monotonic() - self._started_at - self.running.claim.timeout_s
+            if overtime_s > 0:
                 self.running.cancel("timeout")
+            if overtime_s > STALL_GRACE_S:
+                self.on_stalled(self.running)
+                return
             try:
                 self._beat()
             except Exception:  # the database may be briefly away; the lease has slack
@@ -147,6 +163,7 @@ class Worker:
         workflows: Mapping[str, WorkflowSpec] | None = None,
         resources: Callable[[], dict[str, float]] | None = None,
         presence_interval_s: float = PRESENCE_INTERVAL_S,
+        exit_process: Callable[[int], None] = os._exit,
     ) -> None:
         self.db = db
         self.lease_s = lease_s
@@ -163,6 +180,8 @@ class Worker:
         # Reported with each presence beat so the monitor can watch the node.
         self.resources = resources or dict
         self.presence_interval_s = presence_interval_s
+        # How a stalled worker ends its process (tests pass a stand-in).
+        self.exit_process = exit_process
         self.current: RunningTask | None = None
         self.tasks_done = 0
         self._next_rescue = 0.0
@@ -203,7 +222,12 @@ class Worker:
     def execute(self, claim: queue.ClaimedTask, *, shutdown: threading.Event | None = None) -> None:
         running = RunningTask(claim, self.db)
         self.current = running
-        heartbeat = Heartbeat(running, lease_s=self.lease_s, shutdown=shutdown or threading.Event())
+        heartbeat = Heartbeat(
+            running,
+            lease_s=self.lease_s,
+            shutdown=shutdown or threading.Event(),
+            on_stalled=self._recycle,
+        )
         heartbeat.start()
         try:
             self._finish(running, self._run_handler(running))
@@ -251,6 +275,28 @@ class Worker:
                 # does not, the lease expires and the task is re-run elsewhere.
                 log.warning("cannot record task %s yet (%s)", claim.id, exc.orig)
                 time.sleep(min(8.0, 0.25 * 2**attempt))
+
+    def _recycle(self, running: RunningTask) -> None:
+        """The handler is stuck past its limit: fail the attempt, then exit the process so
+        a fresh one replaces it (the stuck thread cannot be stopped from inside)."""
+        claim = running.claim
+        log.critical(
+            "task %s (%s) ignores its %g s time limit; recycling worker %s",
+            claim.id,
+            claim.name,
+            claim.timeout_s,
+            self.id,
+        )
+        failure = TaskFailure(
+            FailureCode.TIMEOUT,
+            f"task ran longer than its {claim.timeout_s:g} s limit and did not stop; "
+            f"worker {self.id} was recycled",
+        )
+        try:
+            queue.fail_task(self.db, claim, failure, backoff_scale=self.backoff_scale)
+            self._announce("stopped")
+        finally:
+            self.exit_process(EXIT_STALLED)
 
     def _record(self, claim: queue.ClaimedTask, result: dict[str, Any] | TaskFailure) -> None:
         if isinstance(result, TaskFailure):
@@ -336,3 +382,14 @@ class Worker:
                     )
         except Exception:
             log.exception("worker %s could not record its presence", self.id)
+
+
+def mark_worker_lost(db: Database, worker_id: str) -> None:
+    """Record that a worker's process is known dead (its supervisor saw it exit), so the
+    monitor stops watching for its heartbeat instead of reporting it down."""
+    with db.write() as session:
+        session.execute(
+            update(WorkerRecord)
+            .where(WorkerRecord.id == worker_id, WorkerRecord.state != "stopped")
+            .values(state="lost", current_task_id=None)
+        )

@@ -55,8 +55,10 @@ class Load:
 def read_load(session: Session, *, lease_s: float) -> Load:
     now = utcnow()
     workers = _workers(session, now, alive_within_s=max(15.0, 3 * lease_s))
-    failed = _events_since(session, "workflow_failed", now - FAILURE_WINDOW)
-    outcomes = failed + _events_since(session, "workflow_succeeded", now - FAILURE_WINDOW)
+    # Videos only: the monitor's pings have no subject.
+    videos = Event.subject_id.is_not(None)
+    failed = _events_since(session, "workflow_failed", now - FAILURE_WINDOW, videos)
+    outcomes = failed + _events_since(session, "workflow_succeeded", now - FAILURE_WINDOW, videos)
     oldest = session.scalar(
         select(func.min(Task.run_at)).where(Task.state == states.QUEUED, Task.run_at <= now)
     )
@@ -95,8 +97,10 @@ def _count_outbox(session: Session) -> int:
     return int(session.scalar(query) or 0)
 
 
-def _events_since(session: Session, kind: str, since: datetime) -> int:
-    query = select(func.count()).select_from(Event).where(Event.kind == kind, Event.at >= since)
+def _events_since(session: Session, kind: str, since: datetime, *where: ColumnElement[bool]) -> int:
+    query = (
+        select(func.count()).select_from(Event).where(Event.kind == kind, Event.at >= since, *where)
+    )
     return int(session.scalar(query) or 0)
 
 

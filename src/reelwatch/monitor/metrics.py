@@ -1,68 +1,166 @@
 """Prometheus metrics for ``GET /metrics``, computed from the database at scrape time.
 
 Every API server answers with the same figures (they come from the shared database, not
-from per-process counters), so a scrape through any load-balanced server is right.
+from per-process counters), so a scrape through any load-balanced server is right. Task
+durations are a gauge histogram over the last hour, for the same reason: a histogram of
+counters would need one process to own them.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from reelwatch.monitor.load import Load
+from reelwatch.db.database import utcnow
+from reelwatch.db.models import Task
+from reelwatch.engine import states
+from reelwatch.monitor.checks import SEVERITY, list_checks
+from reelwatch.monitor.load import Load, read_load
+from reelwatch.monitor.probe import CHECK_NAME as PROBE_CHECK
+from reelwatch.monitor.rules import list_alerts
+
+DURATION_WINDOW = timedelta(hours=1)
+DURATION_BUCKETS_S = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 
 
-class LoadCollector(Collector):
-    def __init__(self, read: Callable[[], Load]) -> None:
+@dataclass(frozen=True)
+class Snapshot:
+    load: Load
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    # Per task kind: the durations (seconds) of the tasks that succeeded in the window.
+    durations: dict[str, list[float]] = field(default_factory=dict)
+
+
+def read_snapshot(session: Session, *, lease_s: float) -> Snapshot:
+    now = utcnow()
+    return Snapshot(
+        load=read_load(session, lease_s=lease_s),
+        checks=list_checks(session, now),
+        alerts=list_alerts(session, now),
+        durations=_recent_durations(session, now - DURATION_WINDOW),
+    )
+
+
+def render_metrics(read: Callable[[], Snapshot]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(read))
+    return generate_latest(registry)
+
+
+class SnapshotCollector(Collector):
+    def __init__(self, read: Callable[[], Snapshot]) -> None:
         self.read = read
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        load = self.read()
-        yield _labelled("reelwatch_tasks", "Tasks by state.", "state", load.tasks_by_state)
-        yield _labelled("reelwatch_videos", "Videos by status.", "status", load.videos_by_status)
-        yield _labelled(
-            "reelwatch_failed_videos",
-            "Failed videos by error code.",
-            "code",
-            load.failed_videos_by_code,
-        )
-        yield GaugeMetricFamily(
-            "reelwatch_queue_waiting_tasks",
-            "Tasks due and not yet claimed.",
-            value=load.waiting_tasks,
-        )
-        yield GaugeMetricFamily(
-            "reelwatch_queue_oldest_wait_seconds",
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.read()
+        yield from _load_metrics(snapshot.load)
+        yield from _check_metrics(snapshot.checks)
+        yield _alert_metric(snapshot.alerts)
+        yield _duration_histogram(snapshot.durations)
+
+
+def _load_metrics(load: Load) -> Iterator[Metric]:
+    yield _labelled("reelwatch_tasks", "Tasks by state.", "state", load.tasks_by_state)
+    yield _labelled("reelwatch_videos", "Videos by status.", "status", load.videos_by_status)
+    yield _labelled(
+        "reelwatch_failed_videos",
+        "Failed videos by error code.",
+        "code",
+        load.failed_videos_by_code,
+    )
+    gauges = {
+        "reelwatch_queue_waiting_tasks": ("Tasks due and not yet claimed.", load.waiting_tasks),
+        "reelwatch_queue_oldest_wait_seconds": (
             "How long the oldest due task has waited.",
-            value=load.oldest_wait_s,
-        )
-        yield GaugeMetricFamily(
-            "reelwatch_tasks_done_per_minute",
+            load.oldest_wait_s,
+        ),
+        "reelwatch_tasks_done_per_minute": (
             "Tasks succeeded per minute over the last 5 minutes.",
-            value=load.tasks_done_per_minute,
-        )
-        yield GaugeMetricFamily(
-            "reelwatch_failure_ratio",
-            "Share of workflows ending failed over the last hour.",
-            value=load.failure_ratio,
-        )
-        yield GaugeMetricFamily(
-            "reelwatch_outbox_pending_messages",
+            load.tasks_done_per_minute,
+        ),
+        "reelwatch_failure_ratio": (
+            "Share of videos ending failed over the last hour.",
+            load.failure_ratio,
+        ),
+        "reelwatch_outbox_pending_messages": (
             "Notifications not delivered yet.",
-            value=load.outbox_pending,
+            load.outbox_pending,
+        ),
+        "reelwatch_workers_alive": ("Workers heartbeating.", load.live_workers),
+    }
+    for name, (documentation, value) in gauges.items():
+        yield GaugeMetricFamily(name, documentation, value=value)
+
+
+def _check_metrics(checks: list[dict[str, Any]]) -> Iterator[Metric]:
+    severity = GaugeMetricFamily(
+        "reelwatch_check_severity",
+        "Each check's state: 0 ok, 1 unknown, 2 warning, 3 critical.",
+        labels=["check"],
+    )
+    for check in checks:
+        severity.add_metric([check["name"]], SEVERITY.get(check["state"], 1))
+    yield severity
+    probe = next((check for check in checks if check["name"] == PROBE_CHECK), None)
+    if probe is not None and probe["value"] is not None:
+        yield GaugeMetricFamily(
+            "reelwatch_e2e_probe_seconds",
+            "The last end-to-end probe: upload to ready, download and e-mail, in seconds.",
+            value=probe["value"],
         )
         yield GaugeMetricFamily(
-            "reelwatch_workers_alive", "Workers heartbeating.", value=load.live_workers
+            "reelwatch_e2e_probe_success",
+            "1 when the last end-to-end probe passed.",
+            value=1 if probe["state"] == "ok" else 0,
         )
 
 
-def render_metrics(read: Callable[[], Load]) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LoadCollector(read))
-    return generate_latest(registry)
+def _alert_metric(alerts: list[dict[str, Any]]) -> Metric:
+    family = GaugeMetricFamily(
+        "reelwatch_alerts",
+        "Alert rules pending or firing (1), by rule, state and severity.",
+        labels=["rule", "state", "severity"],
+    )
+    for alert in alerts:
+        family.add_metric([alert["rule"], alert["state"], alert["severity"]], 1)
+    return family
+
+
+def _duration_histogram(durations: dict[str, list[float]]) -> Metric:
+    family = GaugeHistogramMetricFamily(
+        "reelwatch_task_duration_seconds",
+        "Durations of the tasks that succeeded in the last hour, by kind.",
+        labels=["kind"],
+    )
+    for kind, values in sorted(durations.items()):
+        ordered = sorted(values)
+        buckets = [(str(b), bisect.bisect_right(ordered, b)) for b in DURATION_BUCKETS_S]
+        buckets.append(("+Inf", len(ordered)))
+        family.add_metric([kind], buckets, gsum_value=sum(ordered))
+    return family
+
+
+def _recent_durations(session: Session, since: datetime) -> dict[str, list[float]]:
+    rows = session.execute(
+        select(Task.kind, Task.started_at, Task.finished_at).where(
+            Task.state == states.SUCCEEDED, Task.finished_at >= since
+        )
+    )
+    durations: dict[str, list[float]] = {}
+    for kind, started, finished in rows:
+        if started and finished:
+            durations.setdefault(kind, []).append((finished - started).total_seconds())
+    return durations
 
 
 def _labelled(

@@ -23,6 +23,7 @@ from types import FrameType
 from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.engine.queue import expire_stale_leases
+from reelwatch.engine.worker import mark_worker_lost
 from reelwatch.notify import outbox
 from reelwatch.processes import die_with_parent
 
@@ -160,6 +161,7 @@ class Supervisor:
             )
             if rescued:
                 log.warning("re-queued %d tasks of dead worker %s", rescued, worker_name)
+            mark_worker_lost(self._db, worker_name)
         except Exception:
             log.exception(
                 "could not re-queue the tasks of %s; their leases will expire", worker_name

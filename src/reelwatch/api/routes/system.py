@@ -11,8 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from reelwatch.api.deps import ServicesDep
 from reelwatch.monitor.capacity import estimate_capacity
-from reelwatch.monitor.load import Load, read_load
-from reelwatch.monitor.metrics import render_metrics
+from reelwatch.monitor.load import read_load
+from reelwatch.monitor.metrics import Snapshot, read_snapshot, render_metrics
 
 router = APIRouter(tags=["system"])
 
@@ -45,9 +45,9 @@ def readyz(svc: ServicesDep) -> JSONResponse:
 def metrics(svc: ServicesDep) -> PlainTextResponse:
     """Prometheus text format, computed from the shared database."""
 
-    def read() -> Load:
+    def read() -> Snapshot:
         with svc.db.read() as session:
-            return read_load(session, lease_s=svc.settings.lease_seconds)
+            return read_snapshot(session, lease_s=svc.settings.lease_seconds)
 
     return PlainTextResponse(render_metrics(read), media_type=CONTENT_TYPE_LATEST)
 
