@@ -279,5 +279,7 @@ def test_metrics_and_overview_report_the_load(
     capacity = body["capacity"]
     assert capacity["measured_videos"] >= 1 and capacity["cost_per_video_minute_s"] > 0
     assert capacity["expected_wait_s"] >= 0 and capacity["workers_needed"] >= 0
+    # CPU seconds include the ffmpeg children the workers reaped.
+    assert capacity["cpu_per_video_minute_s"] > 0 and capacity["bytes_per_video_minute"] > 0
     status = client.get("/api/v1/status", headers={"Authorization": ""}).json()
     assert status["expected_queue_wait_s"] == capacity["expected_wait_s"]

@@ -264,6 +264,11 @@ def capacity() -> None:
         f"{estimate['cost_per_video_minute_s']:.1f} worker-s per minute of "
         f"video (from {estimate['measured_videos']} recent videos)",
     )
+    cpu, written = estimate["cpu_per_video_minute_s"], estimate["bytes_per_video_minute"]
+    if cpu is not None:
+        table.add_row("CPU", f"{cpu:.1f} CPU-s per minute of video")
+    if written is not None:
+        table.add_row("output", f"{written / 1e6:.1f} MB of renditions per minute of video")
     table.add_row("backlog", f"{estimate['backlog_video_minutes']:.1f} minutes of video")
     table.add_row("live workers", str(overview["live_workers"]))
     table.add_row(

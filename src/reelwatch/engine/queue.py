@@ -223,9 +223,16 @@ def renew_lease(
 
 
 @retry_on_conflict
-def complete_task(db: Database, claim: ClaimedTask, output: dict[str, Any] | None) -> bool:
+def complete_task(
+    db: Database,
+    claim: ClaimedTask,
+    output: dict[str, Any] | None,
+    *,
+    cpu_s: float | None = None,
+) -> bool:
     """Record success, queue the dependents it unblocks, finish the workflow when all
-    tasks are done. False when the claim was fenced out (lease lost)."""
+    tasks are done. False when the claim was fenced out (lease lost). ``cpu_s``, the CPU
+    time the task cost (its ffmpeg included), goes on the event for the capacity estimate."""
     now = utcnow()
     with db.write() as session:
         workflow = _lock_workflow(session, claim.workflow_id)
@@ -244,7 +251,7 @@ def complete_task(db: Database, claim: ClaimedTask, output: dict[str, Any] | Non
             workflow,
             task=task,
             at=now,
-            data={"elapsed_s": elapsed, **(output or {})},
+            data={"elapsed_s": elapsed, "cpu_s": cpu_s, **(output or {})},
         )
         observer = _observer(workflow)
         observer.task_succeeded(session, workflow, task, task.output)

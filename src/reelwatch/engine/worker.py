@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import socket
 import threading
 import time
@@ -50,6 +51,8 @@ class RunningTask:
     db: Database
     cancelled: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str = ""
+    # CPU seconds the handler spent, its ffmpeg children included (capacity estimate).
+    cpu_s: float | None = None
     _progress: float = 0.0
 
     @property
@@ -239,9 +242,12 @@ class Worker:
 
     def _run_handler(self, running: RunningTask) -> dict[str, Any] | TaskFailure | None:
         claim = running.claim
+        cpu_before = _cpu_seconds()
         try:
             handler = self._handler_for(claim)
-            return handler(running) or {}
+            output = handler(running) or {}
+            running.cpu_s = round(_cpu_seconds() - cpu_before, 3)
+            return output
         except TaskFailure as failure:
             return failure
         except Exception as exc:
@@ -268,7 +274,7 @@ class Worker:
             return  # the lease is someone else's now; they record what happens next
         for attempt in range(1, 9):
             try:
-                self._record(claim, result)
+                self._record(running, result)
                 return
             except DBAPIError as exc:
                 # The heartbeat keeps the lease while the database comes back; if it
@@ -298,14 +304,15 @@ class Worker:
         finally:
             self.exit_process(EXIT_STALLED)
 
-    def _record(self, claim: queue.ClaimedTask, result: dict[str, Any] | TaskFailure) -> None:
+    def _record(self, running: RunningTask, result: dict[str, Any] | TaskFailure) -> None:
+        claim = running.claim
         if isinstance(result, TaskFailure):
             state = queue.fail_task(self.db, claim, result, backoff_scale=self.backoff_scale)
             log.info(
                 "task %s (%s) failed with %s -> %s", claim.id, claim.name, result.code.value, state
             )
         else:
-            queue.complete_task(self.db, claim, result)
+            queue.complete_task(self.db, claim, result, cpu_s=running.cpu_s)
 
     def _dependencies_up(self) -> bool:
         """Claim nothing while a dependency is down, so no attempt is burnt on it; when
@@ -382,6 +389,12 @@ class Worker:
                     )
         except Exception:
             log.exception("worker %s could not record its presence", self.id)
+
+
+def _cpu_seconds() -> float:
+    """This thread's CPU time plus that of the reaped children (ffmpeg runs as one)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.thread_time() + children.ru_utime + children.ru_stime
 
 
 def mark_worker_lost(db: Database, worker_id: str) -> None:
