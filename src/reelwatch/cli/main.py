@@ -93,7 +93,7 @@ def worker(
 def monitor(
     name: Annotated[str | None, typer.Option(help="Monitor id (default host:pid).")] = None,
 ) -> None:
-    """Run a monitor: alert rules and lease rescue, on whichever monitor is elected."""
+    """Run a monitor: checks, alert rules, probes and lease rescue, on the elected one."""
     from reelwatch.runtime.monitor import run_monitor
 
     settings = settings_or_exit()
