@@ -45,6 +45,8 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+    # scrypt, for the web sign-in; None: the user signs in with their API token only.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 class Video(Base):
