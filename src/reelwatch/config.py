@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     probe_timeout_seconds: float = Field(600, gt=0)
     probe_email: str = "probe@reelwatch.invalid"
 
+    # Admission control (docs/notices.md): an upload that would wait longer than this
+    # is refused (503 + Retry-After) or accepted with a warning; 0 turns it off.
+    admission_max_wait_seconds: float = Field(3600, ge=0)
+    admission_policy: Literal["refuse", "warn"] = "warn"
+    # Who gets the upfront e-mail of a maintenance window scheduled with --notify.
+    notify_active_days: int = Field(30, ge=1)
+
     @classmethod
     def settings_customise_sources(
         cls,

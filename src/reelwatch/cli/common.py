@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import typer
 from rich.console import Console
 
 from reelwatch.config import ConfigError, Settings, load_settings
+from reelwatch.db.database import Database
+from reelwatch.db.migrate import upgrade_database
 
 console = Console()
 err = Console(stderr=True)
@@ -18,3 +23,15 @@ def settings_or_exit() -> Settings:
     except ConfigError as exc:
         err.print(f"[red]configuration error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
+
+
+@contextmanager
+def operator_database() -> Iterator[tuple[Settings, Database]]:
+    """The settings and the migrated database of this host, for operator commands."""
+    settings = settings_or_exit()
+    upgrade_database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, pool_size=1)
+    try:
+        yield settings, db
+    finally:
+        db.dispose()

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from reelwatch.accounts import UserExists, create_user
-from reelwatch.cli import client, demo, mail, monitoring
+from reelwatch.cli import client, demo, mail, monitoring, notices
 from reelwatch.cli.common import console, err, settings_or_exit
 from reelwatch.failures import render_failure_docs
 
@@ -30,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(client.app)
 app.add_typer(monitoring.app)
+app.add_typer(notices.app)
 app.add_typer(mail.app)
 app.add_typer(demo.app)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated
 
@@ -11,22 +10,21 @@ from rich.table import Table
 
 from reelwatch.cli.client import Connection, request
 from reelwatch.cli.common import console, err
+from reelwatch.timewords import parse_span
 
 app = typer.Typer()
 alerts_app = typer.Typer(help="Admin: alert rules pending or firing, and silences.")
 app.add_typer(alerts_app, name="alerts")
 
 STATE_STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "dim"}
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``30m``, ``2h``, ``1.5d``."""
-    match = DURATION.match(text.lower())
-    if not match:
-        raise typer.BadParameter(f"{text!r}: give a number and a unit, such as 30m, 2h or 1d")
-    return timedelta(seconds=float(match[1]) * UNIT_S[match[2]])
+    try:
+        return parse_span(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command()

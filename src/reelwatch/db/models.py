@@ -307,11 +307,48 @@ class LoadSample(Base):
 
     at: Mapped[datetime] = mapped_column(primary_key=True)
     waiting_tasks: Mapped[int]
-    oldest_wait_s: Mapped[float]
-    tasks_done_per_minute: Mapped[float]
-    failure_ratio: Mapped[float]
+    oldest_wait_s: Mapped[float] = mapped_column(Float)
+    tasks_done_per_minute: Mapped[float] = mapped_column(Float)
+    failure_ratio: Mapped[float] = mapped_column(Float)
     live_workers: Mapped[int]
     # Across the live workers' nodes: mean CPU, highest memory use, least free disk.
-    cpu_percent: Mapped[float | None]
-    memory_percent: Mapped[float | None]
-    disk_free_percent: Mapped[float | None]
+    cpu_percent: Mapped[float | None] = mapped_column(Float)
+    memory_percent: Mapped[float | None] = mapped_column(Float)
+    disk_free_percent: Mapped[float | None] = mapped_column(Float)
+
+
+class Notice(Base):
+    """What users are told upfront: a maintenance window, or an incident.
+
+    ``uploads`` says what an upload gets while the notice is active: ``automatic``
+    (accepted and saved; a maintenance window holds processing until its end),
+    ``retrying`` (refused: try again after the end) or ``postponing`` (refused: the
+    uploader is told by e-mail when the service is back)."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_open", "closed_at", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # maintenance, incident
+    message: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]  # an incident lasts until it is resolved
+    uploads: Mapped[str] = mapped_column(String(16))
+    # "manual", or the alert rule that opened it (and will resolve it).
+    source: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    # Cancelled (maintenance) or resolved (incident); None while it stands.
+    closed_at: Mapped[datetime | None]
+
+
+class StatusSubscription(Base):
+    """"Tell me when it is back": one e-mail when the service is operational again."""
+
+    __tablename__ = "status_subscriptions"
+    __table_args__ = (Index("ix_status_subscriptions_waiting", "notified_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    notified_at: Mapped[datetime | None]

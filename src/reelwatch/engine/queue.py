@@ -75,14 +75,17 @@ def start_workflow(
     input: dict[str, Any] | None = None,
     priority: int = 0,
     origin: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
 ) -> Workflow:
     """Insert a workflow with its tasks; roots are queued, the rest wait on dependencies.
 
     Runs inside the caller's transaction so the subject (the video row) and its
     workflow appear together or not at all. ``origin`` describes what started it (the
-    upload) on the first event of the timeline.
+    upload) on the first event of the timeline. ``not_before`` holds the roots until
+    then (an upload accepted during maintenance); lower ``priority`` runs first.
     """
     now = utcnow()
+    run_at = max(now, not_before) if not_before else now
     workflow = Workflow(
         run=1,
         name=spec.name,
@@ -98,7 +101,11 @@ def start_workflow(
         "workflow_started",
         workflow,
         at=now,
-        data={**(origin or {}), "tasks": [task.name for task in spec.tasks]},
+        data={
+            **(origin or {}),
+            "tasks": [task.name for task in spec.tasks],
+            **({"held_until": _iso(run_at)} if run_at > now else {}),
+        },
     )
     for task_spec in spec.tasks:
         task = Task(
@@ -115,7 +122,7 @@ def start_workflow(
             attempt=0,
             attempt_floor=0,
             progress=0.0,
-            run_at=now,
+            run_at=run_at,
             created_at=now,
         )
         session.add(task)
@@ -123,6 +130,19 @@ def start_workflow(
             record_event(session, "task_queued", workflow, task=task, at=now)
     notify_new_work(session)
     return workflow
+
+
+def release_held_tasks(session: Session, held_until: datetime, now: datetime) -> int:
+    """Make the first attempts held until ``held_until`` due now (the maintenance that
+    held them ended early); returns how many."""
+    released = session.execute(
+        update(Task)
+        .where(Task.state == states.QUEUED, Task.attempt == 0, Task.run_at == held_until)
+        .values(run_at=now)
+    )
+    if released.rowcount:  # type: ignore[attr-defined]
+        notify_new_work(session)
+    return int(released.rowcount)  # type: ignore[attr-defined]
 
 
 def notify_new_work(session: Session) -> None:

@@ -6,7 +6,9 @@ Any number of ``reelwatch monitor`` processes may run; each round, one holds the
 and take over within one lease when it dies. A round runs the component checks that are
 due (outside any transaction: some take seconds), then records them with the worker and
 node checks, the ping and a load sample in one transaction, and evaluates the rules on
-the result. The end-to-end probe runs in its own thread, every
+the result; then it opens or resolves the automatic incidents and, once the service is
+operational, mails the "tell me when it is back" subscribers. The end-to-end probe runs
+in its own thread, every
 ``REELWATCH_PROBE_INTERVAL_SECONDS``, because it takes as long as a real upload does.
 """
 
@@ -34,6 +36,8 @@ from reelwatch.monitor.load import read_load
 from reelwatch.monitor.probe import EndToEndProbe
 from reelwatch.monitor.resources import node_resources
 from reelwatch.monitor.rules import evaluate_rules
+from reelwatch.notices.service import sync_auto_incidents
+from reelwatch.notices.status import OPERATIONAL, read_status, tell_subscribers_it_is_back
 from reelwatch.pipeline import build_ping_workflow
 from reelwatch.storage import MediaStore
 
@@ -117,7 +121,17 @@ class Monitor:
             checks.forget_checks(session, lambda name: _kept(name, results))
             checks.prune_history(session, now)
             record_sample(session, load, now)
-            return evaluate_rules(session, load, now, self.settings.env)
+            firing = evaluate_rules(session, load, now, self.settings.env)
+            self._tell_users(session, firing, now)
+            return firing
+
+    def _tell_users(self, session: Session, firing: list[str], now: datetime) -> None:
+        """Incidents follow the alerts users feel; "it is back" once it is."""
+        sync_auto_incidents(session, firing, now)
+        status = read_status(session, lease_s=self.settings.lease_seconds, now=now)
+        if status.status == OPERATIONAL:
+            public_url = self.settings.resolved_public_url
+            tell_subscribers_it_is_back(session, public_url=public_url, now=now)
 
     def _start_probe_if_due(self) -> None:
         every_s = self.settings.probe_interval_seconds

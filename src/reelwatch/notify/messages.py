@@ -10,7 +10,7 @@ from datetime import datetime
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from reelwatch.db.models import User, Video
+from reelwatch.db.models import Notice, StatusSubscription, User, Video
 from reelwatch.failures import FailureKind, TaskFailure
 from reelwatch.notify.outbox import ADMINS, ALERT, EMAIL, Message
 
@@ -74,6 +74,50 @@ def delayed_email(
     )
 
 
+UPLOADS_EFFECT = {
+    "automatic": "uploads are accepted and saved; they are processed when it ends, and you "
+    "get the usual e-mail with the outcome.",
+    "retrying": "uploads are refused; please upload again after it ends.",
+    "postponing": "uploads are refused; if you try, we e-mail you once it is over so you "
+    "can upload again.",
+}
+
+
+def maintenance_email(user: User, notice: Notice, *, public_url: str) -> Message:
+    """The upfront notice of a window, once per window and user."""
+    ends_at = notice.ends_at or notice.starts_at
+    text, html = _render(
+        "maintenance",
+        public_url=public_url,
+        status_link=f"{public_url}/status",
+        starts_at=f"{notice.starts_at:%Y-%m-%d %H:%M}",
+        ends_at=f"{ends_at:%Y-%m-%d %H:%M}",
+        message=notice.message,
+        uploads_effect=UPLOADS_EFFECT[notice.uploads],
+    )
+    return Message(
+        key=f"email:maintenance:{notice.id}:user:{user.id}",
+        channel=EMAIL,
+        recipient=user.email,
+        subject=f"Planned maintenance on {notice.starts_at:%Y-%m-%d %H:%M} UTC",
+        body_text=text,
+        body_html=html,
+    )
+
+
+def back_email(subscription: StatusSubscription, *, public_url: str) -> Message:
+    """ "It is back", once per subscription."""
+    text, html = _render("back", public_url=public_url)
+    return Message(
+        key=f"email:status:back:{subscription.id}",
+        channel=EMAIL,
+        recipient=subscription.email,
+        subject="reelwatch is back",
+        body_text=text,
+        body_html=html,
+    )
+
+
 def failure_alert(video: Video, user: User, failure: TaskFailure, *, run: int) -> Message:
     """One line of the processing-failures digest that admins receive."""
     return Message(
@@ -120,21 +164,28 @@ def _email(
     public_url: str,
     **context: object,
 ) -> Message:
-    values = {
-        "title": video.title,
-        "link": video_link(public_url, video),
-        "public_url": public_url,
+    text, html = _render(
+        template,
+        title=video.title,
+        link=video_link(public_url, video),
+        public_url=public_url,
         **context,
-    }
+    )
     return Message(
         key=key,
         channel=EMAIL,
         recipient=user.email,
         subject=subject,
-        body_text=_templates.get_template(f"{template}.txt.j2").render(values),
-        body_html=_templates.get_template(f"{template}.html.j2").render(values),
+        body_text=text,
+        body_html=html,
         video_id=video.id,
     )
+
+
+def _render(template: str, **values: object) -> tuple[str, str]:
+    """The plain text and HTML bodies of ``template``."""
+    text = _templates.get_template(f"{template}.txt.j2").render(values)
+    return text, _templates.get_template(f"{template}.html.j2").render(values)
 
 
 def _duration(seconds: float | None) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from reelwatch.db.database import Database, utcnow
@@ -48,8 +48,14 @@ def accept_upload(
     *,
     filename: str,
     title: str | None,
+    hold_until: datetime | None = None,
 ) -> Video:
-    """Keep a finished upload durably, then record it and start its workflow."""
+    """Keep a finished upload durably, then record it and start its workflow (held
+    until ``hold_until``, during maintenance).
+
+    Fair share: the workflow's priority is the number of the user's videos still
+    unfinished, so a burst from one user interleaves with everyone else's uploads
+    instead of queueing ahead of them."""
     stored = incoming.finish()
     video_id = uuid.uuid4().hex
     store.keep_original(incoming, video_id)
@@ -81,13 +87,24 @@ def accept_upload(
                 }
             }
             workflow = queue.start_workflow(
-                session, workflow_spec(VIDEO_WORKFLOW), subject_id=video_id, origin=origin
+                session,
+                workflow_spec(VIDEO_WORKFLOW),
+                subject_id=video_id,
+                origin=origin,
+                priority=_unfinished_videos(session, user.id),
+                not_before=hold_until,
             )
             video.workflow_id = workflow.id
     except BaseException:
         store.delete_video(video_id)  # no row, so no 201: the file must not linger
         raise
     return video
+
+
+def _unfinished_videos(session: Session, user_id: int) -> int:
+    unfinished = (VideoStatus.QUEUED, VideoStatus.PROCESSING, VideoStatus.RETRYING)
+    query = select(func.count()).where(Video.user_id == user_id, Video.status.in_(unfinished))
+    return int(session.scalar(query) or 0)
 
 
 def get_video(session: Session, user: User, video_id: str) -> Video:

@@ -8,11 +8,14 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
 
 from reelwatch.api.deps import ServicesDep
-from reelwatch.monitor.capacity import estimate_capacity
-from reelwatch.monitor.load import read_load
+from reelwatch.api.errors import ApiError
+from reelwatch.db.database import utcnow
 from reelwatch.monitor.metrics import Snapshot, read_snapshot, render_metrics
+from reelwatch.notices.service import notice_as_dict
+from reelwatch.notices.status import OPERATIONAL, read_status, subscribe
 
 router = APIRouter(tags=["system"])
 
@@ -54,16 +57,16 @@ def metrics(svc: ServicesDep) -> PlainTextResponse:
 
 @router.get("/api/v1/status")
 def public_status(svc: ServicesDep) -> dict[str, Any]:
-    """Public: whether processing is working, and how long a new upload would wait."""
+    """Public: the service's state, its notices (active and upcoming), and how long a
+    new upload would wait."""
     with svc.db.read() as session:
-        load = read_load(session, lease_s=svc.settings.lease_seconds)
-        capacity = estimate_capacity(session, live_workers=load.live_workers)
-    status = "degraded" if load.waiting_tasks and not load.live_workers else "operational"
-    wait = capacity.expected_wait_s
+        status = read_status(session, lease_s=svc.settings.lease_seconds, now=utcnow())
+    load, wait = status.load, status.capacity.expected_wait_s
     return {
-        "status": status,
+        "status": status.status,
         "environment": svc.settings.env,
-        "notices": [],
+        "notices": [notice_as_dict(notice) for notice in status.active],
+        "upcoming": [notice_as_dict(notice) for notice in status.upcoming],
         "queue": {
             "waiting_tasks": load.waiting_tasks,
             "live_workers": load.live_workers,
@@ -72,3 +75,23 @@ def public_status(svc: ServicesDep) -> dict[str, Any]:
         # None while no worker is alive: the wait has no bound.
         "expected_queue_wait_s": None if math.isinf(wait) else wait,
     }
+
+
+class Subscription(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+
+
+@router.post("/api/v1/status/subscribe", status_code=202)
+def subscribe_to_status(svc: ServicesDep, body: Subscription) -> dict[str, str]:
+    """Public: one e-mail to ``email`` when the service is operational again (only while
+    it is not)."""
+    now = utcnow()
+    with svc.db.write() as session:
+        status = read_status(session, lease_s=svc.settings.lease_seconds, now=now)
+        if status.status == OPERATIONAL:
+            raise ApiError(409, "operational", "reelwatch is working normally right now")
+        try:
+            subscribe(session, body.email, now)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_email", str(exc)) from None
+    return {"status": "subscribed", "email": body.email.strip().lower()}

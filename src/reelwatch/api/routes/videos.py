@@ -8,9 +8,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from reelwatch.api.deps import ServicesDep, UserDep
+from reelwatch.api.deps import Services, ServicesDep, UserDep
 from reelwatch.api.errors import ApiError
 from reelwatch.api.upload import receive_upload
+from reelwatch.db.database import utcnow
+from reelwatch.db.models import User
+from reelwatch.notices.admission import Decision, admit_upload
+from reelwatch.notices.status import read_status, subscribe
 from reelwatch.storage.local import IncomingFile
 from reelwatch.videos import service
 from reelwatch.videos.status import VideoStatus
@@ -21,7 +25,12 @@ router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
 @router.post("", status_code=201)
 async def upload_video(request: Request, svc: ServicesDep, user: UserDep) -> Response:
     """Multipart field ``file`` (and optional ``title``). Answers 201 only once the
-    original is fsync'ed in the store and the video is recorded."""
+    original is fsync'ed in the store and the video is recorded; 503 with Retry-After
+    before reading the body when a notice or the queue refuses uploads now."""
+    decision = await run_in_threadpool(_admit, svc, user)
+    if not decision.accepted:
+        retry_after = {"Retry-After": str(decision.retry_after_s or 60)}
+        raise ApiError(503, decision.code, decision.message or "", headers=retry_after)
     upload = await receive_upload(request, svc.store, svc.settings.max_upload_bytes)
     incoming: IncomingFile = upload.incoming  # type: ignore[assignment]
     try:
@@ -33,12 +42,26 @@ async def upload_video(request: Request, svc: ServicesDep, user: UserDep) -> Res
             incoming,
             filename=upload.filename,
             title=upload.fields.get("title"),
+            hold_until=decision.hold_until,
         )
     except BaseException:
         incoming.discard()
         raise
     body = service.video_as_dict(video, svc.settings.resolved_public_url)
+    if decision.message:
+        body["warning"] = decision.message
     return JSONResponse(body, status_code=201, headers={"Location": f"/api/v1/videos/{video.id}"})
+
+
+def _admit(svc: Services, user: User) -> Decision:
+    now = utcnow()
+    with svc.db.read() as session:
+        status = read_status(session, lease_s=svc.settings.lease_seconds, now=now)
+    decision = admit_upload(status, svc.settings, now)
+    if decision.tell_when_back:
+        with svc.db.write() as session:
+            subscribe(session, user.email, now)
+    return decision
 
 
 @router.get("")

@@ -1,0 +1,1 @@
+"""Telling users upfront: maintenance windows, incidents, admission control, the status."""
