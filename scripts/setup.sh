@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Install what reelwatch needs on a Debian machine, skipping what is already there:
-# ffmpeg; with --test, PostgreSQL's server binaries (for the test suite's throwaway
-# cluster) and Prometheus (for promtool); and the Python package with its dependencies.
+# ffmpeg, Graphviz (workflow graphs) and npm (the pages' browser libraries); with --test,
+# PostgreSQL's server binaries (for the test suite's throwaway cluster), Prometheus (for
+# promtool) and Chromium (the web tests' browser); the Python package with its
+# dependencies; and the browser libraries, from package-lock.json into web/static/vendor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || packages+=(ffmpeg)
+command -v dot >/dev/null || packages+=(graphviz)
+command -v npm >/dev/null || packages+=(npm)
 if [[ "${1:-}" == "--test" ]]; then
     compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || packages+=(postgresql)
     command -v promtool >/dev/null || packages+=(prometheus)  # promtool checks /metrics
+    [[ -x /usr/bin/chromium ]] || packages+=(chromium)         # Playwright drives it
 fi
 if ((${#packages[@]})); then
     sudo=""
@@ -18,6 +23,14 @@ if ((${#packages[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
         "${packages[@]}" >/dev/null
 fi
+
+# The pages' browser libraries, pinned by package-lock.json, copied into the package
+# (before pip, so a built wheel has them too); served by reelwatch, never from a CDN.
+web=src/reelwatch/web
+(cd "$web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+mkdir -p "$web/static/vendor"
+cp "$web/node_modules/uplot/dist/uPlot.iife.min.js" "$web/node_modules/uplot/dist/uPlot.min.css" \
+    "$web/node_modules/uplot/LICENSE" "$web/static/vendor/"
 
 extras=""
 [[ "${1:-}" == "--test" ]] && extras="[dev]"

@@ -16,6 +16,14 @@ from reelwatch.db.migrate import upgrade_database
 from reelwatch.notify.sink import MailSink
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-screenshots",
+        action="store_true",
+        help="save a screenshot of each web page to docs/screenshots/",
+    )
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PostgresCluster]:
     cluster = PostgresCluster.start()

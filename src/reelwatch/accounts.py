@@ -1,7 +1,9 @@
-"""Users and their API tokens. Tokens are shown once and stored only as SHA-256 hashes."""
+"""Users, their API tokens and passwords. Tokens are shown once and stored only as SHA-256
+hashes; passwords (optional, for the web sign-in) only as scrypt hashes."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
@@ -16,6 +18,9 @@ from reelwatch.db.models import User
 
 TOKEN_PREFIX = "rw_"  # noqa: S105 (a prefix, not a secret)
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
+MIN_PASSWORD_LENGTH = 8
+# scrypt cost: 16 MiB and about 50 ms per guess; stored with each hash, so it can grow.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 
 
 class UserExists(Exception):
@@ -77,3 +82,51 @@ def rotate_token(session: Session, email: str) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user.token_hash = hash_token(token)
     return token
+
+
+def hash_password(password: str) -> str:
+    """``scrypt$n$r$p$salt$hash`` (hex), salted per password."""
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def password_matches(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        computed = _scrypt(password, bytes.fromhex(salt), int(n), int(r), int(p))
+    except ValueError:
+        return False
+    return secrets.compare_digest(computed, bytes.fromhex(digest))
+
+
+def set_password(session: Session, email: str, password: str) -> None:
+    """Give the user with ``email`` a password (replacing any earlier one)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise LookupError(f"no user with email {email}")
+    user.password_hash = hash_password(password)
+
+
+def user_for_password(session: Session, email: str, password: str) -> User | None:
+    """The user whose email and password these are; None for any mismatch."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None or user.password_hash is None:
+        # The same work as a real check, so the answer's timing does not tell which
+        # email addresses have an account.
+        password_matches(password, _dummy_hash())
+        return None
+    return user if password_matches(password, user.password_hash) else None
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r, dklen=32)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))

@@ -40,4 +40,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(videos.router)
     app.include_router(admin.router)
     app.include_router(system.router)
+    # Imported here: the web package builds on this one (deps, errors).
+    from reelwatch.web.app import install_web
+
+    install_web(app, settings)
     return app

@@ -13,6 +13,7 @@ from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.db.models import User
 from reelwatch.storage import MediaStore
+from reelwatch.web.session import api_session_user
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ ServicesDep = Annotated[Services, Depends(services)]
 
 
 def current_user(request: Request, svc: ServicesDep) -> User:
+    """The bearer of an API token or, for the web pages' own calls, the signed-in user
+    of the session cookie (changes must then carry its CSRF token)."""
+    if "authorization" not in request.headers:
+        user = api_session_user(request, svc.db)
+        if user is not None:
+            return user
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from reelwatch.accounts import UserExists, create_user
+from reelwatch.accounts import UserExists, create_user, set_password
 from reelwatch.cli import client, demo, mail, monitoring, notices
 from reelwatch.cli.common import console, err, settings_or_exit
 from reelwatch.failures import render_failure_docs
@@ -142,18 +142,25 @@ def db_upgrade() -> None:
 
 @users_app.command("add")
 def users_add(
-    email: str, admin: Annotated[bool, typer.Option("--admin", help="Make an admin.")] = False
+    email: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Make an admin.")] = False,
+    password: Annotated[
+        bool, typer.Option("--password", help="Ask for a password for the web sign-in.")
+    ] = False,
 ) -> None:
     """Create a user and print their API token (shown once)."""
     from reelwatch.db.database import Database
     from reelwatch.db.migrate import upgrade_database
 
     settings = settings_or_exit()
+    secret = typer.prompt("password", hide_input=True, confirmation_prompt=True) if password else ""
     upgrade_database(settings.resolved_database_url)
     db = Database(settings.resolved_database_url, pool_size=1)
     try:
         with db.write() as session:
             user = create_user(session, email, is_admin=admin)
+            if password:
+                set_password(session, user.email, secret)
     except (UserExists, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

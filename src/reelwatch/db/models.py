@@ -343,7 +343,7 @@ class Notice(Base):
 
 
 class StatusSubscription(Base):
-    """"Tell me when it is back": one e-mail when the service is operational again."""
+    """A "tell me when it is back" request: one e-mail once the service is operational."""
 
     __tablename__ = "status_subscriptions"
     __table_args__ = (Index("ix_status_subscriptions_waiting", "notified_at"),)

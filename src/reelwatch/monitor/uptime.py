@@ -22,7 +22,7 @@ class DailyUptime:
     ratio: float | None  # None: not watched that day
 
 
-def daily_uptime(session: Session, check: str, *, days: int, now: datetime) -> list[DailyUptime]:
+def daily_uptime(session: Session, check: str, days: int, now: datetime) -> list[DailyUptime]:
     """The last ``days`` days, oldest first, today included (up to ``now``)."""
     first_day = now.date() - timedelta(days=days - 1)
     start = datetime.combine(first_day, time())

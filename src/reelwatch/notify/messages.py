@@ -106,7 +106,7 @@ def maintenance_email(user: User, notice: Notice, *, public_url: str) -> Message
 
 
 def back_email(subscription: StatusSubscription, *, public_url: str) -> Message:
-    """ "It is back", once per subscription."""
+    """The "it is back" e-mail, once per subscription."""
     text, html = _render("back", public_url=public_url)
     return Message(
         key=f"email:status:back:{subscription.id}",

@@ -42,9 +42,7 @@ def upgrade() -> None:
         sa.Column("notified_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_status_subscriptions_waiting", "status_subscriptions", ["notified_at"]
-    )
+    op.create_index("ix_status_subscriptions_waiting", "status_subscriptions", ["notified_at"])
 
 
 def downgrade() -> None:

@@ -1,0 +1,150 @@
+"""The pages people read: sign-in, upload, their videos, one video, the mailbox."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from reelwatch.accounts import user_for_password, user_for_token
+from reelwatch.api.deps import Services, ServicesDep
+from reelwatch.db.models import User
+from reelwatch.videos import service
+from reelwatch.videos.service import NotRetryable
+from reelwatch.videos.status import VideoStatus
+from reelwatch.web.deps import FormDep, PageError, PageUserDep, safe_next
+from reelwatch.web.mailbox import open_mail, visible_mail
+from reelwatch.web.session import session_user, sign_in, sign_out
+from reelwatch.web.templating import flash, render
+from reelwatch.web.views import owner_emails, status_explanation, video_detail
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 30
+
+
+def see_other(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+@router.get("/")
+def home(request: Request, svc: ServicesDep) -> RedirectResponse:
+    return see_other("/videos" if session_user(request, svc.db) else "/login")
+
+
+@router.get("/login")
+def login_page(
+    request: Request,
+    svc: ServicesDep,
+    next_path: Annotated[str, Query(alias="next")] = "/videos",
+) -> Response:
+    if session_user(request, svc.db):
+        return see_other(safe_next(next_path))
+    context = {"next": safe_next(next_path), "error": None}
+    return render(request, svc, "login.html.j2", context)
+
+
+@router.post("/login")
+def login(request: Request, svc: ServicesDep, form: FormDep) -> Response:
+    user = authenticate(svc, form)
+    next_path = safe_next(form.get("next"))
+    if user is None:
+        error = "That did not match an account: check the token, or the email and password."
+        context = {"next": next_path, "error": error, "email": form.get("email", "")}
+        return render(request, svc, "login.html.j2", context, status_code=401)
+    sign_in(request, user)
+    return see_other(next_path)
+
+
+def authenticate(svc: Services, form: FormData) -> User | None:
+    token, email, password = (str(form.get(k, "")).strip() for k in ("token", "email", "password"))
+    with svc.db.read() as session:
+        if token:
+            return user_for_token(session, token)
+        if email and password:
+            return user_for_password(session, email, password)
+    return None
+
+
+@router.post("/logout")
+def logout(request: Request, form: FormDep) -> RedirectResponse:
+    sign_out(request)
+    return see_other("/login")
+
+
+@router.get("/upload")
+def upload_page(request: Request, svc: ServicesDep, user: PageUserDep) -> HTMLResponse:
+    limits = {"max_bytes": svc.settings.max_upload_bytes, "max_mb": svc.settings.max_upload_mb}
+    return render(request, svc, "upload.html.j2", limits, user=user)
+
+
+@router.get("/videos")
+def videos_page(
+    request: Request,
+    svc: ServicesDep,
+    user: PageUserDep,
+    status: VideoStatus | None = None,
+    cursor: str | None = None,
+) -> HTMLResponse:
+    with svc.db.read() as session:
+        try:
+            page = service.list_videos(session, user, status=status, cursor=cursor, limit=PAGE_SIZE)
+        except ValueError:
+            raise PageError(400, "That page link is broken; start from the first page.") from None
+        owners = owner_emails(session, page.videos) if user.is_admin else {}
+    context = {
+        "videos": page.videos,
+        "next_cursor": page.next_cursor,
+        "status": status,
+        "statuses": list(VideoStatus),
+        "owners": owners,
+        # Only the unfiltered first page takes in new uploads as they appear.
+        "live_insert": status is None and cursor is None,
+    }
+    return render(request, svc, "videos.html.j2", context, user=user)
+
+
+@router.get("/videos/{video_id}")
+def video_page(request: Request, svc: ServicesDep, user: PageUserDep, video_id: str) -> Response:
+    with svc.db.read() as session:
+        detail = video_detail(session, user, video_id)
+    context = {**detail.context(), "explanation": status_explanation(detail.video.status)}
+    return render(request, svc, "video.html.j2", context, user=user)
+
+
+@router.post("/videos/{video_id}/retry")
+def retry_video(
+    request: Request, svc: ServicesDep, user: PageUserDep, form: FormDep, video_id: str
+) -> RedirectResponse:
+    with svc.db.read() as session:
+        video_detail(session, user, video_id)  # 404 page for a video that is not theirs
+    try:
+        service.retry_video(svc.db, user, video_id)
+        flash(request, "Retry started: the failed steps run again.")
+    except NotRetryable as exc:
+        flash(request, f"Not retried: {exc}.")
+    return see_other(f"/videos/{video_id}")
+
+
+@router.get("/mail")
+def mailbox_page(request: Request, svc: ServicesDep, user: PageUserDep) -> HTMLResponse:
+    require_mailbox(svc)
+    mails = visible_mail(svc.settings.mail_folder, user)
+    context = {"mails": mails, "folder": svc.settings.mail_folder}
+    return render(request, svc, "mailbox.html.j2", context, user=user)
+
+
+@router.get("/mail/{mail_id}")
+def mail_page(request: Request, svc: ServicesDep, user: PageUserDep, mail_id: str) -> HTMLResponse:
+    require_mailbox(svc)
+    opened = open_mail(svc.settings.mail_folder, user, mail_id)
+    if opened is None:
+        raise PageError(404, "There is no such e-mail, or it was not sent to you.")
+    return render(request, svc, "mail.html.j2", {"mail": opened}, user=user)
+
+
+def require_mailbox(svc: Services) -> None:
+    if svc.settings.env == "production":
+        raise PageError(404, "Production sends real e-mail; there is no local mailbox.")

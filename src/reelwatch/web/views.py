@@ -1,0 +1,148 @@
+"""What the pages say about videos, events and failures, in words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reelwatch.db.models import Event, Task, User, Video
+from reelwatch.failures import CATALOG, FailureCode
+from reelwatch.videos import service
+from reelwatch.videos.service import VideoNotFound
+from reelwatch.videos.status import VideoStatus
+from reelwatch.web.deps import PageError
+from reelwatch.web.graph import render_svg, task_nodes
+
+STATUS_EXPLANATIONS: dict[str, str] = {
+    VideoStatus.QUEUED: "Saved; waiting for a worker to start on it.",
+    VideoStatus.PROCESSING: "Being processed.",
+    VideoStatus.RETRYING: "Saved; a step failed for a reason that may pass, and it will be "
+    "retried automatically.",
+    VideoStatus.READY: "Ready to play and download.",
+    VideoStatus.FAILED: "Processing stopped; see why below.",
+}
+
+EVENT_WORDS = {
+    "workflow_started": "Upload received and stored",
+    "task_queued": "Step queued",
+    "task_started": "Step started",
+    "task_progress": "Step progress",
+    "task_succeeded": "Step done",
+    "task_failed": "Step failed",
+    "retry_scheduled": "Retry scheduled",
+    "lease_expired": "Worker stopped answering; step handed to another",
+    "task_released": "Step handed back (worker shutting down)",
+    "task_cancelled": "Step cancelled",
+    "workflow_restarted": "Retry requested",
+    "workflow_succeeded": "Processing finished",
+    "workflow_failed": "Processing failed",
+    "notification_queued": "Notification queued",
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    explanation: str
+    detail: str | None
+    recoverable: bool
+
+
+def status_explanation(status: str) -> str:
+    return STATUS_EXPLANATIONS.get(status, "")
+
+
+def failure_of(video: Video) -> Failure | None:
+    """The video's error in the words the failure catalog gives users."""
+    if not video.error_code:
+        return None
+    try:
+        explanation = CATALOG[FailureCode(video.error_code)].user_message
+    except ValueError:
+        explanation = "Something went wrong while processing this video."
+    return Failure(
+        video.error_code, explanation, video.error_message, bool(video.error_recoverable)
+    )
+
+
+def event_words(kind: str) -> str:
+    return EVENT_WORDS.get(kind, kind.replace("_", " "))
+
+
+def event_details(event: Event) -> list[tuple[str, str]]:
+    """The event's data as short (name, value) pairs; nested values flattened one level."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in (event.data or {}).items():
+        if isinstance(value, dict):
+            pairs += [(f"{key} {inner}", _short(v)) for inner, v in value.items()]
+        else:
+            pairs.append((key, _short(value)))
+    return pairs
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, float):
+        text = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    elif isinstance(value, list):
+        text = ", ".join(_short(item, limit) for item in value)
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def owner_emails(session: Session, videos: list[Video]) -> dict[int, str]:
+    ids = {video.user_id for video in videos}
+    if not ids:
+        return {}
+    rows = session.execute(select(User.id, User.email).where(User.id.in_(ids)))
+    return {user_id: email for user_id, email in rows}
+
+
+def workflow_tasks(session: Session, video: Video) -> list[Task]:
+    if video.workflow_id is None:
+        return []
+    query = select(Task).where(Task.workflow_id == video.workflow_id).order_by(Task.id)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class VideoDetail:
+    video: Video
+    owner: str
+    failure: Failure | None
+    events: list[Event]
+    tasks: list[Task]
+    graph: Markup | None
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "video": self.video,
+            "owner": self.owner,
+            "failure": self.failure,
+            "events": self.events,
+            "tasks": self.tasks,
+            "graph": self.graph,
+        }
+
+
+def video_detail(session: Session, user: User, video_id: str) -> VideoDetail:
+    """Everything the video page shows; 404 for a video the user may not see."""
+    try:
+        video = service.get_video(session, user, video_id)
+    except VideoNotFound:
+        raise PageError(404, "There is no such video, or it is not yours.") from None
+    tasks = workflow_tasks(session, video)
+    return VideoDetail(
+        video=video,
+        owner=session.get_one(User, video.user_id).email,
+        failure=failure_of(video),
+        events=service.video_events(session, user, video.id),
+        tasks=tasks,
+        graph=render_svg(task_nodes(tasks)) if tasks else None,
+    )

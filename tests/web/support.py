@@ -1,0 +1,84 @@
+"""Helpers for the web tests: the instance's settings, Debian's Chromium through
+Playwright, and signing in from a browser or an HTTP client."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
+
+from instance import free_port
+from reelwatch.config import Settings, load_settings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DESKTOP = ViewportSize(width=1280, height=900)
+PHONE = ViewportSize(width=390, height=844)
+MAX_UPLOAD_MB = 1  # small, so that "too large" is quick to show
+
+
+def web_settings(home: Path, smtp_port: int) -> Settings:
+    return load_settings(
+        home=home,
+        bind=f"127.0.0.1:{free_port()}",
+        lease_seconds=5,
+        retry_backoff_scale=0.0,
+        smtp_url=f"smtp://127.0.0.1:{smtp_port}",
+        max_upload_mb=MAX_UPLOAD_MB,
+    )
+
+
+def signed_in_page(
+    browser: Browser, base_url: str, token: str, *, javascript: bool = True, phone: bool = False
+) -> tuple[BrowserContext, Page]:
+    """A fresh browser context signed in with ``token`` through the sign-in form."""
+    context = browser.new_context(
+        base_url=base_url,
+        java_script_enabled=javascript,
+        viewport=PHONE if phone else DESKTOP,
+        device_scale_factor=2 if phone else 1,
+    )
+    page = context.new_page()
+    page.goto("/login")
+    page.fill("#token", token)
+    page.get_by_role("button", name="Sign in with token").click()
+    expect(page).not_to_have_url(re.compile(r"/login"))
+    return context, page
+
+
+def fits_width(page: Page) -> bool:
+    """Nothing wider than the viewport: no sideways scrolling on a phone."""
+    return bool(
+        page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    )
+
+
+def form_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
+
+@contextmanager
+def signed_in_client(base_url: str, token: str) -> Iterator[httpx.Client]:
+    """An HTTP client holding a session cookie, signed in like a browser would."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        login = client.get("/login")
+        response = client.post(
+            "/login", data={"csrf_token": form_token(login.text), "token": token}
+        )
+        assert response.status_code == 303, response.text
+        yield client

@@ -1,0 +1,270 @@
+"""The pages in a real browser: upload to ready without reloading, play, read the mail,
+the admin dashboard's charts and graphs, reading without JavaScript, phone width."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Route, expect
+from sqlalchemy import delete
+
+import samples
+from instance import LiveInstance, upload, wait_for_outcome
+from reelwatch.db.database import utcnow
+from reelwatch.db.models import AlertState, CheckTransition, LoadSample, Silence
+from reelwatch.notify.sink import MailSink
+from web.support import DESKTOP, MAX_UPLOAD_MB, fits_width, signed_in_page, web_settings
+
+pytestmark = pytest.mark.web
+
+Screenshot = Callable[[Page, str], None]
+PROCESSING_S = 90_000  # ms: a two-second clip on two busy cores
+
+
+def test_sign_in_page_says_what_went_wrong(
+    live: LiveInstance, browser: Browser, screenshot: Screenshot
+) -> None:
+    with browser.new_context(base_url=live.url, viewport=DESKTOP) as context:
+        page = context.new_page()
+        page.goto("/videos")
+        expect(page).to_have_url(re.compile(r"/login\?next=/videos$"))
+        screenshot(page, "sign-in")
+        page.fill("#token", "rw_not-a-real-token")
+        page.get_by_role("button", name="Sign in with token").click()
+        expect(page.get_by_role("alert")).to_contain_text("That did not match an account")
+        page.fill("#token", live.token("dana@example.com"))
+        page.get_by_role("button", name="Sign in with token").click()
+        expect(page).to_have_url(re.compile(r"/videos$"))  # back where they were going
+
+
+def test_upload_watch_ready_play_and_read_the_mail(
+    live: LiveInstance, browser: Browser, clip: Path, screenshot: Screenshot
+) -> None:
+    context, page = signed_in_page(browser, live.url, live.token("dana@example.com"))
+    with context:
+        page.goto("/upload")
+        page.evaluate("() => { window.notReloaded = true; }")
+        page.set_input_files("[data-file-input]", str(clip))
+        row = page.locator(".upload").filter(has_text=clip.name)
+        expect(row.locator("[data-role=status]")).to_have_text("ready", timeout=PROCESSING_S)
+        assert page.evaluate("() => window.notReloaded === true"), "the page was reloaded"
+        screenshot(page, "upload")
+
+        row.get_by_role("link", name="Open").click()
+        expect(page.locator("#summary [data-role=status]")).to_have_text("ready")
+        duration = page.wait_for_function(
+            "() => { const v = document.querySelector('video[data-player]');"
+            " return v && v.readyState >= 1 && v.duration > 0 && v.duration; }"
+        ).json_value()
+        assert math.isclose(duration, 2.0, abs_tol=0.2)
+        expect(page.locator("#timeline")).to_contain_text("Processing finished")
+        expect(page.locator("#graph svg")).to_contain_text("finalize")
+        expect(page.get_by_role("link", name="Download").first).to_be_visible()
+        screenshot(page, "video")
+
+        page.goto("/videos")
+        card = page.locator(".card").filter(has_text="beach day")
+        expect(card.locator("img")).to_be_visible()
+        screenshot(page, "videos")
+
+        page.goto("/mail")
+        screenshot(page, "mailbox")
+        page.get_by_role("link", name="Your video is ready: beach day").click()
+        expect(page.locator(".mail-text")).to_contain_text("beach day")
+        screenshot(page, "mail")
+
+
+@pytest.fixture
+def paused(tmp_path: Path, mail_sink: MailSink) -> Iterator[LiveInstance]:
+    """An instance with no worker yet: a video waits until the test adds one."""
+    instance = LiveInstance(web_settings(tmp_path / "home", mail_sink.port), workers=0).start()
+    yield instance
+    instance.stop()
+
+
+def test_video_page_follows_processing_live(
+    paused: LiveInstance, browser: Browser, clip: Path
+) -> None:
+    video = upload(paused.client("erin@example.com"), clip)
+    context, page = signed_in_page(browser, paused.url, paused.token("erin@example.com"))
+    with context:
+        page.goto(f"/videos/{video['id']}")
+        expect(page.locator("#summary [data-role=status]")).to_have_text("queued")
+        page.evaluate("() => { window.notReloaded = true; }")
+        paused.add_worker()
+        expect(page.locator("#summary [data-role=status]")).to_have_text(
+            "ready", timeout=PROCESSING_S
+        )
+        expect(page.locator("video[data-player]")).to_be_visible()
+        expect(page.locator("#timeline")).to_contain_text("Processing finished")
+        expect(page.locator("#graph .chip.state-succeeded").first).to_be_visible()
+        assert page.evaluate("() => window.notReloaded === true"), "the page was reloaded"
+
+
+def test_a_failure_is_explained_and_can_be_retried(
+    live: LiveInstance, browser: Browser, tmp_path: Path, screenshot: Screenshot
+) -> None:
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(random.Random(7).randbytes(65536))
+    client = live.client("jo@example.com")
+    video = wait_for_outcome(client, upload(client, noise, title="holiday noise")["id"])
+    context, page = signed_in_page(browser, live.url, live.token("jo@example.com"))
+    with context:
+        page.goto(f"/videos/{video['id']}")
+        failure = page.locator(".failure")
+        expect(failure).to_contain_text("The file you uploaded is not a video we can read")
+        expect(failure).to_contain_text("input_invalid")
+        expect(page.locator("#graph .chip.state-failed").first).to_be_visible()
+        screenshot(page, "video-failed")
+        page.get_by_role("button", name="Retry").click()
+        expect(page.locator(".flash")).to_contain_text("Retry started")
+        expect(page.locator("#timeline")).to_contain_text("Retry requested")
+        # The upload itself is broken: it fails again, and says so again.
+        expect(page.locator("#summary [data-role=status]")).to_have_text("failed")
+        expect(page.get_by_role("button", name="Retry")).to_be_visible()
+
+
+def test_upload_errors_are_told_in_words(
+    live: LiveInstance, browser: Browser, tmp_path: Path
+) -> None:
+    too_big = tmp_path / "huge.mp4"
+    too_big.write_bytes(b"\0" * (MAX_UPLOAD_MB * 2**20 + 1))
+    context, page = signed_in_page(browser, live.url, live.token("dana@example.com"))
+    with context:
+        page.goto("/upload")
+        page.set_input_files("[data-file-input]", str(too_big))
+        expect(page.locator(".upload.failed")).to_contain_text(
+            f"Too large: huge.mp4 is 1.0 MB, and this server accepts files up to {MAX_UPLOAD_MB} MB"
+        )
+
+        def maintenance(route: Route) -> None:
+            message = "reelwatch is down for maintenance until 14:00 UTC"
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "600"},
+                json={"error": {"code": "maintenance", "message": message}},
+            )
+
+        page.route("**/api/v1/videos", maintenance)
+        small = samples.make_video(tmp_path / "small.mp4")
+        page.set_input_files("[data-file-input]", str(small))
+        expect(page.locator(".upload.failed").filter(has_text="small.mp4")).to_contain_text(
+            "Not accepting uploads right now (maintenance or overload): reelwatch is down "
+            "for maintenance until 14:00 UTC. Try again in 600 s."
+        )
+
+
+def test_admin_dashboard_draws_charts_and_the_workflow(
+    live: LiveInstance, browser: Browser, screenshot: Screenshot
+) -> None:
+    insert_load_history(live, minutes=120)
+    insert_alert_history(live)
+    context, page = signed_in_page(browser, live.url, live.token("root@example.com", admin=True))
+    try:
+        show_dashboard_and_workflow(page, screenshot)
+    finally:
+        context.close()
+        with live.db.write() as session:  # the instance is shared: end the fake emergency
+            session.execute(delete(AlertState).where(AlertState.rule == "queue_stalled"))
+
+
+def show_dashboard_and_workflow(page: Page, screenshot: Screenshot) -> None:
+    page.goto("/admin")
+    for chart in ("queue", "throughput", "failures", "resources"):
+        drawn = page.locator(f"[data-chart={chart}]")
+        expect(drawn).to_have_attribute("data-points", re.compile(r"^1[0-9]{2}$"))
+        expect(drawn.locator("canvas")).to_be_visible()
+    expect(page.locator("table.workers tbody tr").first).to_be_visible()
+    overview = page.locator("#overview")
+    expect(overview).to_contain_text("live workers")
+    expect(overview.locator(".alert")).to_contain_text("queue_stalled firing (critical)")
+    expect(overview.locator(".alert")).to_contain_text("silenced until")
+    expect(page.locator(".history").last).to_contain_text("database critical")
+    screenshot(page, "dashboard")
+
+    page.goto("/admin/workflow")
+    graph = page.locator("figure.graph svg")
+    for step in ("probe", "transcode_480p", "transcode_720p", "thumbnail", "finalize"):
+        expect(graph).to_contain_text(step)
+    screenshot(page, "workflow")
+
+    page.goto("/videos")
+    expect(page.get_by_role("heading", name="All videos")).to_be_visible()
+
+
+def insert_load_history(live: LiveInstance, minutes: int) -> None:
+    """A morning's worth of samples, as the monitor would have written them."""
+    now = utcnow().replace(second=0, microsecond=0)
+    with live.db.write() as session:
+        for age in range(minutes, 0, -1):
+            wave = math.sin(age / 12)
+            session.merge(
+                LoadSample(
+                    at=now - timedelta(minutes=age),
+                    waiting_tasks=max(0, round(6 + 6 * wave)),
+                    oldest_wait_s=max(0.0, 40 + 40 * wave),
+                    tasks_done_per_minute=8 + 3 * math.cos(age / 9),
+                    failure_ratio=0.05 if age % 30 else 0.25,
+                    live_workers=2,
+                    cpu_percent=55 + 30 * wave,
+                    memory_percent=48 + 5 * math.cos(age / 20),
+                    disk_free_percent=71 - age / 60,
+                )
+            )
+
+
+def insert_alert_history(live: LiveInstance) -> None:
+    """A firing alert an admin silenced, and a check that was down for a while."""
+    now = utcnow()
+    with live.db.write() as session:
+        value = "the oldest task has waited 14 min and nothing finished in 5 min"
+        session.merge(AlertState(rule="queue_stalled", state="firing", since=now, value=value))
+        session.add(
+            Silence(
+                rule="queue_stalled",
+                starts_at=now,
+                ends_at=now + timedelta(hours=2),
+                created_by="root@example.com",
+                comment="moving the workers to a new host",
+            )
+        )
+        for minutes, state in ((50, "critical"), (45, "ok")):
+            at = now - timedelta(minutes=minutes)
+            session.add(CheckTransition(name="database", state=state, at=at, detail=""))
+
+
+def test_pages_read_without_javascript_and_fit_a_phone(
+    live: LiveInstance, browser: Browser, clip: Path, screenshot: Screenshot
+) -> None:
+    client = live.client("fran@example.com")
+    video = wait_for_outcome(client, upload(client, clip, title="no script")["id"])
+    token = live.token("fran@example.com")
+    context, page = signed_in_page(browser, live.url, token, javascript=False)
+    with context:
+        page.goto(f"/videos/{video['id']}")
+        expect(page.locator("#summary [data-role=status]")).to_have_text("ready")
+        expect(page.locator("#timeline")).to_contain_text("Upload received and stored")
+        expect(page.locator("#timeline")).to_contain_text("Processing finished")
+        expect(page.locator("#graph table.tasks")).to_contain_text("finalize")
+        page.goto("/videos")
+        expect(page.locator(".card").filter(has_text="no script")).to_contain_text("ready")
+
+    context, page = signed_in_page(browser, live.url, token, phone=True)
+    with context:
+        for path in ("/upload", "/videos", f"/videos/{video['id']}", "/mail"):
+            page.goto(path)
+            assert fits_width(page), f"{path} scrolls sideways at phone width"
+        page.goto(f"/videos/{video['id']}")
+        screenshot(page, "video-phone")
+    admin = live.token("root@example.com", admin=True)
+    context, page = signed_in_page(browser, live.url, admin, phone=True)
+    with context:
+        for path in ("/admin", "/admin/workflow"):
+            page.goto(path)
+            assert fits_width(page), f"{path} scrolls sideways at phone width"
