@@ -80,7 +80,9 @@ class LiveInstance:
         self.threads.append(thread)
         return dispatcher
 
-    def add_worker(self, backoff_scale: float | None = None) -> Worker:
+    def add_worker(
+        self, backoff_scale: float | None = None, queues: tuple[str, ...] = ("default",)
+    ) -> Worker:
         if backoff_scale is None:
             backoff_scale = self.settings.retry_backoff_scale
         worker = Worker(
@@ -88,6 +90,7 @@ class LiveInstance:
             lease_s=self.settings.lease_seconds,
             backoff_scale=backoff_scale,
             workflows=self.workflows,
+            queues=queues,
         )
         thread = threading.Thread(target=worker.run, args=(self.stop_workers,), daemon=True)
         thread.start()

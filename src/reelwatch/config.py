@@ -8,6 +8,7 @@ that names the variable, through ``load_settings``.
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -49,6 +50,9 @@ class Settings(BaseSettings):
     max_duration_s: float = Field(4 * 3600, gt=0)
     max_pixels: int = Field(7680 * 4320, gt=0)
     renditions: str = "480,720"
+    # Routes task kinds to worker queues ("tags"): "transcode=gpu,thumbnail=cpu" sends
+    # transcodes to `reelwatch worker --queues gpu`; unnamed kinds go to "default".
+    task_queues: str = ""
     ffmpeg_stall_seconds: float = Field(120, gt=0)
     ffmpeg_timeout_seconds: float = Field(4 * 3600, gt=0)
     ffmpeg_threads: int = Field(0, ge=0)
@@ -99,6 +103,14 @@ class Settings(BaseSettings):
             raise ValueError("must be comma-separated heights in pixels, e.g. 480,720")
         return value
 
+    @field_validator("task_queues")
+    @classmethod
+    def _task_queues_are_pairs(cls, value: str) -> str:
+        pairs = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(re.fullmatch(r"[a-z_]+=[a-z0-9_-]+", pair) for pair in pairs):
+            raise ValueError("must be kind=queue pairs, e.g. transcode=gpu,thumbnail=cpu")
+        return value
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url_parses(cls, value: str | None) -> str | None:
@@ -138,6 +150,11 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.bind}").rstrip("/")
+
+    def queue_for(self, kind: str) -> str:
+        """The queue that tasks of ``kind`` are routed to (``REELWATCH_TASK_QUEUES``)."""
+        pairs = (part.strip().split("=") for part in self.task_queues.split(",") if part.strip())
+        return dict(pairs).get(kind, "default")
 
     @cached_property
     def rendition_heights(self) -> tuple[int, ...]:

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select, update
 
 from reelwatch.db.database import Database, utcnow
-from reelwatch.db.models import Event, Task, Workflow
+from reelwatch.db.models import Event, Task, WorkerRecord, Workflow
 from reelwatch.engine import queue, states
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
-from reelwatch.engine.worker import Worker
+from reelwatch.engine.worker import Worker, request_drain
 
 started = threading.Event()
 behaviour: dict[str, Callable[[TaskContext], dict[str, Any] | None]] = {}
@@ -274,5 +274,39 @@ def test_a_handler_stuck_past_its_limit_recycles_the_worker(
             assert task.state == states.QUEUED, "a timeout is retried, on a fresh worker"
     finally:
         unblock.set()
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_a_drained_worker_finishes_its_task_then_claims_nothing_and_stops(db: Database) -> None:
+    started.clear()
+    release = threading.Event()
+
+    def slow(ctx: TaskContext) -> dict[str, Any]:
+        release.wait(30)
+        return {"done": True}
+
+    behaviour["run"] = slow
+    worker = Worker(db, lease_s=3, backoff_scale=0, presence_interval_s=0.1)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        first = start(db)
+        assert started.wait(20)
+        second = start(db)
+        assert request_drain(db, worker.id)
+        wait_until(worker.draining.is_set)
+        release.set()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "a drained worker stops by itself"
+        assert workflow_state(db, first) == states.WF_SUCCEEDED, "its task was finished"
+        assert "task_started" not in kinds(db, second), "and nothing new was claimed"
+        with db.read() as session:
+            record = session.get_one(WorkerRecord, worker.id)
+        assert record.state == "stopped"
+        assert not request_drain(db, worker.id), "a stopped worker cannot be drained"
+    finally:
+        release.set()
         stop.set()
         thread.join(timeout=30)

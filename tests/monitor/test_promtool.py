@@ -40,6 +40,7 @@ def test_promtool_accepts_metrics_and_rules(tmp_path: Path, good_samples: dict[s
     assert 'reelwatch_check_severity{check="database"} 0.0' in text
     assert 'reelwatch_videos{status="ready"} 1.0' in text
     assert "reelwatch_e2e_probe_seconds 4.2" in text
+    assert "reelwatch_expected_wait_seconds 0.0" in text and "reelwatch_workers_needed 0.0" in text
     metrics = subprocess.run(
         ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
     )

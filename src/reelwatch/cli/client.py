@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
+from urllib.parse import quote
 
 import httpx
 import typer
@@ -279,9 +280,15 @@ def capacity() -> None:
     console.print(table)
 
 
-@app.command()
-def workers() -> None:
-    """Admin: workers, their state and last heartbeat."""
+workers_app = typer.Typer(help="Admin: workers, their state and last heartbeat; drain one.")
+app.add_typer(workers_app, name="workers")
+
+
+@workers_app.callback(invoke_without_command=True)
+def workers(ctx: typer.Context) -> None:
+    """Workers, their state and last heartbeat."""
+    if ctx.invoked_subcommand:
+        return
     with Connection.from_environment().client() as client:
         overview = request(client, "GET", "/api/v1/admin/overview")
     table = Table("worker", "state", "alive", "heartbeat", "task")
@@ -294,6 +301,14 @@ def workers() -> None:
             str(worker["current_task_id"] or "-"),
         )
     console.print(table)
+
+
+@workers_app.command("drain")
+def drain(name: str) -> None:
+    """Let worker NAME finish its task, claim no more and exit (to take its machine out)."""
+    with Connection.from_environment().client() as client:
+        request(client, "POST", f"/api/v1/admin/workers/{quote(name, safe='')}/drain")
+    console.print(f"{name} is draining: it exits after its current task")
 
 
 def _pairs(counts: dict[str, int]) -> str:

@@ -78,16 +78,43 @@ def server(
 @app.command()
 def worker(
     name: Annotated[str | None, typer.Option(help="Worker id (default host:pid:random).")] = None,
-    queues: Annotated[str, typer.Option(help="Comma-separated queues to take tasks from.")] = (
-        "default"
-    ),
+    queues: Annotated[
+        str,
+        typer.Option(
+            "--queues",
+            "--tags",
+            help="Comma-separated queues (tags) to take tasks from; REELWATCH_TASK_QUEUES "
+            "routes task kinds to them (transcode=gpu).",
+        ),
+    ] = "default",
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Run this many worker processes, kept alive.")
+    ] = 1,
+    autoscale: Annotated[
+        str | None,
+        typer.Option(help="MIN,MAX: grow and shrink the worker processes with the queue."),
+    ] = None,
 ) -> None:
-    """Run one worker process that claims and runs tasks."""
+    """Run worker processes that claim and run tasks (one, unless --concurrency/--autoscale)."""
+    from reelwatch.runtime.autoscale import Autoscaler, parse_bounds
+    from reelwatch.runtime.supervisor import run_supervisor
     from reelwatch.runtime.worker import run_worker
 
     settings = settings_or_exit()
     configure_logging()
-    run_worker(settings, name=name, queues=tuple(q.strip() for q in queues.split(",") if q))
+    wanted = tuple(q.strip() for q in queues.split(",") if q.strip())
+    if concurrency == 1 and autoscale is None:
+        run_worker(settings, name=name, queues=wanted)
+        return
+    try:
+        scaler = Autoscaler(*parse_bounds(autoscale)) if autoscale else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    raise typer.Exit(
+        run_supervisor(
+            settings, services=False, workers=concurrency, queues=wanted, autoscaler=scaler
+        )
+    )
 
 
 @app.command()

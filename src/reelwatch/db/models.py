@@ -202,6 +202,8 @@ class WorkerRecord(Base):
     heartbeat_at: Mapped[datetime]
     # The node's resources at the last presence beat (psutil), for the monitor.
     resources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # Set by `reelwatch workers drain`: the worker finishes its task, claims no more, exits.
+    drain_requested_at: Mapped[datetime | None]
 
 
 class OutboxMessage(Base):

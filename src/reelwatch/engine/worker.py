@@ -18,6 +18,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -187,18 +188,20 @@ class Worker:
         self.exit_process = exit_process
         self.current: RunningTask | None = None
         self.tasks_done = 0
+        # Set when `reelwatch workers drain` asks: finish the task, claim no more, exit.
+        self.draining = threading.Event()
         self._next_rescue = 0.0
 
     def run(self, stop: threading.Event) -> None:
         log.info("worker %s started on queues %s", self.id, ",".join(self.queues))
-        self._announce("idle")
+        self._announce("idle", fresh=True)
         presence = threading.Thread(
             target=self._beat_presence, args=(stop,), daemon=True, name="presence"
         )
         presence.start()
         outage = 0
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self.draining.is_set():
                 try:
                     self._run_housekeeping()
                     if not self._dependencies_up():
@@ -353,8 +356,9 @@ class Worker:
         while not stop.wait(self.presence_interval_s):
             self._announce(None)
 
-    def _announce(self, state: str | None) -> None:
-        """Upsert this worker's presence row (state None: keep the state, beat only).
+    def _announce(self, state: str | None, *, fresh: bool = False) -> None:
+        """Upsert this worker's presence row (state None: keep the state, beat only) and
+        learn whether it is asked to drain (``fresh``: a new run forgets an old request).
 
         On start, stop, state changes and every PRESENCE_INTERVAL_S from its own thread
         (a long transcode must not look like a dead worker), never per task: two extra
@@ -370,10 +374,17 @@ class Worker:
                 }
                 if state:
                     values["state"] = state
+                if fresh:
+                    values["drain_requested_at"] = None
                 updated = session.execute(
-                    update(WorkerRecord).where(WorkerRecord.id == self.id).values(**values)
-                )
-                if not updated.rowcount:  # type: ignore[attr-defined]
+                    update(WorkerRecord)
+                    .where(WorkerRecord.id == self.id)
+                    .values(**values)
+                    .returning(WorkerRecord.drain_requested_at)
+                ).first()
+                if updated is not None:
+                    self._note_drain_request(updated.drain_requested_at)
+                else:
                     session.add(
                         WorkerRecord(
                             id=self.id,
@@ -390,11 +401,28 @@ class Worker:
         except Exception:
             log.exception("worker %s could not record its presence", self.id)
 
+    def _note_drain_request(self, requested_at: datetime | None) -> None:
+        if requested_at is not None and not self.draining.is_set():
+            log.warning("worker %s drains: it finishes its task, then exits", self.id)
+            self.draining.set()
+
 
 def _cpu_seconds() -> float:
     """This thread's CPU time plus that of the reaped children (ffmpeg runs as one)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.thread_time() + children.ru_utime + children.ru_stime
+
+
+def request_drain(db: Database, worker_id: str) -> bool:
+    """Ask a worker to finish its task, claim no more and exit; False if it is unknown
+    or stopped. It notices at its next presence beat (``PRESENCE_INTERVAL_S``)."""
+    with db.write() as session:
+        asked = session.execute(
+            update(WorkerRecord)
+            .where(WorkerRecord.id == worker_id, WorkerRecord.state.not_in(("stopped", "lost")))
+            .values(drain_requested_at=utcnow())
+        )
+        return bool(asked.rowcount)  # type: ignore[attr-defined]
 
 
 def mark_worker_lost(db: Database, worker_id: str) -> None:

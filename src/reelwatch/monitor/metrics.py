@@ -9,6 +9,7 @@ counters would need one process to own them.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from reelwatch.db.database import utcnow
 from reelwatch.db.models import Task
 from reelwatch.engine import states
+from reelwatch.monitor.capacity import Capacity, estimate_capacity
 from reelwatch.monitor.checks import SEVERITY, list_checks
 from reelwatch.monitor.load import Load, read_load
 from reelwatch.monitor.probe import CHECK_NAME as PROBE_CHECK
@@ -35,6 +37,7 @@ DURATION_BUCKETS_S = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 @dataclass(frozen=True)
 class Snapshot:
     load: Load
+    capacity: Capacity | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     # Per task kind: the durations (seconds) of the tasks that succeeded in the window.
@@ -43,8 +46,10 @@ class Snapshot:
 
 def read_snapshot(session: Session, *, lease_s: float) -> Snapshot:
     now = utcnow()
+    load = read_load(session, lease_s=lease_s)
     return Snapshot(
-        load=read_load(session, lease_s=lease_s),
+        load=load,
+        capacity=estimate_capacity(session, live_workers=load.live_workers),
         checks=list_checks(session, now),
         alerts=list_alerts(session, now),
         durations=_recent_durations(session, now - DURATION_WINDOW),
@@ -64,6 +69,8 @@ class SnapshotCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snapshot = self.read()
         yield from _load_metrics(snapshot.load)
+        if snapshot.capacity is not None:
+            yield from _autoscaling_metrics(snapshot.capacity)
         yield from _check_metrics(snapshot.checks)
         yield _alert_metric(snapshot.alerts)
         yield _duration_histogram(snapshot.durations)
@@ -100,6 +107,22 @@ def _load_metrics(load: Load) -> Iterator[Metric]:
     }
     for name, (documentation, value) in gauges.items():
         yield GaugeMetricFamily(name, documentation, value=value)
+
+
+def _autoscaling_metrics(capacity: Capacity) -> Iterator[Metric]:
+    """The signal for an external autoscaler: how long a new upload would wait, and how
+    many workers would clear the backlog in ten minutes."""
+    if not math.isinf(capacity.expected_wait_s):
+        yield GaugeMetricFamily(
+            "reelwatch_expected_wait_seconds",
+            "How long a new upload would wait with the live workers (absent: none alive).",
+            value=capacity.expected_wait_s,
+        )
+    yield GaugeMetricFamily(
+        "reelwatch_workers_needed",
+        "Workers that would clear the backlog within 10 minutes.",
+        value=capacity.workers_needed,
+    )
 
 
 def _check_metrics(checks: list[dict[str, Any]]) -> Iterator[Metric]:

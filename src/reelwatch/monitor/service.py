@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
@@ -33,6 +34,7 @@ from reelwatch.monitor.functional import ping_ffmpeg
 from reelwatch.monitor.history import record_sample
 from reelwatch.monitor.leadership import MONITOR_LEASE, hold_lease, release_lease
 from reelwatch.monitor.load import read_load
+from reelwatch.monitor.outage import DatabaseOutage
 from reelwatch.monitor.probe import EndToEndProbe
 from reelwatch.monitor.resources import node_resources
 from reelwatch.monitor.rules import evaluate_rules
@@ -73,6 +75,7 @@ class Monitor:
             FIRST_PROBE_AFTER_S, self.settings.probe_interval_seconds
         )
         self._stop = threading.Event()
+        self.outage = DatabaseOutage(self.name, settings)
 
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
@@ -80,7 +83,11 @@ class Monitor:
             while not stop.is_set():
                 try:
                     self.run_round()
-                except Exception:  # the database may be away: stand by, try again
+                    self.outage.recovered()
+                except DBAPIError as exc:  # the database is away: say so, try again
+                    log.error("monitor round failed: the database is unreachable (%s)", exc.orig)
+                    self.outage.failed(str(exc.orig))
+                except Exception:
                     log.exception("monitor round failed")
                 stop.wait(self.interval_s)
         finally:

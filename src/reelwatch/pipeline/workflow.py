@@ -14,6 +14,7 @@ VIDEO_WORKFLOW = "video"
 def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
     """probe → transcode_<rung>p for each rung, thumbnail → finalize."""
     tasks = VideoTasks(settings, store)
+    queue = settings.queue_for
     task_limit = settings.ffmpeg_timeout_seconds
     lowest = min(settings.rendition_heights)
     transcodes = tuple(
@@ -26,16 +27,22 @@ def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
             timeout_s=task_limit,
             # Encoding cost grows with the pixel count.
             weight=4.0 * (rung / 480) ** 2,
+            queue=queue("transcode"),
         )
         for rung in settings.rendition_heights
     )
     return WorkflowSpec(
         VIDEO_WORKFLOW,
         (
-            TaskSpec("probe", tasks.probe, timeout_s=300, weight=0.5),
+            TaskSpec("probe", tasks.probe, timeout_s=300, weight=0.5, queue=queue("probe")),
             *transcodes,
             TaskSpec(
-                "thumbnail", tasks.thumbnail, depends_on=("probe",), timeout_s=300, weight=0.5
+                "thumbnail",
+                tasks.thumbnail,
+                depends_on=("probe",),
+                timeout_s=300,
+                weight=0.5,
+                queue=queue("thumbnail"),
             ),
             TaskSpec(
                 "finalize",
@@ -43,6 +50,7 @@ def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
                 depends_on=(*(t.name for t in transcodes), "thumbnail"),
                 timeout_s=300,
                 weight=0.5,
+                queue=queue("finalize"),
             ),
         ),
         observer=VideoObserver(settings),

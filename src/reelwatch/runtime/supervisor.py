@@ -1,4 +1,6 @@
-"""``reelwatch up``: the API server, N workers and the monitor as child processes, kept alive.
+"""``reelwatch up``: the API server, N workers and the monitor as child processes, kept
+alive; and ``reelwatch worker --concurrency N`` / ``--autoscale MIN,MAX``: the worker
+processes of one processing machine, kept alive and (autoscale) sized to the queue.
 
 A child that dies is restarted with exponential backoff (reset once it has stayed up a
 while), and one that keeps dying raises a crash-loop alert; a dead worker's tasks are
@@ -19,13 +21,15 @@ import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.engine.queue import expire_stale_leases
-from reelwatch.engine.worker import mark_worker_lost
+from reelwatch.engine.worker import mark_worker_lost, request_drain
 from reelwatch.notify import outbox
 from reelwatch.processes import die_with_parent
+from reelwatch.runtime.autoscale import CHECK_EVERY_S, Autoscaler, queue_pressure
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +53,49 @@ class Child:
     failures: int = 0
     worker_name: str = ""
     args: tuple[str, ...] = ()
+    # A worker the autoscaler is draining: when it exits it is not restarted.
+    retiring: bool = False
 
     def command(self) -> list[str]:
         base = [sys.executable, "-m", "reelwatch"]
         if self.role == "worker":
-            return [*base, "worker", "--name", self.worker_name]
+            return [*base, "worker", "--name", self.worker_name, *self.args]
         return [*base, *self.args]
 
 
 class Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    """``up`` (``services``: mail sink, server, monitor, workers), or the worker
+    processes of one processing machine (``reelwatch worker --concurrency/--autoscale``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        services: bool = True,
+        workers: int | None = None,
+        queues: tuple[str, ...] = ("default",),
+        autoscaler: Autoscaler | None = None,
+    ) -> None:
         self.settings = settings
         self.environment = dict(os.environ)
         self.children: list[Child] = []
+        self.worker_args = ("--queues", ",".join(queues))
+        self.queues = queues
+        self.autoscaler = autoscaler
+        self._next_scale_check = 0.0
+        if services:
+            self._add_services(settings)
+        count = workers if workers is not None else settings.workers
+        if autoscaler is not None:
+            count = autoscaler.minimum
+        self.children += [self._worker(i) for i in range(count)]
+        self.stopping = threading.Event()
+        self._db: Database | None = None
+
+    def _worker(self, index: int) -> Child:
+        return Child("worker", index, args=self.worker_args)
+
+    def _add_services(self, settings: Settings) -> None:
         if settings.smtp_url is None:
             # The embedded default: a mail sink whose mail `reelwatch mail` shows.
             port = free_port()
@@ -70,9 +104,6 @@ class Supervisor:
             self.children.append(Child("mailsink", 0, args=sink))
         self.children.append(Child("server", 0, args=("server", "--no-bootstrap")))
         self.children.append(Child("monitor", 0, args=("monitor",)))
-        self.children += [Child("worker", i) for i in range(settings.workers)]
-        self.stopping = threading.Event()
-        self._db: Database | None = None
 
     def run(self) -> int:
         self._db = Database(self.settings.resolved_database_url, pool_size=1)
@@ -80,8 +111,9 @@ class Supervisor:
             for child in self.children:
                 self._start(child)
             while not self.stopping.wait(POLL_INTERVAL_S):
-                for child in self.children:
+                for child in list(self.children):
                     self._tend(child)
+                self._autoscale()
         finally:
             self._stop_all()
             self._db.dispose()
@@ -120,6 +152,10 @@ class Supervisor:
                 child.failures = 0
             return
         child.process = None
+        if child.retiring:
+            log.info("worker %s drained and retired", child.worker_name)
+            self.children.remove(child)
+            return
         child.failures += 1
         delay = min(MAX_BACKOFF_S, 2 ** (child.failures - 1))
         child.restart_at = now + delay
@@ -130,6 +166,35 @@ class Supervisor:
             self._rescue_tasks_of(child.worker_name)
         if child.failures == CRASH_LOOP_FAILURES:
             self._alert_crash_loop(child, code)
+
+    def _autoscale(self) -> None:
+        now = time.monotonic()
+        if self.autoscaler is None or now < self._next_scale_check:
+            return
+        self._next_scale_check = now + CHECK_EVERY_S
+        assert self._db is not None
+        active = [c for c in self.children if c.role == "worker" and not c.retiring]
+        try:
+            with self._db.read() as session:
+                pressure = queue_pressure(session, self.queues, utcnow())
+        except Exception:
+            log.exception("autoscaler cannot read the queue; keeping %d workers", len(active))
+            return
+        step = self.autoscaler.decide(pressure, len(active), now)
+        if step > 0:
+            child = self._worker(max((c.index for c in self.children), default=-1) + 1)
+            self.children.append(child)
+            self._start(child)
+            log.warning(
+                "autoscale: %d tasks waiting; worker %d started",
+                pressure.waiting_tasks,
+                len(active) + 1,
+            )
+        elif step < 0 and active:
+            newest = max(active, key=lambda c: c.index)
+            newest.retiring = True
+            request_drain(self._db, newest.worker_name)
+            log.warning("autoscale: idle; draining worker %s", newest.worker_name)
 
     def _alert_crash_loop(self, child: Child, code: int) -> None:
         """Restarting keeps it alive, but a child that cannot stay up needs a person."""
@@ -202,8 +267,9 @@ def wait_for_free_port(host: str, port: int, timeout_s: float = 15.0) -> None:
     log.warning("port %d is still taken; starting the server anyway", port)
 
 
-def run_supervisor(settings: Settings) -> int:
-    supervisor = Supervisor(settings)
+def run_supervisor(settings: Settings, **options: Any) -> int:
+    """Run until SIGTERM or SIGINT; ``options`` go to ``Supervisor``."""
+    supervisor = Supervisor(settings, **options)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     return supervisor.run()

@@ -12,6 +12,7 @@ from reelwatch.api.deps import ServicesDep, UserDep
 from reelwatch.api.errors import ApiError
 from reelwatch.db.database import utcnow
 from reelwatch.db.models import User
+from reelwatch.engine.worker import request_drain
 from reelwatch.failures import FailureCode
 from reelwatch.monitor.activity import customer_activity
 from reelwatch.monitor.checks import check_history, list_checks
@@ -104,6 +105,15 @@ def delete_silence(silence_id: int, svc: ServicesDep, user: UserDep) -> Response
         if not end_silence(session, silence_id, utcnow()):
             raise ApiError(404, "not_found", f"no running silence {silence_id}")
     return Response(status_code=204)
+
+
+@router.post("/workers/{worker_id}/drain", status_code=202)
+def drain_worker(worker_id: str, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
+    """Ask a worker to finish its task, claim no more, and exit."""
+    _require_admin(user)
+    if not request_drain(svc.db, worker_id):
+        raise ApiError(404, "not_found", f"no running worker {worker_id}")
+    return {"worker": worker_id, "draining": True}
 
 
 @router.post("/retry")
