@@ -15,6 +15,7 @@ if [[ "${1:-}" == "--test" ]]; then
     compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || packages+=(postgresql)
     command -v promtool >/dev/null || packages+=(prometheus)  # promtool checks /metrics
     [[ -x /usr/bin/chromium ]] || packages+=(chromium)         # Playwright drives it
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || packages+=(nginx)  # the cluster test
 fi
 if ((${#packages[@]})); then
     sudo=""

@@ -66,28 +66,21 @@ class PostgresCluster:
             check=True,
             capture_output=True,
         )
+        cluster.pg_ctl("start")
+        return cluster
+
+    def pg_ctl(self, action: str, *extra: str) -> None:
         options = (
-            f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 "
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c max_connections=300"
         )
-        subprocess.run(
-            _as_server_user(
-                [
-                    _pg_bin("pg_ctl"),
-                    "-D",
-                    str(root / "data"),
-                    "-o",
-                    options,
-                    "-l",
-                    str(root / "server.log"),
-                    "-w",
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
-        return cluster
+        command = [_pg_bin("pg_ctl"), "-D", str(self.root / "data"), "-o", options]
+        command += ["-l", str(self.root / "server.log"), "-w", *extra, action]
+        subprocess.run(_as_server_user(command), check=True, capture_output=True)
+
+    def restart(self) -> None:
+        """Restart the server, dropping every connection (as a failover or upgrade does)."""
+        self.pg_ctl("restart", "-m", "fast")
 
     def stop(self) -> None:
         subprocess.run(

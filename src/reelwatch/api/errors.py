@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelwatch.videos.service import NotRetryable, VideoNotFound
@@ -72,6 +73,13 @@ def install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         return error_response(422, "invalid_request", f"{where}: {first['msg']}")
+
+    @app.exception_handler(OperationalError)
+    async def _database_away(request: Request, exc: OperationalError) -> JSONResponse:
+        # A restart or failover of the database: the request may simply be sent again.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        message = "the database is unreachable for a moment; please try again"
+        return error_response(503, "unavailable", message, {"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

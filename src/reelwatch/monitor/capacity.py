@@ -90,7 +90,7 @@ def _measured_costs(session: Session) -> _Costs:
         worker_s_per_minute=worker_s / minutes,
         # Tasks recorded before CPU was measured have none: no figure rather than a low one.
         cpu_s_per_minute=sum(cpu) / minutes if cpu and None not in cpu else None,
-        bytes_per_minute=(written or 0) / minutes,
+        bytes_per_minute=float(written or 0) / minutes,  # PostgreSQL sums bigint as numeric
         videos=len(recent),
     )
 
