@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # is refused (503 + Retry-After) or accepted with a warning; 0 turns it off.
     admission_max_wait_seconds: float = Field(3600, ge=0)
     admission_policy: Literal["refuse", "warn"] = "warn"
+    # `reelwatch gc` deletes finished videos older than this (0: keep them for ever).
+    retention_days: int = Field(0, ge=0)
     # Who gets the upfront e-mail of a maintenance window scheduled with --notify.
     notify_active_days: int = Field(30, ge=1)
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,7 +166,7 @@ def test_a_cluster_loses_nothing_while_its_parts_fail(
         admin = create_user(session, "root@example.com", is_admin=True).token
     url = f"http://127.0.0.1:{nodes.ports['nginx']}"
     wait_until(lambda: ready(url), timeout=60)
-    faults = {
+    faults: dict[int, Callable[[], None]] = {
         10: lambda: kill_leading_monitor(nodes, db),
         20: lambda: nodes.kill("server-a"),
         30: postgres.restart,

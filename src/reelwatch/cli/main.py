@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from reelwatch.accounts import UserExists, create_user, set_password
-from reelwatch.cli import client, demo, mail, monitoring, notices
+from reelwatch.cli import client, demo, mail, monitoring, notices, operations
 from reelwatch.cli.common import console, err, settings_or_exit
 from reelwatch.failures import render_failure_docs
 
@@ -31,6 +31,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(client.app)
 app.add_typer(monitoring.app)
 app.add_typer(notices.app)
+app.add_typer(operations.app)
 app.add_typer(mail.app)
 app.add_typer(demo.app)
 

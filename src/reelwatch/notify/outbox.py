@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
@@ -44,6 +44,9 @@ def enqueue(session: Session, message: Message) -> bool:
         return False
     now = utcnow()
     delay_s = ALERT_GROUP_WAIT_S if message.group_key else 0.0
+    # A grouped alert joins its group's pending flush, so a burst goes out as one digest
+    # (Alertmanager's group_wait), however its members are spread in time.
+    flush_at = _pending_flush(session, message.group_key) if message.group_key else None
     session.add(
         OutboxMessage(
             key=message.key,
@@ -56,7 +59,7 @@ def enqueue(session: Session, message: Message) -> bool:
             video_id=message.video_id,
             state=PENDING,
             attempts=0,
-            next_attempt_at=now + timedelta(seconds=delay_s),
+            next_attempt_at=flush_at or now + timedelta(seconds=delay_s),
             created_at=now,
         )
     )
@@ -93,6 +96,14 @@ def claim_due(db: Database, owner: str, *, lease_s: float, limit: int = 50) -> l
     )
     with db.write() as session:
         return list(session.scalars(claim))
+
+
+def _pending_flush(session: Session, group_key: str) -> datetime | None:
+    return session.scalar(
+        select(func.min(OutboxMessage.next_attempt_at)).where(
+            OutboxMessage.group_key == group_key, OutboxMessage.state == PENDING
+        )
+    )
 
 
 @retry_on_conflict

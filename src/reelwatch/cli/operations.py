@@ -1,0 +1,94 @@
+"""Operator commands on this host's data: gc, backup, restore, doctor.
+
+Like ``db`` and ``users`` they work directly on the database and media store of the host
+they run on, with the server's configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from reelwatch.cli.common import console, err, operator_database, settings_or_exit
+from reelwatch.db.database import utcnow
+from reelwatch.operations.backup import BackupError, backup, restore
+from reelwatch.operations.doctor import examine
+from reelwatch.operations.gc import collect, find_garbage
+from reelwatch.storage import MediaStore
+
+app = typer.Typer()
+
+STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "dim"}
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List, remove nothing.")] = False,
+) -> None:
+    """Remove what no video needs: orphan folders, temporary files, expired videos."""
+    with operator_database() as (settings, db):
+        store = MediaStore(settings.media_root)
+        garbage = find_garbage(db, store, now=utcnow(), retention_days=settings.retention_days)
+        for item in garbage:
+            console.print(f"{item.path}  [dim]{item.size_bytes / 1e6:.1f} MB, {item.reason}[/]")
+        if dry_run:
+            console.print(f"{len(garbage)} items would be removed (dry run)")
+            return
+        freed = collect(db, store, garbage)
+    console.print(f"removed {len(garbage)} items, {freed / 1e6:.1f} MB freed")
+
+
+@app.command("backup")
+def backup_command(destination: Path) -> None:
+    """Back up the database and the media into DESTINATION (a new folder)."""
+    with operator_database() as (settings, _):
+        try:
+            manifest = backup(settings, destination)
+        except BackupError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+    console.print(
+        f"backed up {manifest['videos']} videos ({manifest['media_bytes'] / 1e6:.1f} MB of "
+        f"media) and the database to {destination}"
+    )
+
+
+@app.command("restore")
+def restore_command(
+    source: Path,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a database that already has videos.")
+    ] = False,
+) -> None:
+    """Restore a backup into this host's database and media store, and verify it."""
+    settings = settings_or_exit()
+    try:
+        result = restore(settings, source, force=force)
+    except BackupError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"restored {result.videos} videos")
+    for video_id in result.missing:
+        err.print(f"[red]missing original:[/] {video_id}")
+    for video_id in result.corrupted:
+        err.print(f"[red]original does not match its upload checksum:[/] {video_id}")
+    if not result.ok:
+        raise typer.Exit(1)
+    console.print("every original matches the checksum taken at upload")
+
+
+@app.command()
+def doctor() -> None:
+    """Check this host: database and schema, storage, SMTP, ffmpeg, alerts, garbage."""
+    findings = examine(settings_or_exit())
+    table = Table("check", "state", "detail", "what to do")
+    for finding in findings:
+        state = finding.result.state
+        fix = finding.fix if state in ("warning", "critical") else ""
+        table.add_row(finding.name, f"[{STYLE[state]}]{state}[/]", finding.result.detail, fix)
+    console.print(table)
+    if any(f.result.state == "critical" for f in findings):
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Operator tools for one host's data: garbage collection, backup and restore, doctor."""

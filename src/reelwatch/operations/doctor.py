@@ -1,0 +1,97 @@
+"""``reelwatch doctor``: is this host ready to run reelwatch, and if not, what to do.
+
+It runs the monitor's own component checks (database, storage, SMTP, ffmpeg) once, plus
+what only matters at install time: the schema is current, ffprobe is there, the alert
+targets parse, production has what it needs, and how much garbage ``gc`` would free.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+import apprise
+
+from reelwatch.config import Settings
+from reelwatch.db.database import Database, utcnow
+from reelwatch.db.migrate import schema_revisions
+from reelwatch.monitor import checks
+from reelwatch.monitor.checks import CRITICAL, OK, UNKNOWN, WARNING, CheckResult
+from reelwatch.notify.alerts import parse_alert_urls
+from reelwatch.operations.gc import find_garbage
+from reelwatch.storage import MediaStore
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    result: CheckResult
+    fix: str = ""
+
+
+def examine(settings: Settings) -> list[Finding]:
+    db = Database(settings.resolved_database_url, pool_size=1)
+    store = MediaStore(settings.media_root)
+    try:
+        database = checks.check_database(db)
+        findings = [Finding("database", database, "start it, or fix REELWATCH_DATABASE_URL")]
+        if database.state == OK:
+            schema = _schema(settings)
+            findings.append(schema)
+            if schema.result.state == OK:  # the tables gc reads exist
+                findings.append(_garbage(db, store, settings))
+    finally:
+        db.dispose()
+    return [
+        *findings,
+        Finding("storage", checks.check_storage(store), "make REELWATCH_HOME/media writable"),
+        Finding("smtp", checks.check_mail(settings), "fix REELWATCH_SMTP_URL"),
+        Finding("ffmpeg", checks.check_ffmpeg(), "apt-get install ffmpeg"),
+        _ffprobe(),
+        _alert_targets(settings),
+        _production(settings),
+    ]
+
+
+def _schema(settings: Settings) -> Finding:
+    current, head = schema_revisions(settings.resolved_database_url)
+    if current == head:
+        return Finding("schema", CheckResult(OK, f"at revision {head}"))
+    result = CheckResult(WARNING, f"at revision {current or 'none'}, the code expects {head}")
+    return Finding("schema", result, "run `reelwatch db upgrade` (up and server do it on start)")
+
+
+def _garbage(db: Database, store: MediaStore, settings: Settings) -> Finding:
+    garbage = find_garbage(db, store, now=utcnow(), retention_days=settings.retention_days)
+    if not garbage:
+        return Finding("garbage", CheckResult(OK, "nothing to collect"))
+    size_mb = sum(item.size_bytes for item in garbage) / 1e6
+    detail = f"{len(garbage)} items, {size_mb:.1f} MB no video needs"
+    return Finding("garbage", CheckResult(WARNING, detail), "run `reelwatch gc`")
+
+
+def _ffprobe() -> Finding:
+    found = shutil.which("ffprobe")
+    if found:
+        return Finding("ffprobe", CheckResult(OK, found))
+    return Finding("ffprobe", CheckResult(CRITICAL, "not found"), "apt-get install ffmpeg")
+
+
+def _alert_targets(settings: Settings) -> Finding:
+    urls = parse_alert_urls(settings.alert_urls)
+    if not urls:
+        return Finding("alerts", CheckResult(UNKNOWN, "no REELWATCH_ALERT_URLS: admins get mail"))
+    invalid = [url.split("://")[0] for url in urls if not apprise.Apprise().add(url)]
+    if invalid:
+        detail = f"not Apprise URLs: {', '.join(s + '://…' for s in invalid)}"
+        return Finding("alerts", CheckResult(CRITICAL, detail), "fix REELWATCH_ALERT_URLS")
+    return Finding("alerts", CheckResult(OK, f"{len(urls)} target(s)"))
+
+
+def _production(settings: Settings) -> Finding:
+    if settings.env != "production":
+        return Finding("environment", CheckResult(OK, f"{settings.env} (not production)"))
+    if settings.resolved_database_url.startswith("sqlite"):
+        result = CheckResult(WARNING, "production on SQLite: one machine only")
+        return Finding("environment", result, "use PostgreSQL to run several machines")
+    return Finding("environment", CheckResult(OK, "production"))

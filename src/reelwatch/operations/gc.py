@@ -1,0 +1,111 @@
+"""``reelwatch gc``: remove what no video needs, never what one does.
+
+Garbage is (1) a video folder without a video row (a crash between storing an upload and
+recording it), (2) temporary files left by a process that died mid-write, and (3) with
+``REELWATCH_RETENTION_DAYS`` set, finished videos older than that: their rows first,
+then their files, as a user's delete does. Anything younger than ``GRACE`` is left
+alone: it may belong to work in progress. Partial uploads that no process is writing
+are removed too (servers also do that when they start).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reelwatch.db.database import Database
+from reelwatch.db.models import User, Video
+from reelwatch.storage import MediaStore
+from reelwatch.videos import service
+from reelwatch.videos.status import VideoStatus
+
+GRACE = timedelta(hours=1)
+TEMPORARY_PATTERNS = (".*.tmp", ".ping-*", ".ready-*")
+FINISHED = (VideoStatus.READY, VideoStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class Garbage:
+    path: Path
+    reason: str
+    size_bytes: int
+    video_id: str | None = None  # an expired video: deleted through its rows
+
+
+def find_garbage(
+    db: Database, store: MediaStore, *, now: datetime, retention_days: int
+) -> list[Garbage]:
+    with db.read() as session:
+        known = set(session.scalars(select(Video.id)))
+        expired = _expired(session, now, retention_days) if retention_days else []
+    found = _orphan_folders(store, known, now) + _temporary_files(store, now)
+    reason = f"finished over {retention_days} days ago"
+    for video_id in expired:
+        folder = store.video_dir(video_id)
+        found.append(Garbage(folder, reason, _size(folder), video_id))
+    return found
+
+
+def collect(db: Database, store: MediaStore, garbage: list[Garbage]) -> int:
+    """Remove ``garbage`` and the abandoned partial uploads; returns the bytes freed."""
+    for item in garbage:
+        if item.video_id is not None:
+            _delete_video(db, store, item.video_id)
+        elif item.path.is_dir():
+            shutil.rmtree(item.path, ignore_errors=True)
+        else:
+            item.path.unlink(missing_ok=True)
+    store.remove_abandoned_uploads()
+    return sum(item.size_bytes for item in garbage)
+
+
+def _orphan_folders(store: MediaStore, known: set[str], now: datetime) -> list[Garbage]:
+    folders = store.videos.iterdir() if store.videos.is_dir() else iter(())
+    return [
+        Garbage(folder, "no video row (stored, never recorded)", _size(folder))
+        for folder in folders
+        if folder.is_dir() and folder.name not in known and _settled(folder, now)
+    ]
+
+
+def _temporary_files(store: MediaStore, now: datetime) -> list[Garbage]:
+    folders = [store.incoming, *(p for p in store.videos.glob("*") if p.is_dir())]
+    return [
+        Garbage(path, "temporary file of an interrupted write", path.stat().st_size)
+        for folder in folders
+        for pattern in TEMPORARY_PATTERNS
+        for path in folder.glob(pattern)
+        if path.is_file() and _settled(path, now)
+    ]
+
+
+def _expired(session: Session, now: datetime, retention_days: int) -> list[str]:
+    query = select(Video.id).where(
+        Video.status.in_(FINISHED), Video.updated_at < now - timedelta(days=retention_days)
+    )
+    return list(session.scalars(query))
+
+
+def _delete_video(db: Database, store: MediaStore, video_id: str) -> None:
+    with db.read() as session:
+        video = session.get(Video, video_id)
+        owner = session.get(User, video.user_id) if video else None
+    if owner is not None:  # gone meanwhile: nothing to do
+        service.delete_video(db, store, owner, video_id)
+
+
+def _settled(path: Path, now: datetime) -> bool:
+    """Untouched for ``GRACE``: no process is still writing it."""
+    modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
+    return modified < now - GRACE
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -1,0 +1,31 @@
+"""Grouped alerts: a burst becomes one digest however its members are spread in time."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from reelwatch.db.database import Database
+from reelwatch.db.models import OutboxMessage
+from reelwatch.notify import outbox
+
+
+def alert(key: str) -> outbox.Message:
+    return outbox.Message(
+        key=key,
+        channel=outbox.ALERT,
+        recipient=outbox.ADMINS,
+        subject="Video processing failed",
+        body_text=key,
+        group_key="processing_failures",
+    )
+
+
+def test_a_later_member_joins_the_pending_flush_of_its_group(db: Database) -> None:
+    with db.write() as session:
+        outbox.enqueue(session, alert("first"))
+    with db.write() as session:
+        outbox.enqueue(session, alert("second"))
+    with db.read() as session:
+        due = session.scalars(select(OutboxMessage.next_attempt_at).order_by(OutboxMessage.id))
+        first, second = due.all()
+    assert second == first, "due together: claimed together, delivered as one digest"
