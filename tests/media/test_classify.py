@@ -14,6 +14,7 @@ import pytest
 from media.processes import live_ffmpeg_children, wait_for
 from reelwatch.failures import FailureCode, TaskFailure
 from reelwatch.media import FfmpegLimits, classify_ffmpeg_failure, run_ffmpeg
+from reelwatch.media.classify import failure_of_clean_exit
 
 LIMITS = FfmpegLimits(stall_timeout_s=30, timeout_s=60)
 TEST_PATTERN = ["-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=1"]
@@ -131,3 +132,17 @@ def test_stderr_words_pick_the_code(stderr: str, code: FailureCode) -> None:
 def test_storage_trouble_outranks_what_ffmpeg_then_says_about_the_input() -> None:
     stderr = "original: Input/output error\noriginal: Invalid data found when processing input"
     assert classify_ffmpeg_failure(1, stderr).code is FailureCode.STORAGE_UNAVAILABLE
+
+
+def test_a_clean_exit_that_could_not_write_its_trailer_is_a_full_disk() -> None:
+    """ffmpeg exits 0 when the disk fills while it finishes the file (found by the chaos
+    suite: such outputs were blamed on the input as "the file ends early")."""
+    stderr = (
+        "Error writing trailer of /media/v/.240p.mp4.1a2b.tmp: No space left on device\n"
+        "Error closing file /media/v/.240p.mp4.1a2b.tmp: No space left on device"
+    )
+    failure = failure_of_clean_exit(stderr)
+    assert failure is not None and failure.code is FailureCode.DISK_FULL
+    unnamed = failure_of_clean_exit("Error closing file out.mp4: Bad file descriptor")
+    assert unnamed is not None and unnamed.code is FailureCode.STORAGE_UNAVAILABLE
+    assert failure_of_clean_exit("[h264] non-existing PPS 0 referenced") is None

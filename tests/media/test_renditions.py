@@ -20,6 +20,7 @@ from reelwatch.media import (
     verify_rendition,
 )
 from reelwatch.media.renditions import thumbnail_size
+from small_disk import small_disk
 
 LIMITS = FfmpegLimits(stall_timeout_s=30, timeout_s=120)
 RUNG = 240
@@ -244,3 +245,17 @@ def _top_and_bottom_brightness(path: Path, width: int, height: int) -> tuple[flo
     pixels, band = result.stdout, width * (height // 8)
     assert len(pixels) == width * height
     return sum(pixels[:band]) / band, sum(pixels[-band:]) / band
+
+
+def test_a_disk_that_fills_while_transcoding_is_disk_full_not_a_bad_input(
+    good_samples: dict[str, Path], good_infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
+    """ffmpeg exits 0 with an incomplete file when the disk fills (found by the chaos
+    suite, which saw good videos fail for good as "the file ends early")."""
+    info = good_infos["h264"]
+    with small_disk(tmp_path / "small-disk", 32) as folder:
+        with pytest.raises(TaskFailure) as caught:
+            plan = RenditionPlan("240p", 320, 240)
+            transcode(good_samples["h264"], folder / "240p.mp4", plan, info, limits=LIMITS)
+        assert caught.value.code is FailureCode.DISK_FULL
+        assert list(folder.iterdir()) == []

@@ -72,7 +72,18 @@ _RULES = (
 # info log level, which reelwatch does not print.
 _STOPPED_BY_SIGNAL = 255
 
-_NOTABLE = tuple(pattern for rule in _RULES for pattern in rule.patterns)
+# What ffmpeg says, at exit status 0, when its output file is incomplete.
+_OUTPUT_NOT_WRITTEN = (
+    "Error writing trailer",
+    "Error closing file",
+    "No space left on device",
+    "Disk quota exceeded",
+)
+
+_NOTABLE = (
+    *(pattern for rule in _RULES for pattern in rule.patterns),
+    *_OUTPUT_NOT_WRITTEN,
+)
 
 
 def classify_ffmpeg_failure(returncode: int, stderr_tail: str) -> TaskFailure:
@@ -93,6 +104,19 @@ def classify_ffmpeg_failure(returncode: int, stderr_tail: str) -> TaskFailure:
     return TaskFailure(
         FailureCode.UNKNOWN, f"ffmpeg failed with exit status {returncode}", detail=stderr_tail
     )
+
+
+def failure_of_clean_exit(stderr_tail: str) -> TaskFailure | None:
+    """ffmpeg exits 0 even when it could not finish writing its output (a full disk
+    while it writes the trailer, say); what it says then is the failure, never the
+    input's fault."""
+    if not any(marker in stderr_tail for marker in _OUTPUT_NOT_WRITTEN):
+        return None
+    failure = classify_ffmpeg_failure(1, stderr_tail)
+    if failure.code in (FailureCode.DISK_FULL, FailureCode.STORAGE_UNAVAILABLE):
+        return failure
+    message = "ffmpeg could not finish writing its output"
+    return TaskFailure(FailureCode.STORAGE_UNAVAILABLE, message, detail=stderr_tail)
 
 
 def is_notable_stderr_line(line: str) -> bool:

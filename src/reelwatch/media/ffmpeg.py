@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import IO
 
 from reelwatch.failures import FailureCode, TaskFailure
-from reelwatch.media.classify import classify_ffmpeg_failure, is_notable_stderr_line
+from reelwatch.media.classify import (
+    classify_ffmpeg_failure,
+    failure_of_clean_exit,
+    is_notable_stderr_line,
+)
 from reelwatch.processes import die_with_parent
 
 FFMPEG = "ffmpeg"
@@ -113,6 +117,9 @@ def run_ffmpeg(
         stderr.join()
     if process.returncode != 0:
         raise classify_ffmpeg_failure(process.returncode, stderr.text())
+    unwritten = failure_of_clean_exit(stderr.text())
+    if unwritten is not None:
+        raise unwritten
     return FfmpegRun(out_time_s=out_time_s, stderr_tail=stderr.text())
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
@@ -28,6 +31,7 @@ from reelwatch.notify.smtp import DeliveryError, SmtpTarget, send_email
 log = logging.getLogger(__name__)
 
 LEASE_S = 120.0
+RECORD_ATTEMPTS = 8  # about half a minute of database outage
 IDLE_WAIT_S = 0.5
 ALERT_GROUP_INTERVAL_S = 300.0
 
@@ -96,15 +100,18 @@ class Dispatcher:
                 "permanent" if exc.permanent else "will retry",
                 exc,
             )
-            outbox.mark_failed(
-                self.db,
-                messages,
-                str(exc),
-                permanent=exc.permanent,
-                backoff_scale=self.backoff_scale,
+            error, permanent = str(exc), exc.permanent
+            _record_outcome(
+                lambda: outbox.mark_failed(
+                    self.db,
+                    messages,
+                    error,
+                    permanent=permanent,
+                    backoff_scale=self.backoff_scale,
+                )
             )
             return False
-        outbox.mark_sent(self.db, messages)
+        _record_outcome(lambda: outbox.mark_sent(self.db, messages))
         return True
 
     def _send_alert(self, message: OutboxMessage, subject: str, text: str) -> None:
@@ -142,6 +149,20 @@ class Dispatcher:
     def _admin_emails(self) -> list[str]:
         with self.db.read() as session:
             return list(session.scalars(select(User.email).where(User.is_admin.is_(True))))
+
+
+def _record_outcome(record: Callable[[], None]) -> None:
+    """Record a delivery's outcome, waiting out a database outage: given up on, the
+    message would stay leased for LEASE_S (and, if it went out, be sent again then)."""
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            record()
+            return
+        except DBAPIError as exc:
+            if attempt == RECORD_ATTEMPTS:
+                raise
+            log.warning("cannot record a delivery yet (%s); retrying", exc.orig)
+            time.sleep(min(8.0, 0.25 * 2**attempt))
 
 
 def _safe(key: str) -> str:

@@ -136,7 +136,7 @@ def mark_failed(
             else:
                 values["state"] = PENDING
                 values["next_attempt_at"] = utcnow() + timedelta(
-                    seconds=retry_delay(message.attempts)
+                    seconds=retry_delay(message.attempts, backoff_scale)
                 )
             session.execute(_fenced(message).values(**values))
 
@@ -156,8 +156,10 @@ def postpone(db: Database, messages: list[OutboxMessage], until: datetime) -> No
             )
 
 
-def retry_delay(attempts: int) -> float:
-    delay = min(MAX_BACKOFF_S, 5.0 * 2.0 ** max(0, attempts - 1))
+def retry_delay(attempts: int, scale: float = 1.0) -> float:
+    """Seconds before the next delivery attempt; ``scale`` is REELWATCH_RETRY_BACKOFF_SCALE,
+    which shortens the waits of deliveries as it does those of tasks."""
+    delay = min(MAX_BACKOFF_S, 5.0 * 2.0 ** max(0, attempts - 1)) * scale
     return float(delay / 2 + random.uniform(0, delay / 2))
 
 

@@ -2,14 +2,18 @@
 
 Files appear only whole: uploads stream into a temporary file in the store, are
 fsync'ed, checksummed and renamed into place, and the folder is fsync'ed too, so a
-video that got its 201 survives a crash or power loss.
+video that got its 201 survives a crash or power loss. The partial upload of a server
+that died mid-upload is removed when a server starts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +38,34 @@ class MediaStore:
         self.incoming = root / "incoming"
 
     def ensure_layout(self) -> None:
+        """Create the folders and remove the uploads of servers that died mid-upload
+        (servers call this when they start)."""
+        self._make_folders()
+        self.remove_abandoned_uploads()
+
+    def _make_folders(self) -> None:
         self.videos.mkdir(parents=True, exist_ok=True)
         self.incoming.mkdir(parents=True, exist_ok=True)
+
+    def remove_abandoned_uploads(self) -> list[Path]:
+        """Remove partial uploads that no process is writing any more.
+
+        Each writer holds an exclusive ``flock`` on its file until it finishes, and the
+        kernel drops it when the writer dies, even by SIGKILL, so an unlocked file is
+        debris; other servers' uploads in progress stay locked, hence untouched. An
+        empty file just created may not be locked yet, so it is left for next time.
+        """
+        removed = []
+        for path in self.incoming.glob("*.part"):
+            try:
+                stat = path.stat()
+                just_created = stat.st_size == 0 and time.time() - stat.st_mtime < 1.0
+                if not just_created and not _locked(path):
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:  # finished or removed meanwhile
+                continue
+        return removed
 
     def video_dir(self, video_id: str) -> Path:
         if not video_id.isalnum():  # ids are generated, but never trust a path piece
@@ -79,12 +109,16 @@ class MediaStore:
 
     def check_writable(self) -> None:
         """Raise OSError unless a file can be written, synced and removed."""
-        self.ensure_layout()
+        self._make_folders()
         probe = self.incoming / f".ready-{uuid.uuid4().hex}"
-        with probe.open("wb") as handle:
-            handle.write(b"ok")
-            os.fsync(handle.fileno())
-        probe.unlink()
+        try:
+            with probe.open("wb") as handle:
+                handle.write(b"ok")
+                os.fsync(handle.fileno())
+        finally:
+            # A full disk lets the file be created and then fails the write: the probe
+            # is removed either way, or every check would leave one behind.
+            probe.unlink(missing_ok=True)
 
 
 class IncomingFile:
@@ -95,6 +129,9 @@ class IncomingFile:
         self.size_bytes = 0
         self._hash = hashlib.sha256()
         self._handle: BinaryIO = path.open("xb")
+        # Held until the file is closed or this process dies: what tells a starting
+        # server that the file is not abandoned (remove_abandoned_uploads).
+        fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def write(self, chunk: bytes, *, limit_bytes: int) -> None:
         self.size_bytes += len(chunk)
@@ -111,9 +148,21 @@ class IncomingFile:
         return StoredFile(self.path, self.size_bytes, self._hash.hexdigest())
 
     def discard(self) -> None:
-        if not self._handle.closed:
+        """Remove the partial file. Closing flushes what is still buffered, which fails
+        on a full disk; the file must go all the same."""
+        with contextlib.suppress(OSError):
             self._handle.close()
         self.path.unlink(missing_ok=True)
+
+
+def _locked(path: Path) -> bool:
+    """Whether another open file holds an exclusive ``flock`` on ``path``."""
+    with path.open("rb") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False  # closing the handle releases the lock just taken
 
 
 def fsync_path(path: Path) -> None:

@@ -58,9 +58,11 @@ def accept_upload(
     instead of queueing ahead of them."""
     stored = incoming.finish()
     video_id = uuid.uuid4().hex
-    store.keep_original(incoming, video_id)
     now = utcnow()
     try:
+        # Inside the try: a move that fails half way (its folder sync, say) must not
+        # leave an original that no row points to.
+        store.keep_original(incoming, video_id)
         with db.write() as session:
             video = Video(
                 id=video_id,
