@@ -42,3 +42,21 @@ def test_retry_delay_scales_and_stays_within_its_jitter() -> None:
     assert outbox.retry_delay(1, 0.0) == 0.0
     delays = [outbox.retry_delay(2, 0.5) for _ in range(100)]
     assert all(2.5 <= delay <= 5.0 for delay in delays)
+
+
+def test_a_dead_dispatchers_messages_are_due_again_at_once(db: Database) -> None:
+    with db.write() as session:
+        outbox.enqueue(
+            session,
+            outbox.Message(
+                key="k", channel=outbox.EMAIL, recipient="a@example.com", subject="s", body_text="b"
+            ),
+        )
+    [leased] = outbox.claim_due(db, "dead-worker", lease_s=120)
+    assert outbox.claim_due(db, "other", lease_s=120) == [], "leased for two minutes"
+    assert outbox.release_leases(db, "dead-worker") == 1
+    [again] = outbox.claim_due(db, "other", lease_s=120)
+    assert again.id == leased.id and again.attempts == 2
+    outbox.mark_sent(db, [leased])  # the dead one's late word is fenced out
+    with db.read() as session:
+        assert session.get_one(OutboxMessage, again.id).state == outbox.SENDING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping
 
@@ -46,6 +47,10 @@ def error_response(
     )
 
 
+# What a full, read-only or failing media store raises while an upload is written.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -85,3 +90,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal_error", "something went wrong on our side")
+
+    @app.exception_handler(OSError)
+    async def _storage_away(request: Request, exc: OSError) -> JSONResponse:
+        if exc.errno not in STORAGE_ERRNOS:
+            return await _unexpected(request, exc)
+        # A full or unmounted media store: nothing was kept; the upload may be sent later.
+        log.warning("media store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        message = (
+            f"the media store cannot take files right now ({exc.strerror}); please try again later"
+        )
+        return error_response(503, "storage_unavailable", message, {"Retry-After": "60"})

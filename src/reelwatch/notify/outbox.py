@@ -107,6 +107,20 @@ def _pending_flush(session: Session, group_key: str) -> datetime | None:
 
 
 @retry_on_conflict
+def release_leases(db: Database, owner: str) -> int:
+    """Make the messages a dead dispatcher was sending due again now, instead of after
+    their lease (its supervisor saw it die). As with an expired lease, one it had handed
+    to the SMTP server just before dying is sent again: at least once, never lost."""
+    with db.write() as session:
+        released = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.owner == owner, OutboxMessage.state == SENDING)
+            .values(state=PENDING, next_attempt_at=utcnow(), lease_expires_at=None)
+        )
+        return int(released.rowcount)  # type: ignore[attr-defined]
+
+
+@retry_on_conflict
 def mark_sent(db: Database, messages: list[OutboxMessage]) -> None:
     with db.write() as session:
         for message in messages:

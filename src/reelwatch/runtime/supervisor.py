@@ -227,6 +227,8 @@ class Supervisor:
             if rescued:
                 log.warning("re-queued %d tasks of dead worker %s", rescued, worker_name)
             mark_worker_lost(self._db, worker_name)
+            # Its dispatcher died with it (the worker id is the dispatcher's owner).
+            outbox.release_leases(self._db, worker_name)
         except Exception:
             log.exception(
                 "could not re-queue the tasks of %s; their leases will expire", worker_name
