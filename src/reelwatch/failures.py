@@ -49,6 +49,8 @@ class FailureKind:
         return float(delay / 2 + random.uniform(0, delay / 2))
 
 
+# However its failures are spread over kinds, a task is tried at most this often.
+MAX_ATTEMPTS = 20
 _PERMANENT = "Permanent: the upload itself is the problem, so retrying cannot help."
 
 CATALOG: dict[FailureCode, FailureKind] = {
@@ -211,8 +213,11 @@ def render_failure_docs() -> str:
         "",
         "Recoverable failures are retried automatically with exponential backoff and",
         "jitter: the wait before attempt *n + 1* is between half and all of",
-        "`min(max, base * 2^(n-1))`. When the attempts are used up the video fails with the",
-        "same code. Permanent failures are never retried.",
+        "`min(max, base * 2^(n-1))`. Each code has its own budget of attempts (three full",
+        "disks do not use up the retries of a killed worker), within "
+        f"{MAX_ATTEMPTS} attempts in all;",
+        "when a budget is used up the video fails with that code. Permanent failures are",
+        "never retried.",
         "",
         "| code | recoverable | attempts | backoff base / max | meaning |",
         "|---|---|---|---|---|",

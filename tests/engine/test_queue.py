@@ -127,6 +127,25 @@ def test_recoverable_failure_is_retried_with_backoff_then_gives_up(db: Database)
     assert kinds[-1] == "workflow_failed"
 
 
+def test_each_kind_of_failure_spends_its_own_retry_budget(db: Database) -> None:
+    """A full disk three times, then the worker killed: still retried, because only the
+    kills count against worker_lost's budget (the chaos suite's finding)."""
+    workflow_id = start(db, SINGLE)
+    disk_full = TaskFailure(FailureCode.DISK_FULL, "no space left")
+    worker_lost = TaskFailure(FailureCode.WORKER_LOST, "lease expired")
+    for failure in [disk_full] * 3 + [worker_lost] * (worker_lost.kind.max_attempts - 1):
+        assert queue.fail_task(db, claim(db), failure, backoff_scale=0) == states.QUEUED
+    outcome = queue.fail_task(db, claim(db), worker_lost, backoff_scale=0)
+    assert outcome == states.FAILED, "worker_lost's own budget is spent"
+    with db.read() as session:
+        ended = session.scalars(
+            select(Event.data).where(
+                Event.workflow_id == workflow_id, Event.kind == "workflow_failed"
+            )
+        ).one()
+    assert ended["message"] == "lease expired (gave up after 8 attempts)"
+
+
 def test_permanent_failure_fails_once_and_cancels_the_rest(db: Database) -> None:
     workflow_id = start(db)
     queue.complete_task(db, claim(db), {})

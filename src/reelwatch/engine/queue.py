@@ -20,7 +20,7 @@ from reelwatch.db.database import Database, retry_on_conflict, utcnow
 from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import states
 from reelwatch.engine.spec import WorkflowObserver, WorkflowSpec, workflow_spec
-from reelwatch.failures import FailureCode, TaskFailure
+from reelwatch.failures import MAX_ATTEMPTS, FailureCode, TaskFailure
 
 NOTIFY_CHANNEL = "reelwatch_tasks"
 PROGRESS_MILESTONES = (0.25, 0.5, 0.75)
@@ -331,7 +331,11 @@ def fail_task(
         task.error_code, task.error_message = failure.code.value, failure.message
         task.worker_id, task.lease_expires_at = None, None
         attempts_used = task.attempt - task.attempt_floor
-        if kind.recoverable and attempts_used < kind.max_attempts:
+        # Each kind of failure spends its own budget: a video that met a full disk three
+        # times still has its worker_lost retries (within MAX_ATTEMPTS in all).
+        like_this = _failures_with_code(session, task, failure.code.value)
+        within_budget = like_this < kind.max_attempts and attempts_used < MAX_ATTEMPTS
+        if kind.recoverable and within_budget:
             _schedule_retry(session, workflow, task, failure, now, backoff_scale)
             return states.QUEUED
         if kind.recoverable:
@@ -343,6 +347,19 @@ def fail_task(
         task.state, task.finished_at = states.FAILED, now
         _fail_workflow(session, workflow, failure, now)
         return states.FAILED
+
+
+def _failures_with_code(session: Session, task: Task, code: str) -> int:
+    """How many of the task's attempts since its last manual retry failed with ``code``."""
+    failures = session.scalars(
+        select(Event.data).where(
+            Event.workflow_id == task.workflow_id,
+            Event.task == task.name,
+            Event.kind == "task_failed",
+            Event.attempt > task.attempt_floor,
+        )
+    )
+    return sum(1 for data in failures if data.get("code") == code)
 
 
 @retry_on_conflict
