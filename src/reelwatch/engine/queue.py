@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import exists, select, text, update
+from sqlalchemy import Table, bindparam, exists, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from reelwatch.db.database import Database, retry_on_conflict, utcnow
@@ -44,6 +44,9 @@ class ClaimedTask:
     timeout_s: float
 
 
+_INSERT_EVENT = insert(cast(Table, Event.__table__))
+
+
 def record_event(
     session: Session,
     kind: str,
@@ -53,17 +56,20 @@ def record_event(
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> None:
-    session.add(
-        Event(
-            at=at or utcnow(),
-            kind=kind,
-            workflow_id=workflow.id,
-            subject_id=workflow.subject_id,
-            task=task.name if task else None,
-            attempt=task.attempt if task else None,
-            worker=task.worker_id if task else None,
-            data=data or {},
-        )
+    # A plain INSERT now, rather than an ORM object flushed at commit: the unit of work
+    # cost more than everything else a task's transactions do.
+    session.execute(
+        _INSERT_EVENT,
+        {
+            "at": at or utcnow(),
+            "kind": kind,
+            "workflow_id": workflow.id,
+            "subject_id": workflow.subject_id,
+            "task": task.name if task else None,
+            "attempt": task.attempt if task else None,
+            "worker": task.worker_id if task else None,
+            "data": data or {},
+        },
     )
 
 
@@ -152,14 +158,46 @@ def notify_new_work(session: Session) -> None:
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
+# The hot path's statements are built once: building and hashing a statement costs more
+# Python than running it, and workers run these for every task.
+_DUE_TASK = select(
+    exists().where(
+        Task.state == states.QUEUED,
+        Task.queue.in_(bindparam("queues", expanding=True)),
+        Task.run_at <= bindparam("now"),
+    )
+)
+_CLAIM = (
+    update(Task)
+    .where(
+        Task.id
+        == select(Task.id)
+        .where(
+            Task.state == states.QUEUED,
+            Task.queue.in_(bindparam("queues", expanding=True)),
+            Task.run_at <= bindparam("now"),
+        )
+        .order_by(Task.priority, Task.run_at, Task.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    .values(
+        state=states.RUNNING,
+        attempt=Task.attempt + 1,
+        worker_id=bindparam("worker_id"),
+        lease_expires_at=bindparam("lease_expires_at"),
+        started_at=bindparam("now"),
+        progress=0.0,
+    )
+    .returning(Task)
+    .execution_options(synchronize_session=False)
+)
+
+
 def has_due_task(db: Database, queues: Iterable[str]) -> bool:
     with db.read() as session:
-        query = select(
-            exists().where(
-                Task.state == states.QUEUED, Task.queue.in_(list(queues)), Task.run_at <= utcnow()
-            )
-        )
-        return bool(session.scalar(query))
+        return bool(session.scalar(_DUE_TASK, {"queues": list(queues), "now": utcnow()}))
 
 
 def next_due_at(db: Database, queues: Iterable[str]) -> datetime | None:
@@ -186,30 +224,14 @@ def claim_next_task(
     if db.is_sqlite and not has_due_task(db, queues):
         return None  # spare SQLite's single write lock when there is nothing to claim
     now = utcnow()
-    candidate = (
-        select(Task.id)
-        .where(Task.state == states.QUEUED, Task.queue.in_(queues), Task.run_at <= now)
-        .order_by(Task.priority, Task.run_at, Task.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    claim = (
-        update(Task)
-        .where(Task.id == candidate)
-        .values(
-            state=states.RUNNING,
-            attempt=Task.attempt + 1,
-            worker_id=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            started_at=now,
-            progress=0.0,
-        )
-        .returning(Task)
-        .execution_options(synchronize_session=False)
-    )
+    params = {
+        "queues": queues,
+        "now": now,
+        "worker_id": worker_id,
+        "lease_expires_at": now + timedelta(seconds=lease_s),
+    }
     with db.write() as session:
-        task = session.scalars(claim).one_or_none()
+        task = session.scalars(_CLAIM, params).one_or_none()
         if task is None:
             return None
         workflow = session.get_one(Workflow, task.workflow_id)
@@ -253,11 +275,16 @@ def complete_task(
     """Record success, queue the dependents it unblocks, finish the workflow when all
     tasks are done. False when the claim was fenced out (lease lost). ``cpu_s``, the CPU
     time the task cost (its ffmpeg included), goes on the event for the capacity estimate."""
-    now = utcnow()
     with db.write() as session:
         workflow = _lock_workflow(session, claim.workflow_id)
-        task = _fenced_task(session, claim)
-        if workflow is None or task is None:
+        now = utcnow()  # after the lock: the timeline's order is the commit order
+        if workflow is None:
+            return False
+        # One query for the task and its siblings (the progress and the dependents need
+        # them all); the fence is checked on the locked rows.
+        tasks = _tasks_of(session, workflow, lock=True)
+        task = next((t for t in tasks if _holds(t, claim)), None)
+        if task is None:
             return False
         task.state = states.SUCCEEDED
         task.output = output or {}
@@ -275,7 +302,6 @@ def complete_task(
         )
         observer = _observer(workflow)
         observer.task_succeeded(session, workflow, task, task.output)
-        tasks = _tasks_of(session, workflow)
         observer.task_progressed(session, workflow, tasks)
         if _queue_unblocked(session, workflow, tasks, now):
             notify_new_work(session)
@@ -299,9 +325,9 @@ def fail_task(
     """Record a failure: schedule a retry when its code is recoverable and attempts
     remain, otherwise fail the workflow. Returns the new task state, or None when the
     claim was fenced out."""
-    now = utcnow()
     with db.write() as session:
         workflow = _lock_workflow(session, claim.workflow_id)
+        now = utcnow()  # after the lock: the timeline's order is the commit order
         task = _fenced_task(session, claim, expired_before=now if expired_lease else None)
         if workflow is None or task is None:
             return None
@@ -366,9 +392,9 @@ def _failures_with_code(session: Session, task: Task, code: str) -> int:
 def release_task(db: Database, claim: ClaimedTask, *, reason: str) -> bool:
     """Hand a task back unfinished (its worker is shutting down): queued again at
     once, and the attempt does not count against its retry budget."""
-    now = utcnow()
     with db.write() as session:
         workflow = _lock_workflow(session, claim.workflow_id)
+        now = utcnow()  # after the lock: the timeline's order is the commit order
         task = _fenced_task(session, claim)
         if workflow is None or task is None:
             return False
@@ -572,10 +598,19 @@ def _fenced_task(
     return session.scalars(query.with_for_update()).one_or_none()
 
 
-def _tasks_of(session: Session, workflow: Workflow) -> list[Task]:
-    return list(
-        session.scalars(select(Task).where(Task.workflow_id == workflow.id).order_by(Task.id))
+def _holds(task: Task, claim: ClaimedTask) -> bool:
+    """Whether ``claim`` still holds ``task`` (the fence of ``_fenced_update``)."""
+    return (
+        task.id == claim.id
+        and task.state == states.RUNNING
+        and task.worker_id == claim.worker_id
+        and task.attempt == claim.attempt
     )
+
+
+def _tasks_of(session: Session, workflow: Workflow, *, lock: bool = False) -> list[Task]:
+    query = select(Task).where(Task.workflow_id == workflow.id).order_by(Task.id)
+    return list(session.scalars(query.with_for_update() if lock else query))
 
 
 def _claim_of(task: Task, workflow: Workflow) -> ClaimedTask:

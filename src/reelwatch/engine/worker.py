@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 PROGRESS_FLUSH_INTERVAL_S = 1.0
 PRESENCE_INTERVAL_S = 5.0
-RESCUE_INTERVAL_S = 1.0
+# A dead worker's task is taken over at most this long after its lease ran out.
+RESCUE_INTERVAL_S = 0.5
 MAX_IDLE_WAIT_S = 1.0
 PREFLIGHT_RETRY_S = 2.0
 # A handler still running this long after its time limit ignores cancellation (stuck in
@@ -339,10 +340,13 @@ class Worker:
         return spec.handler_for(claim.kind)
 
     def _idle_wait(self) -> float:
+        """Until the next scheduled retry or the next rescue round, whichever is first: a
+        longer sleep would let an expired lease wait up to a second more."""
+        wait = min(MAX_IDLE_WAIT_S, max(0.0, self._next_rescue - time.monotonic()))
         due = queue.next_due_at(self.db, self.queues)
         if due is None:
-            return MAX_IDLE_WAIT_S
-        return min(MAX_IDLE_WAIT_S, max(0.0, (due - utcnow()).total_seconds()))
+            return wait
+        return min(wait, max(0.0, (due - utcnow()).total_seconds()))
 
     def _run_housekeeping(self) -> None:
         now = time.monotonic()
