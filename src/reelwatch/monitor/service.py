@@ -113,16 +113,9 @@ class Monitor:
             _forget_silent_workers(session, now)
             load = read_load(session, lease_s=self.settings.lease_seconds)
             results |= checks.worker_checks(load) | checks.node_checks(load, own_node)
-            if self.settings.ping_interval_seconds:
-                ping = ping_ffmpeg(
-                    session,
-                    self.ping,
-                    now,
-                    interval_s=self.settings.ping_interval_seconds,
-                    timeout_s=max(60.0, 2 * self.settings.lease_seconds),
-                )
-                if ping:
-                    results["ping_ffmpeg"] = ping
+            ping = self._ping(session, now)
+            if ping:
+                results["ping_ffmpeg"] = ping
             for name, result in results.items():
                 checks.record_check(session, name, result, now)
             checks.forget_checks(session, lambda name: _kept(name, results))
@@ -131,6 +124,17 @@ class Monitor:
             firing = evaluate_rules(session, load, now, self.settings.env)
             self._tell_users(session, firing, now)
             return firing
+
+    def _ping(self, session: Session, now: datetime) -> checks.CheckResult | None:
+        if not self.settings.ping_interval_seconds:
+            return None
+        return ping_ffmpeg(
+            session,
+            self.ping,
+            now,
+            interval_s=self.settings.ping_interval_seconds,
+            timeout_s=max(60.0, 2 * self.settings.lease_seconds),
+        )
 
     def _tell_users(self, session: Session, firing: list[str], now: datetime) -> None:
         """Incidents follow the alerts users feel; "it is back" once it is."""
