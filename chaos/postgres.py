@@ -15,14 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-
-def pg_binary(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
-        return str(candidate)
-    raise FileNotFoundError(f"{name} not found: install PostgreSQL (scripts/setup.sh --test)")
+from reelwatch.processes import postgres_tool
 
 
 def _as_server_user(command: list[str]) -> list[str]:
@@ -47,7 +40,7 @@ class PostgresServer:
         self.log = self.root / "server.log"
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
-        self._run(pg_binary("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
+        self._run(postgres_tool("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
 
     def start(self) -> None:
         options = (
@@ -55,17 +48,17 @@ class PostgresServer:
             # fsync only matters for a machine crash; the faults here crash processes
             "-c max_connections=200 -c fsync=off"
         )
-        pg_ctl = pg_binary("pg_ctl")
+        pg_ctl = postgres_tool("pg_ctl")
         self._run(pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
         """``fast`` disconnects clients and shuts down cleanly; ``immediate`` is a crash."""
-        self._run(pg_binary("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        self._run(postgres_tool("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def destroy(self) -> None:
         subprocess.run(
             _as_server_user(
-                [pg_binary("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+                [postgres_tool("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
             ),
             capture_output=True,
             check=False,

@@ -17,14 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-
-def _pg_bin(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
-        return str(candidate)
-    raise FileNotFoundError(f"{name} not found: install PostgreSQL (apt-get install postgresql)")
+from reelwatch.processes import postgres_tool
 
 
 def _free_port() -> int:
@@ -53,7 +46,7 @@ class PostgresCluster:
         subprocess.run(
             _as_server_user(
                 [
-                    _pg_bin("initdb"),
+                    postgres_tool("initdb"),
                     "-D",
                     str(root / "data"),
                     "-A",
@@ -74,7 +67,7 @@ class PostgresCluster:
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c max_connections=300"
         )
-        command = [_pg_bin("pg_ctl"), "-D", str(self.root / "data"), "-o", options]
+        command = [postgres_tool("pg_ctl"), "-D", str(self.root / "data"), "-o", options]
         command += ["-l", str(self.root / "server.log"), "-w", *extra, action]
         subprocess.run(_as_server_user(command), check=True, capture_output=True)
 
@@ -85,7 +78,15 @@ class PostgresCluster:
     def stop(self) -> None:
         subprocess.run(
             _as_server_user(
-                [_pg_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"]
+                [
+                    postgres_tool("pg_ctl"),
+                    "-D",
+                    str(self.root / "data"),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ]
             ),
             capture_output=True,
         )

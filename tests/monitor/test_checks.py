@@ -10,30 +10,20 @@ from pathlib import Path
 from sqlalchemy import select
 
 from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_until
+from loads import IDLE
 from receivers import AlertReceiver
 from reelwatch.config import load_settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import CheckState, CheckTransition, OutboxMessage, Video
 from reelwatch.monitor import checks
 from reelwatch.monitor.checks import CheckResult, record_check
-from reelwatch.monitor.load import Load, WorkerView
+from reelwatch.monitor.load import WorkerView
 from reelwatch.monitor.probe import CHECK_NAME, EndToEndProbe
 from reelwatch.monitor.rules import evaluate_rules, list_alerts
 from reelwatch.monitor.service import Monitor
 from reelwatch.monitor.silences import add_silence
 from reelwatch.notify.sink import MailSink, list_mail
 
-IDLE = Load(
-    tasks_by_state={},
-    videos_by_status={},
-    failed_videos_by_code={},
-    waiting_tasks=0,
-    oldest_wait_s=0.0,
-    tasks_done_per_minute=0.0,
-    failure_ratio=0.0,
-    outcomes_last_hour=0,
-    outbox_pending=0,
-)
 DOWN = CheckResult(checks.CRITICAL, "media store /x is not writable: Read-only file system")
 UP = CheckResult(checks.OK, "writable, 50 % of its disk free", 50.0)
 

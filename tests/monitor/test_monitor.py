@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_until
+from loads import IDLE
 from receivers import AlertReceiver
 from reelwatch.config import load_settings
 from reelwatch.db.database import Database, utcnow
@@ -18,18 +19,6 @@ from reelwatch.monitor.leadership import hold_lease, release_lease
 from reelwatch.monitor.load import Load
 from reelwatch.monitor.rules import evaluate_rules
 from reelwatch.monitor.service import Monitor
-
-IDLE = Load(
-    tasks_by_state={},
-    videos_by_status={},
-    failed_videos_by_code={},
-    waiting_tasks=0,
-    oldest_wait_s=0.0,
-    tasks_done_per_minute=0.0,
-    failure_ratio=0.0,
-    outcomes_last_hour=0,
-    outbox_pending=0,
-)
 
 
 def test_one_leader_at_a_time_and_takeover_after_its_lease(db: Database) -> None:

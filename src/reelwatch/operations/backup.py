@@ -28,6 +28,7 @@ from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.migrate import schema_revisions, upgrade_database
 from reelwatch.db.models import Video
+from reelwatch.processes import postgres_tool
 from reelwatch.storage import MediaStore
 from reelwatch.storage.local import sha256_of
 
@@ -178,17 +179,10 @@ def _libpq(url: str) -> str:
 
 def _run_pg(tool: str, *args: str) -> None:
     try:
-        subprocess.run(
-            [_pg_tool(tool), *args], check=True, capture_output=True, timeout=DUMP_TIMEOUT_S
-        )
+        program = postgres_tool(tool)
+    except FileNotFoundError as exc:
+        raise BackupError(str(exc)) from None
+    try:
+        subprocess.run([program, *args], check=True, capture_output=True, timeout=DUMP_TIMEOUT_S)
     except subprocess.CalledProcessError as exc:
         raise BackupError(f"{tool} failed: {exc.stderr.decode(errors='replace').strip()}") from None
-
-
-def _pg_tool(tool: str) -> str:
-    found = shutil.which(tool)
-    if found:
-        return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"), reverse=True):
-        return str(candidate)
-    raise BackupError(f"{tool} is not installed (apt-get install postgresql-client)")
