@@ -28,7 +28,7 @@ from reelwatch.db.models import CheckState, CheckTransition, Leadership
 from reelwatch.media.ffmpeg import FFMPEG
 from reelwatch.monitor.leadership import MONITOR_LEASE
 from reelwatch.monitor.load import Load
-from reelwatch.monitor.resources import node_resources
+from reelwatch.monitor.resources import disk_free_percent
 from reelwatch.notify.smtp import DeliveryError, SmtpTarget, check_smtp
 from reelwatch.storage import MediaStore
 
@@ -141,7 +141,7 @@ def check_storage(store: MediaStore) -> CheckResult:
     problem = store.describe_problem()
     if problem:
         return CheckResult(CRITICAL, problem)
-    free = node_resources(store.root).get("disk_free_percent")
+    free = disk_free_percent(store.root)
     if free is None:
         return CheckResult(OK, "writable")
     return _against_limit("disk_free_percent", free, f"writable, {free:g} % of its disk free")

@@ -16,9 +16,15 @@ def node_resources(*folders: Path) -> dict[str, float]:
         "memory_percent": psutil.virtual_memory().percent,
         "load_per_core": os.getloadavg()[0] / (psutil.cpu_count() or 1),
     }
-    existing = [folder for folder in folders if folder.exists()]
-    if existing:
-        figures["disk_free_percent"] = min(
-            100.0 - psutil.disk_usage(str(folder)).percent for folder in existing
-        )
+    free = disk_free_percent(*folders)
+    if free is not None:
+        figures["disk_free_percent"] = free
     return {name: round(value, 2) for name, value in figures.items()}
+
+
+def disk_free_percent(*folders: Path) -> float | None:
+    """The least free share, in percent, of the disks holding ``folders`` that exist."""
+    existing = [folder for folder in folders if folder.exists()]
+    if not existing:
+        return None
+    return round(min(100.0 - psutil.disk_usage(str(f)).percent for f in existing), 2)
