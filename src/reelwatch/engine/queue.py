@@ -8,18 +8,26 @@ timeline can never disagree with the state. Completions and failures are fenced 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, exists, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from reelwatch.db.database import Database, retry_on_conflict, utcnow
 from reelwatch.db.models import Event, Task, Workflow
-from reelwatch.engine import states
-from reelwatch.engine.spec import WorkflowObserver, WorkflowSpec, workflow_spec
+from reelwatch.engine import rows, states
+from reelwatch.engine.rows import TASK_COLUMNS, TASKS, WORKFLOW_COLUMNS, TaskRow, WorkflowRow
+from reelwatch.engine.spec import (
+    TaskView,
+    WorkflowObserver,
+    WorkflowSpec,
+    WorkflowView,
+    workflow_spec,
+)
 from reelwatch.failures import MAX_ATTEMPTS, FailureCode, TaskFailure
 
 NOTIFY_CHANNEL = "reelwatch_tasks"
@@ -44,33 +52,73 @@ class ClaimedTask:
     timeout_s: float
 
 
+@dataclass(frozen=True)
+class ClaimRequest:
+    """What a worker asks for: the most urgent due task of one of its ``queues``, leased
+    for ``lease_s``; when that task's kind is one of ``quick_kinds``, up to ``batch``
+    due tasks of that kind (for tasks shorter than a claim's round trip)."""
+
+    worker_id: str
+    lease_s: float
+    queues: tuple[str, ...] = ("default",)
+    batch: int = 1
+    quick_kinds: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A task that succeeded, waiting to be recorded."""
+
+    claim: ClaimedTask
+    output: dict[str, Any]
+    cpu_s: float | None = None
+
+
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
+_EVENT_BUFFER = "reelwatch_event_buffer"
 
 
 def record_event(
     session: Session,
     kind: str,
-    workflow: Workflow,
+    workflow: WorkflowView,
     *,
-    task: Task | None = None,
+    task: TaskView | None = None,
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> None:
-    # A plain INSERT now, rather than an ORM object flushed at commit: the unit of work
-    # cost more than everything else a task's transactions do.
-    session.execute(
-        _INSERT_EVENT,
-        {
-            "at": at or utcnow(),
-            "kind": kind,
-            "workflow_id": workflow.id,
-            "subject_id": workflow.subject_id,
-            "task": task.name if task else None,
-            "attempt": task.attempt if task else None,
-            "worker": task.worker_id if task else None,
-            "data": data or {},
-        },
-    )
+    """Write a checkpoint in the session's transaction: a plain INSERT at once (the unit
+    of work cost more than everything else a task's transactions do), or, inside
+    ``_events_batched``, one INSERT for them all at its end."""
+    values = {
+        "at": at or utcnow(),
+        "kind": kind,
+        "workflow_id": workflow.id,
+        "subject_id": workflow.subject_id,
+        "task": task.name if task else None,
+        "attempt": task.attempt if task else None,
+        "worker": task.worker_id if task else None,
+        "data": data or {},
+    }
+    buffer = session.info.get(_EVENT_BUFFER)
+    if buffer is not None:
+        buffer.append(values)
+    else:
+        session.execute(_INSERT_EVENT, values)
+
+
+@contextmanager
+def _events_batched(session: Session) -> Iterator[None]:
+    """Insert the events recorded inside (observers' included) with one executemany at
+    the end, in the order they were recorded. Nothing inside may read the events."""
+    buffer: list[dict[str, Any]] = []
+    session.info[_EVENT_BUFFER] = buffer
+    try:
+        yield
+    finally:
+        del session.info[_EVENT_BUFFER]
+    if buffer:
+        session.execute(_INSERT_EVENT, buffer)
 
 
 def start_workflow(
@@ -167,32 +215,41 @@ _DUE_TASK = select(
         Task.run_at <= bindparam("now"),
     )
 )
-_CLAIM = (
-    update(Task)
-    .where(
-        Task.id
-        == select(Task.id)
-        .where(
-            Task.state == states.QUEUED,
-            Task.queue.in_(bindparam("queues", expanding=True)),
-            Task.run_at <= bindparam("now"),
-        )
-        .order_by(Task.priority, Task.run_at, Task.id)
-        .limit(1)
+
+
+def _claim_statement(*, same_kind: bool) -> Any:
+    """UPDATE … RETURNING of the most urgent due tasks (``limit`` of them, of ``kind``
+    when ``same_kind``). On PostgreSQL the inner SELECT skips rows other workers are
+    claiming right now; on SQLite the immediate transaction makes it exclusive."""
+    due = select(TASKS.c.id).where(
+        TASKS.c.state == states.QUEUED,
+        TASKS.c.queue.in_(bindparam("queues", expanding=True)),
+        TASKS.c.run_at <= bindparam("now"),
+    )
+    if same_kind:
+        due = due.where(TASKS.c.kind == bindparam("batch_kind"))
+    due = (
+        due.order_by(TASKS.c.priority, TASKS.c.run_at, TASKS.c.id)
+        .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
-    .values(
-        state=states.RUNNING,
-        attempt=Task.attempt + 1,
-        worker_id=bindparam("worker_id"),
-        lease_expires_at=bindparam("lease_expires_at"),
-        started_at=bindparam("now"),
-        progress=0.0,
+    return (
+        update(TASKS)
+        .where(TASKS.c.id.in_(due.scalar_subquery()))
+        .values(
+            state=states.RUNNING,
+            attempt=TASKS.c.attempt + 1,
+            worker_id=bindparam("worker_id"),
+            lease_expires_at=bindparam("lease_expires_at"),
+            started_at=bindparam("now"),
+            progress=0.0,
+        )
+        .returning(*TASK_COLUMNS)
     )
-    .returning(Task)
-    .execution_options(synchronize_session=False)
-)
+
+
+_CLAIM = _claim_statement(same_kind=False)
+_CLAIM_SAME_KIND = _claim_statement(same_kind=True)
 
 
 def has_due_task(db: Database, queues: Iterable[str]) -> bool:
@@ -211,33 +268,53 @@ def next_due_at(db: Database, queues: Iterable[str]) -> datetime | None:
         )
 
 
-@retry_on_conflict
 def claim_next_task(
     db: Database, worker_id: str, *, lease_s: float, queues: Iterable[str] = ("default",)
 ) -> ClaimedTask | None:
-    """Lease the most urgent due task to ``worker_id`` with one UPDATE … RETURNING.
+    """Lease the most urgent due task to ``worker_id``."""
+    claimed = claim_tasks(db, ClaimRequest(worker_id, lease_s, tuple(queues)))
+    return claimed[0] if claimed else None
 
-    On PostgreSQL the inner SELECT skips rows other workers are claiming right now; on
-    SQLite the immediate transaction makes the statement exclusive.
-    """
-    queues = list(queues)
-    if db.is_sqlite and not has_due_task(db, queues):
-        return None  # spare SQLite's single write lock when there is nothing to claim
-    now = utcnow()
-    params = {
-        "queues": queues,
-        "now": now,
-        "worker_id": worker_id,
-        "lease_expires_at": now + timedelta(seconds=lease_s),
-    }
+
+@retry_on_conflict
+def claim_tasks(db: Database, request: ClaimRequest) -> list[ClaimedTask]:
+    """Lease what ``request`` asks for, in the order to run it; [] when nothing is due."""
+    if db.is_sqlite and not has_due_task(db, request.queues):
+        return []  # spare SQLite's single write lock when there is nothing to claim
     with db.write() as session:
-        task = session.scalars(_CLAIM, params).one_or_none()
-        if task is None:
-            return None
-        workflow = session.get_one(Workflow, task.workflow_id)
-        record_event(session, "task_started", workflow, task=task, at=now)
-        _observer(workflow).task_started(session, workflow, task)
-        return _claim_of(task, workflow)
+        return _claim(session, request)
+
+
+def _claim(session: Session, request: ClaimRequest) -> list[ClaimedTask]:
+    now = utcnow()
+    params: dict[str, Any] = {
+        "queues": list(request.queues),
+        "now": now,
+        "worker_id": request.worker_id,
+        "lease_expires_at": now + timedelta(seconds=request.lease_s),
+        "limit": 1,
+    }
+    claimed = [TaskRow(*row) for row in session.execute(_CLAIM, params)]
+    if not claimed:
+        return []
+    kind = claimed[0].kind
+    if request.batch > 1 and kind in request.quick_kinds:
+        more = session.execute(
+            _CLAIM_SAME_KIND, {**params, "batch_kind": kind, "limit": request.batch - 1}
+        )
+        claimed += sorted((TaskRow(*row) for row in more), key=_urgency)
+    workflows = rows.workflow_rows(session, (task.workflow_id for task in claimed))
+    with _events_batched(session):
+        for task in claimed:
+            workflow = workflows[task.workflow_id]  # the foreign key guarantees it
+            record_event(session, "task_started", workflow, task=task, at=now)
+            _observer(workflow).task_started(session, workflow, task)
+    return [_claim_of(task, workflows[task.workflow_id]) for task in claimed]
+
+
+def _urgency(task: TaskRow) -> tuple[int, datetime, int]:
+    """The claim's order (RETURNING has none of its own)."""
+    return task.priority, task.run_at, task.id
 
 
 @retry_on_conflict
@@ -276,41 +353,85 @@ def complete_task(
     tasks are done. False when the claim was fenced out (lease lost). ``cpu_s``, the CPU
     time the task cost (its ffmpeg included), goes on the event for the capacity estimate."""
     with db.write() as session:
-        workflow = _lock_workflow(session, claim.workflow_id)
-        now = utcnow()  # after the lock: the timeline's order is the commit order
-        if workflow is None:
-            return False
-        # One query for the task and its siblings (the progress and the dependents need
-        # them all); the fence is checked on the locked rows.
-        tasks = _tasks_of(session, workflow, lock=True)
-        task = next((t for t in tasks if _holds(t, claim)), None)
-        if task is None:
-            return False
-        task.state = states.SUCCEEDED
-        task.output = output or {}
-        task.progress = 1.0
-        task.finished_at = now
-        task.lease_expires_at = None
-        elapsed = (now - task.started_at).total_seconds() if task.started_at else None
-        record_event(
-            session,
-            "task_succeeded",
-            workflow,
-            task=task,
-            at=now,
-            data={"elapsed_s": elapsed, "cpu_s": cpu_s, **(output or {})},
-        )
-        observer = _observer(workflow)
-        observer.task_succeeded(session, workflow, task, task.output)
-        observer.task_progressed(session, workflow, tasks)
-        if _queue_unblocked(session, workflow, tasks, now):
-            notify_new_work(session)
-        if all(t.state == states.SUCCEEDED for t in tasks):
-            workflow.state = states.WF_SUCCEEDED
-            workflow.finished_at = now
-            record_event(session, "workflow_succeeded", workflow, at=now)
-            observer.workflow_succeeded(session, workflow)
-        return True
+        return _complete(session, [Completion(claim, output or {}, cpu_s)])[0]
+
+
+@retry_on_conflict
+def complete_and_claim(
+    db: Database, completions: Sequence[Completion], request: ClaimRequest | None
+) -> list[ClaimedTask]:
+    """Record ``completions`` and claim what ``request`` asks for (if anything) in one
+    transaction: a busy worker pays one commit per batch, not two per task."""
+    with db.write() as session:
+        _complete(session, completions)
+        return _claim(session, request) if request else []
+
+
+def _complete(session: Session, completions: Sequence[Completion]) -> list[bool]:
+    """Whether each completion was recorded (False: its claim was fenced out)."""
+    if not completions:
+        return []
+    workflow_ids = [completion.claim.workflow_id for completion in completions]
+    # Locking the workflows first serialises their tasks' outcomes, so two siblings
+    # finishing at once cannot both miss that the other finished.
+    workflows = rows.workflow_rows(session, workflow_ids, lock=True)
+    now = utcnow()  # after the lock: the timeline's order is the commit order
+    # One query for the tasks and their siblings (the progress and the dependents need
+    # them all); the fence is checked on the locked rows.
+    tasks = rows.locked_task_rows(session, workflow_ids)
+    writes = rows.TaskWrites()
+    with _events_batched(session):
+        recorded = [
+            _complete_one(
+                session,
+                writes,
+                completion,
+                workflows.get(completion.claim.workflow_id),
+                tasks.get(completion.claim.workflow_id, []),
+                now,
+            )
+            for completion in completions
+        ]
+    writes.apply(session, now)
+    return recorded
+
+
+def _complete_one(
+    session: Session,
+    writes: rows.TaskWrites,
+    completion: Completion,
+    workflow: WorkflowRow | None,
+    tasks: list[TaskRow],
+    now: datetime,
+) -> bool:
+    task = next((t for t in tasks if _holds(t, completion.claim)), None)
+    if workflow is None or task is None:
+        return False
+    output = completion.output
+    writes.succeed(task, output, now)
+    elapsed = (now - task.started_at).total_seconds() if task.started_at else None
+    record_event(
+        session,
+        "task_succeeded",
+        workflow,
+        task=task,
+        at=now,
+        data={"elapsed_s": elapsed, "cpu_s": completion.cpu_s, **output},
+    )
+    observer = _observer(workflow)
+    observer.task_succeeded(session, workflow, task, output)
+    observer.task_progressed(session, workflow, tasks)
+    unblocked = _unblocked(tasks) if workflow.state == states.WF_RUNNING else []
+    if unblocked:
+        writes.queue(unblocked, now)
+        for dependent in unblocked:
+            record_event(session, "task_queued", workflow, task=dependent, at=now)
+        notify_new_work(session)
+    if all(t.state == states.SUCCEEDED for t in tasks):
+        writes.finish(workflow, states.WF_SUCCEEDED, now)
+        record_event(session, "workflow_succeeded", workflow, at=now)
+        observer.workflow_succeeded(session, workflow)
+    return True
 
 
 @retry_on_conflict
@@ -458,15 +579,18 @@ def find_expired_leases(
 ) -> list[ClaimedTask]:
     """Running tasks whose lease has run out, or every task held by ``worker_id``
     (a worker its supervisor saw die, which need not wait for the lease)."""
-    query = select(Task, Workflow).join(Workflow, Task.workflow_id == Workflow.id)
-    query = query.where(Task.state == states.RUNNING)
+    query = select(*TASK_COLUMNS, *WORKFLOW_COLUMNS).join_from(
+        TASKS, rows.WORKFLOWS, TASKS.c.workflow_id == rows.WORKFLOWS.c.id
+    )
+    query = query.where(TASKS.c.state == states.RUNNING)
     if worker_id is None:
-        query = query.where(Task.lease_expires_at < utcnow())
+        query = query.where(TASKS.c.lease_expires_at < utcnow())
     else:
-        query = query.where(Task.worker_id == worker_id)
+        query = query.where(TASKS.c.worker_id == worker_id)
     with db.read() as session:
-        rows = session.execute(query.order_by(Task.lease_expires_at).limit(limit)).all()
-    return [_claim_of(task, workflow) for task, workflow in rows]
+        found = session.execute(query.order_by(TASKS.c.lease_expires_at).limit(limit)).all()
+    split = len(TASK_COLUMNS)
+    return [_claim_of(TaskRow(*row[:split]), WorkflowRow(*row[split:])) for row in found]
 
 
 def expire_stale_leases(
@@ -536,25 +660,32 @@ def restart_workflow(db: Database, workflow_id: int, *, requested_by: str) -> bo
                 task.error_code = task.error_message = None
                 task.finished_at = None
                 task.progress = 0.0
-        _queue_unblocked(session, workflow, tasks, now)
+        for dependent in _unblocked(tasks):
+            dependent.state, dependent.run_at = states.QUEUED, now
+            record_event(session, "task_queued", workflow, task=dependent, at=now)
         _observer(workflow).workflow_restarted(session, workflow)
         notify_new_work(session)
         return True
 
 
-def _queue_unblocked(
-    session: Session, workflow: Workflow, tasks: list[Task], now: datetime
-) -> bool:
-    if workflow.state != states.WF_RUNNING:
-        return False
+class _Node(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def depends_on(self) -> list[str]: ...
+
+
+NodeT = TypeVar("NodeT", bound=_Node)
+
+
+def _unblocked(tasks: Sequence[NodeT]) -> list[NodeT]:
+    """The waiting tasks whose dependencies have all succeeded."""
     done = {t.name for t in tasks if t.state == states.SUCCEEDED}
-    queued = False
-    for task in tasks:
-        if task.state == states.WAITING and set(task.depends_on) <= done:
-            task.state, task.run_at = states.QUEUED, now
-            record_event(session, "task_queued", workflow, task=task, at=now)
-            queued = True
-    return queued
+    return [t for t in tasks if t.state == states.WAITING and set(t.depends_on) <= done]
 
 
 def _record_milestones(
@@ -598,7 +729,7 @@ def _fenced_task(
     return session.scalars(query.with_for_update()).one_or_none()
 
 
-def _holds(task: Task, claim: ClaimedTask) -> bool:
+def _holds(task: TaskRow, claim: ClaimedTask) -> bool:
     """Whether ``claim`` still holds ``task`` (the fence of ``_fenced_update``)."""
     return (
         task.id == claim.id
@@ -613,7 +744,7 @@ def _tasks_of(session: Session, workflow: Workflow, *, lock: bool = False) -> li
     return list(session.scalars(query.with_for_update() if lock else query))
 
 
-def _claim_of(task: Task, workflow: Workflow) -> ClaimedTask:
+def _claim_of(task: TaskRow, workflow: WorkflowRow) -> ClaimedTask:
     return ClaimedTask(
         id=task.id,
         workflow_id=workflow.id,
@@ -630,7 +761,7 @@ def _claim_of(task: Task, workflow: Workflow) -> ClaimedTask:
     )
 
 
-def _observer(workflow: Workflow) -> WorkflowObserver:
+def _observer(workflow: WorkflowView) -> WorkflowObserver:
     try:
         return workflow_spec(workflow.name).observer
     except LookupError:  # a workflow this process does not declare: nothing to update

@@ -7,13 +7,13 @@ workers find a claimed task's handler through the registry here.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from reelwatch.db.models import Task, Workflow
 from reelwatch.failures import TaskFailure
 
 
@@ -45,34 +45,83 @@ class TaskContext(Protocol):
 TaskHandler = Callable[[TaskContext], dict[str, Any] | None]
 
 
+class WorkflowView(Protocol):
+    """What an observer may read of a workflow (a row, or the ORM object off the hot path)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def subject_id(self) -> str | None: ...
+
+    @property
+    def run(self) -> int: ...
+
+
+class TaskView(Protocol):
+    """What an observer may read of a task."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def worker_id(self) -> str | None: ...
+
+    @property
+    def weight(self) -> float: ...
+
+    @property
+    def progress(self) -> float: ...
+
+    @property
+    def run_at(self) -> datetime: ...
+
+
 class WorkflowObserver:
     """Hooks called inside the engine's transactions, so a workflow's subject (the video
     row) changes atomically with the workflow's state and events. The defaults do
-    nothing; the pipeline overrides what it needs."""
+    nothing; the pipeline overrides what it needs. Hooks read the workflow and its
+    tasks and must not change them: the engine writes their state itself."""
 
-    def task_started(self, session: Session, workflow: Workflow, task: Task) -> None:
+    def task_started(self, session: Session, workflow: WorkflowView, task: TaskView) -> None:
         pass
 
-    def task_progressed(self, session: Session, workflow: Workflow, tasks: list[Task]) -> None:
+    def task_progressed(
+        self, session: Session, workflow: WorkflowView, tasks: Sequence[TaskView]
+    ) -> None:
         pass
 
     def task_succeeded(
-        self, session: Session, workflow: Workflow, task: Task, output: dict[str, Any]
+        self, session: Session, workflow: WorkflowView, task: TaskView, output: dict[str, Any]
     ) -> None:
         pass
 
     def retry_scheduled(
-        self, session: Session, workflow: Workflow, task: Task, failure: TaskFailure
+        self, session: Session, workflow: WorkflowView, task: TaskView, failure: TaskFailure
     ) -> None:
         pass
 
-    def workflow_succeeded(self, session: Session, workflow: Workflow) -> None:
+    def workflow_succeeded(self, session: Session, workflow: WorkflowView) -> None:
         pass
 
-    def workflow_failed(self, session: Session, workflow: Workflow, failure: TaskFailure) -> None:
+    def workflow_failed(
+        self, session: Session, workflow: WorkflowView, failure: TaskFailure
+    ) -> None:
         pass
 
-    def workflow_restarted(self, session: Session, workflow: Workflow) -> None:
+    def workflow_restarted(self, session: Session, workflow: WorkflowView) -> None:
         pass
 
 

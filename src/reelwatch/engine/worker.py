@@ -1,4 +1,8 @@
-"""A worker: claims one task at a time, runs its handler under a heartbeat, records the result.
+"""A worker: claims tasks, runs their handlers under a heartbeat, records the results.
+
+It runs one task at a time. Recording a result and claiming the next task share one
+transaction; tasks of a kind that runs faster than a claim's round trip (no-op and
+bookkeeping tasks, never an ffmpeg) are claimed and recorded in batches.
 
 The heartbeat thread renews the lease, flushes progress and enforces the task's time
 limit; when the lease is lost (the task was rescued, cancelled or deleted) it sets the
@@ -16,10 +20,11 @@ import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
@@ -32,6 +37,7 @@ from reelwatch.engine.spec import TaskHandler, WorkflowSpec, workflow_spec
 from reelwatch.failures import FailureCode, TaskFailure
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 PROGRESS_FLUSH_INTERVAL_S = 1.0
 PRESENCE_INTERVAL_S = 5.0
@@ -39,9 +45,18 @@ PRESENCE_INTERVAL_S = 5.0
 RESCUE_INTERVAL_S = 0.5
 MAX_IDLE_WAIT_S = 1.0
 PREFLIGHT_RETRY_S = 2.0
+# While the dependencies are up, they are checked at most this often (a media store
+# check writes and fsyncs a file: per task, it would cost more than a no-op task).
+PREFLIGHT_INTERVAL_S = 1.0
 # A handler still running this long after its time limit ignores cancellation (stuck in
 # a call that cannot be interrupted): the worker process is recycled.
 STALL_GRACE_S = 30.0
+# A task kind whose last run took less than this costs less than its claim's round trip:
+# a worker then claims up to BATCH_SIZE of them at once and records their outcomes
+# together, holding a batch's successes at most BATCH_HOLD_S.
+QUICK_TASK_S = 0.01
+BATCH_SIZE = 20
+BATCH_HOLD_S = 0.5
 EXIT_STALLED = 75  # EX_TEMPFAIL: `reelwatch up` (or systemd) starts a fresh process
 
 
@@ -95,61 +110,78 @@ class RunningTask:
         self.cancelled.set()
 
 
-class Heartbeat(threading.Thread):
-    """Keeps one running task's lease alive and its progress visible."""
+@dataclass
+class _Watch:
+    """The heartbeat's view of one running task."""
 
-    def __init__(
-        self,
-        running: RunningTask,
-        *,
-        lease_s: float,
-        shutdown: threading.Event,
-        on_stalled: Callable[[RunningTask], None],
-    ) -> None:
-        super().__init__(name=f"heartbeat-{running.claim.id}", daemon=True)
-        self.running = running
-        self.shutdown = shutdown
-        self.on_stalled = on_stalled
+    running: RunningTask
+    shutdown: threading.Event
+    started_at: float = field(default_factory=time.monotonic)
+    renewed_at: float = field(default_factory=time.monotonic)
+    flushed_progress: float = 0.0
+    over: bool = False  # the lease was lost or the task stalled: nothing more to do
+
+
+class Heartbeat(threading.Thread):
+    """The worker's one heartbeat thread: keeps the running task's lease alive, its
+    progress visible and its time limit enforced. One thread for the worker's life, not
+    one per task: starting and joining a thread cost more than a short task."""
+
+    def __init__(self, *, lease_s: float, on_stalled: Callable[[RunningTask], None]) -> None:
+        super().__init__(name="heartbeat", daemon=True)
         self.lease_s = lease_s
-        self.stopped = threading.Event()
-        self._flushed_progress = 0.0
-        self._renewed_at = time.monotonic()
-        self._started_at = time.monotonic()
+        self.on_stalled = on_stalled
+        self.closed = threading.Event()
+        self._watch: _Watch | None = None
+
+    def watch(self, running: RunningTask, shutdown: threading.Event) -> None:
+        self._watch = _Watch(running, shutdown)
+
+    def unwatch(self) -> None:
+        self._watch = None
 
     def run(self) -> None:
         tick = min(PROGRESS_FLUSH_INTERVAL_S, self.lease_s / 3)
-        while not self.stopped.wait(tick):
-            if self.shutdown.is_set():
-                self.running.cancel("shutdown")
-            overtime_s = time.monotonic() - self._started_at - self.running.claim.timeout_s
-            if overtime_s > 0:
-                self.running.cancel("timeout")
-            if overtime_s > STALL_GRACE_S:
-                self.on_stalled(self.running)
-                return
-            try:
-                self._beat()
-            except Exception:  # the database may be briefly away; the lease has slack
-                log.exception("heartbeat for task %s failed", self.running.claim.id)
+        while not self.closed.wait(tick):
+            watch = self._watch
+            if watch is not None and not watch.over:
+                self._check(watch)
 
-    def _beat(self) -> None:
-        progress = self.running.progress
-        progress_changed = progress > self._flushed_progress
-        renewal_due = time.monotonic() - self._renewed_at >= self.lease_s / 3
+    def _check(self, watch: _Watch) -> None:
+        running = watch.running
+        if watch.shutdown.is_set():
+            running.cancel("shutdown")
+        overtime_s = time.monotonic() - watch.started_at - running.claim.timeout_s
+        if overtime_s > 0:
+            running.cancel("timeout")
+        if overtime_s > STALL_GRACE_S:
+            watch.over = True
+            self.on_stalled(running)
+            return
+        try:
+            self._beat(watch)
+        except Exception:  # the database may be briefly away; the lease has slack
+            log.exception("heartbeat for task %s failed", running.claim.id)
+
+    def _beat(self, watch: _Watch) -> None:
+        running = watch.running
+        progress = running.progress
+        progress_changed = progress > watch.flushed_progress
+        renewal_due = time.monotonic() - watch.renewed_at >= self.lease_s / 3
         if not (progress_changed or renewal_due):
             return
         kept = queue.renew_lease(
-            self.running.db,
-            self.running.claim,
+            running.db,
+            running.claim,
             lease_s=self.lease_s,
             progress=progress if progress_changed else None,
         )
         if not kept:
-            self.running.cancel("lease_lost")
-            self.stopped.set()
+            running.cancel("lease_lost")
+            watch.over = True
             return
-        self._renewed_at = time.monotonic()
-        self._flushed_progress = progress
+        watch.renewed_at = time.monotonic()
+        watch.flushed_progress = progress
 
 
 class Worker:
@@ -192,6 +224,12 @@ class Worker:
         # Set when `reelwatch workers drain` asks: finish the task, claim no more, exit.
         self.draining = threading.Event()
         self._next_rescue = 0.0
+        self._next_preflight = 0.0
+        # Kinds batched (QUICK_TASK_S), and the successes of a batch not recorded yet.
+        self.quick_kinds: set[str] = set()
+        self._done: list[queue.Completion] = []
+        self._batch_claimed_at = 0.0
+        self._heartbeat_thread: Heartbeat | None = None
 
     def run(self, stop: threading.Event) -> None:
         log.info("worker %s started on queues %s", self.id, ",".join(self.queues))
@@ -201,56 +239,111 @@ class Worker:
         )
         presence.start()
         outage = 0
+        # Claimed and not started yet: the rest of a batch, or the task the last
+        # completion claimed in its own transaction.
+        held: deque[queue.ClaimedTask] = deque()
         try:
-            while not stop.is_set() and not self.draining.is_set():
+            while held or not (stop.is_set() or self.draining.is_set()):
                 try:
-                    self._run_housekeeping()
-                    if not self._dependencies_up():
-                        stop.wait(PREFLIGHT_RETRY_S)
+                    if held and stop.is_set():
+                        self._hand_back(held)
                         continue
-                    claim = queue.claim_next_task(
-                        self.db, self.id, lease_s=self.lease_s, queues=self.queues
-                    )
-                    if claim is None:
-                        self.notifier.wait(self._idle_wait())
+                    if not held:
+                        held.extend(self._claim_when_ready(stop))
+                        self._batch_claimed_at = time.monotonic()
                     outage = 0
                 except DBAPIError as exc:
                     outage += 1
                     log.warning("database unavailable (%s); waiting", exc.orig)
                     stop.wait(min(10.0, 0.2 * 2**outage))
                     continue
-                if claim is not None:
-                    self.execute(claim, shutdown=stop)
+                if held:
+                    claim = held.popleft()
+                    more = self.execute(claim, shutdown=stop, batch_continues=bool(held))
+                    if more:
+                        held.extend(more)
+                        self._batch_claimed_at = time.monotonic()
         finally:
+            self._persist(lambda: self._flush(None))
+            if self._heartbeat_thread is not None:
+                self._heartbeat_thread.closed.set()
             self.notifier.close()
             self._announce("stopped")
             log.info("worker %s stopped after %d tasks", self.id, self.tasks_done)
 
-    def execute(self, claim: queue.ClaimedTask, *, shutdown: threading.Event | None = None) -> None:
+    def _claim_when_ready(self, stop: threading.Event) -> list[queue.ClaimedTask]:
+        """Tasks to run, or [] after waiting a little (nothing due, or a dependency is
+        down)."""
+        request = self._claim_request(stop)
+        if request is None:
+            stop.wait(PREFLIGHT_RETRY_S)
+            return []
+        claimed = queue.claim_tasks(self.db, request)
+        if not claimed:
+            self.notifier.wait(self._idle_wait())
+        return claimed
+
+    def _claim_request(self, stop: threading.Event) -> queue.ClaimRequest | None:
+        """What to ask for next, after the housekeeping that is due; None when this worker
+        must not take a task now (stopping, draining, or a dependency is down)."""
+        if stop.is_set() or self.draining.is_set():
+            return None
+        self._run_housekeeping()
+        if not self._dependencies_up():
+            return None
+        return queue.ClaimRequest(
+            self.id, self.lease_s, self.queues, BATCH_SIZE, frozenset(self.quick_kinds)
+        )
+
+    def _hand_back(self, held: deque[queue.ClaimedTask]) -> None:
+        """Shutting down: record what finished, and give back what never started (the
+        attempt does not count)."""
+        self._flush(None)
+        while held:
+            queue.release_task(self.db, held[0], reason="worker shutting down")
+            held.popleft()
+
+    def execute(
+        self,
+        claim: queue.ClaimedTask,
+        *,
+        shutdown: threading.Event | None = None,
+        batch_continues: bool = False,
+    ) -> list[queue.ClaimedTask]:
+        """Run one task and record its outcome; returns the next tasks when they could be
+        claimed in the same transaction (only under ``run``, which passes ``shutdown``).
+
+        A success in the middle of a batch is recorded with the batch's last one, if
+        the batch is younger than ``BATCH_HOLD_S``."""
         running = RunningTask(claim, self.db)
         self.current = running
-        heartbeat = Heartbeat(
-            running,
-            lease_s=self.lease_s,
-            shutdown=shutdown or threading.Event(),
-            on_stalled=self._recycle,
-        )
-        heartbeat.start()
+        self._heartbeat().watch(running, shutdown or threading.Event())
         try:
-            self._finish(running, self._run_handler(running))
+            result = self._run_handler(running)
+            held_for = time.monotonic() - self._batch_claimed_at
+            defer = batch_continues and held_for < min(BATCH_HOLD_S, self.lease_s / 3)
+            request = None if defer or shutdown is None else self._claim_request(shutdown)
+            return self._finish(running, result, request, defer=defer)
         finally:
-            heartbeat.stopped.set()
-            heartbeat.join()
+            self._heartbeat().unwatch()
             self.current = None
             self.tasks_done += 1
+
+    def _heartbeat(self) -> Heartbeat:
+        if self._heartbeat_thread is None:
+            self._heartbeat_thread = Heartbeat(lease_s=self.lease_s, on_stalled=self._recycle)
+            self._heartbeat_thread.start()
+        return self._heartbeat_thread
 
     def _run_handler(self, running: RunningTask) -> dict[str, Any] | TaskFailure | None:
         claim = running.claim
         cpu_before = _cpu_seconds()
+        started = time.monotonic()
         try:
             handler = self._handler_for(claim)
             output = handler(running) or {}
             running.cpu_s = round(_cpu_seconds() - cpu_before, 3)
+            self._learn_speed(claim.kind, time.monotonic() - started)
             return output
         except TaskFailure as failure:
             return failure
@@ -264,27 +357,69 @@ class Worker:
                 detail=traceback.format_exc()[-4000:],
             )
 
-    def _finish(self, running: RunningTask, result: dict[str, Any] | TaskFailure | None) -> None:
+    def _learn_speed(self, kind: str, seconds: float) -> None:
+        """Batch a kind while its last run was shorter than a claim's round trip; after
+        one slow run its tasks are claimed one at a time again."""
+        if seconds < QUICK_TASK_S:
+            self.quick_kinds.add(kind)
+        else:
+            self.quick_kinds.discard(kind)
+
+    def _finish(
+        self,
+        running: RunningTask,
+        result: dict[str, Any] | TaskFailure | None,
+        request: queue.ClaimRequest | None,
+        *,
+        defer: bool,
+    ) -> list[queue.ClaimedTask]:
         claim = running.claim
         if running.cancel_reason == "timeout":
             result = TaskFailure(
                 FailureCode.TIMEOUT, f"task ran longer than its {claim.timeout_s:g} s limit"
             )
         elif running.cancel_reason == "shutdown":
-            queue.release_task(self.db, claim, reason="worker shutting down")
-            return
-        elif running.cancelled.is_set() or result is None:
+            self._persist(lambda: queue.release_task(self.db, claim, reason="worker shutting down"))
+            result = None
+        elif running.cancelled.is_set():
             log.info("task %s stopped: %s", claim.id, running.cancel_reason)
-            return  # the lease is someone else's now; they record what happens next
+            result = None  # the lease is someone else's now; they record what happens next
+        if isinstance(result, TaskFailure):
+            self._record_failure(claim, result)
+        elif result is not None:
+            self._done.append(queue.Completion(claim, result, running.cpu_s))
+        if defer:
+            return []
+        return self._persist(lambda: self._flush(request)) or []
+
+    def _record_failure(self, claim: queue.ClaimedTask, failure: TaskFailure) -> None:
+        state = self._persist(
+            lambda: queue.fail_task(self.db, claim, failure, backoff_scale=self.backoff_scale)
+        )
+        log.info(
+            "task %s (%s) failed with %s -> %s", claim.id, claim.name, failure.code.value, state
+        )
+
+    def _flush(self, request: queue.ClaimRequest | None) -> list[queue.ClaimedTask]:
+        """Record the successes not recorded yet and claim what ``request`` asks for, in
+        one transaction."""
+        if not self._done and request is None:
+            return []
+        claimed = queue.complete_and_claim(self.db, self._done, request)
+        self._done.clear()
+        return claimed
+
+    def _persist(self, record: Callable[[], R]) -> R | None:
+        """Run ``record`` until the database takes it; None if it never does."""
         for attempt in range(1, 9):
             try:
-                self._record(running, result)
-                return
+                return record()
             except DBAPIError as exc:
                 # The heartbeat keeps the lease while the database comes back; if it
                 # does not, the lease expires and the task is re-run elsewhere.
-                log.warning("cannot record task %s yet (%s)", claim.id, exc.orig)
+                log.warning("cannot record an outcome yet (%s)", exc.orig)
                 time.sleep(min(8.0, 0.25 * 2**attempt))
+        return None
 
     def _recycle(self, running: RunningTask) -> None:
         """The handler is stuck past its limit: fail the attempt, then exit the process so
@@ -308,19 +443,13 @@ class Worker:
         finally:
             self.exit_process(EXIT_STALLED)
 
-    def _record(self, running: RunningTask, result: dict[str, Any] | TaskFailure) -> None:
-        claim = running.claim
-        if isinstance(result, TaskFailure):
-            state = queue.fail_task(self.db, claim, result, backoff_scale=self.backoff_scale)
-            log.info(
-                "task %s (%s) failed with %s -> %s", claim.id, claim.name, result.code.value, state
-            )
-        else:
-            queue.complete_task(self.db, claim, result, cpu_s=running.cpu_s)
-
     def _dependencies_up(self) -> bool:
         """Claim nothing while a dependency is down, so no attempt is burnt on it; when
         it is back, re-run at once the tasks that were waiting for it."""
+        now = time.monotonic()
+        if self.blocked_by is None and now < self._next_preflight:
+            return True
+        self._next_preflight = now + PREFLIGHT_INTERVAL_S
         problem = self.preflight()
         if problem and problem != self.blocked_by:
             log.error("worker %s is waiting: %s", self.id, problem)

@@ -7,15 +7,16 @@ the seam where outcome notifications join the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
 from reelwatch.db.database import utcnow
-from reelwatch.db.models import Rendition, Task, User, Video, Workflow
+from reelwatch.db.models import Rendition, User, Video
 from reelwatch.engine import queue, states
-from reelwatch.engine.spec import WorkflowObserver
+from reelwatch.engine.spec import TaskView, WorkflowObserver, WorkflowView
 from reelwatch.failures import TaskFailure
 from reelwatch.notify import messages, outbox
 from reelwatch.videos.status import VideoStatus
@@ -26,7 +27,7 @@ class VideoObserver(WorkflowObserver):
         self.public_url = settings.resolved_public_url
         self.delay_notice_s = settings.delay_notice_minutes * 60
 
-    def task_started(self, session: Session, workflow: Workflow, task: Task) -> None:
+    def task_started(self, session: Session, workflow: WorkflowView, task: TaskView) -> None:
         video = _video(session, workflow)
         if video is None:
             return
@@ -36,14 +37,16 @@ class VideoObserver(WorkflowObserver):
         video.attempts = max(video.attempts, task.attempt)
         video.updated_at = utcnow()
 
-    def task_progressed(self, session: Session, workflow: Workflow, tasks: list[Task]) -> None:
+    def task_progressed(
+        self, session: Session, workflow: WorkflowView, tasks: Sequence[TaskView]
+    ) -> None:
         video = _video(session, workflow)
         if video is not None:
             video.progress = round(weighted_progress(tasks), 4)
             video.updated_at = utcnow()
 
     def task_succeeded(
-        self, session: Session, workflow: Workflow, task: Task, output: dict[str, Any]
+        self, session: Session, workflow: WorkflowView, task: TaskView, output: dict[str, Any]
     ) -> None:
         video = _video(session, workflow)
         if video is None:
@@ -65,7 +68,7 @@ class VideoObserver(WorkflowObserver):
         video.updated_at = utcnow()
 
     def retry_scheduled(
-        self, session: Session, workflow: Workflow, task: Task, failure: TaskFailure
+        self, session: Session, workflow: WorkflowView, task: TaskView, failure: TaskFailure
     ) -> None:
         video = _video(session, workflow)
         if video is None:
@@ -82,7 +85,7 @@ class VideoObserver(WorkflowObserver):
             )
             _notify(session, workflow, email)
 
-    def workflow_succeeded(self, session: Session, workflow: Workflow) -> None:
+    def workflow_succeeded(self, session: Session, workflow: WorkflowView) -> None:
         video = _video(session, workflow)
         if video is not None:
             video.status = VideoStatus.READY
@@ -93,7 +96,9 @@ class VideoObserver(WorkflowObserver):
             email = messages.ready_email(video, owner, run=workflow.run, public_url=self.public_url)
             _notify(session, workflow, email)
 
-    def workflow_failed(self, session: Session, workflow: Workflow, failure: TaskFailure) -> None:
+    def workflow_failed(
+        self, session: Session, workflow: WorkflowView, failure: TaskFailure
+    ) -> None:
         video = _video(session, workflow)
         if video is not None:
             video.status = VideoStatus.FAILED
@@ -112,7 +117,7 @@ class VideoObserver(WorkflowObserver):
                 session, workflow, messages.failure_alert(video, owner, failure, run=workflow.run)
             )
 
-    def workflow_restarted(self, session: Session, workflow: Workflow) -> None:
+    def workflow_restarted(self, session: Session, workflow: WorkflowView) -> None:
         video = _video(session, workflow)
         if video is not None:
             video.status = VideoStatus.QUEUED
@@ -120,14 +125,14 @@ class VideoObserver(WorkflowObserver):
             video.updated_at = utcnow()
 
 
-def weighted_progress(tasks: list[Task]) -> float:
+def weighted_progress(tasks: Sequence[TaskView]) -> float:
     """The workflow's progress: each task's progress weighted by its expected cost."""
     total = sum(t.weight for t in tasks) or 1.0
     done = sum(t.weight * (1.0 if t.state == states.SUCCEEDED else t.progress) for t in tasks)
     return done / total
 
 
-def _notify(session: Session, workflow: Workflow, message: outbox.Message) -> None:
+def _notify(session: Session, workflow: WorkflowView, message: outbox.Message) -> None:
     """Queue a message in this transaction, and put it on the timeline (once: the
     outbox key makes a repeat a no-op)."""
     if outbox.enqueue(session, message):
@@ -139,7 +144,7 @@ def _notify(session: Session, workflow: Workflow, message: outbox.Message) -> No
         )
 
 
-def _video(session: Session, workflow: Workflow) -> Video | None:
+def _video(session: Session, workflow: WorkflowView) -> Video | None:
     # None once the video was deleted while one of its tasks was still finishing.
     return session.get(Video, workflow.subject_id) if workflow.subject_id else None
 
