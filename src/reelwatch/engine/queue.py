@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, cast
 
@@ -22,6 +22,7 @@ from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import rows, states
 from reelwatch.engine.rows import TASK_COLUMNS, TASKS, WORKFLOW_COLUMNS, TaskRow, WorkflowRow
 from reelwatch.engine.spec import (
+    TaskSpec,
     TaskView,
     WorkflowObserver,
     WorkflowSpec,
@@ -130,7 +131,7 @@ def start_workflow(
     priority: int = 0,
     origin: dict[str, Any] | None = None,
     not_before: datetime | None = None,
-) -> Workflow:
+) -> WorkflowRow:
     """Insert a workflow with its tasks; roots are queued, the rest wait on dependencies.
 
     Runs inside the caller's transaction so the subject (the video row) and its
@@ -140,50 +141,76 @@ def start_workflow(
     """
     now = utcnow()
     run_at = max(now, not_before) if not_before else now
-    workflow = Workflow(
-        run=1,
+    workflow = WorkflowRow(
+        id=0,
         name=spec.name,
         subject_id=subject_id,
         state=states.WF_RUNNING,
+        run=1,
         input=input or {},
-        created_at=now,
     )
-    session.add(workflow)
-    session.flush()
-    record_event(
-        session,
-        "workflow_started",
-        workflow,
-        at=now,
-        data={
-            **(origin or {}),
-            "tasks": [task.name for task in spec.tasks],
-            **({"held_until": _iso(run_at)} if run_at > now else {}),
-        },
+    workflow_id = session.execute(
+        _INSERT_WORKFLOW,
+        {**_values_of(workflow), "created_at": now},
+    ).scalar_one()
+    workflow = replace(workflow, id=workflow_id)
+    tasks = session.execute(
+        _INSERT_TASKS,
+        [_task_values(workflow_id, task, priority, run_at, now) for task in spec.tasks],
     )
-    for task_spec in spec.tasks:
-        task = Task(
-            workflow_id=workflow.id,
-            name=task_spec.name,
-            kind=task_spec.kind,
-            params=dict(task_spec.params),
-            depends_on=list(task_spec.depends_on),
-            weight=task_spec.weight,
-            timeout_s=task_spec.timeout_s,
-            state=states.WAITING if task_spec.depends_on else states.QUEUED,
-            queue=task_spec.queue,
-            priority=task_spec.priority + priority,
-            attempt=0,
-            attempt_floor=0,
-            progress=0.0,
-            run_at=run_at,
-            created_at=now,
+    with _events_batched(session):
+        record_event(
+            session,
+            "workflow_started",
+            workflow,
+            at=now,
+            data={
+                **(origin or {}),
+                "tasks": [task.name for task in spec.tasks],
+                **({"held_until": _iso(run_at)} if run_at > now else {}),
+            },
         )
-        session.add(task)
-        if task.state == states.QUEUED:
-            record_event(session, "task_queued", workflow, task=task, at=now)
+        for task in (TaskRow(*row) for row in tasks):
+            if task.state == states.QUEUED:
+                record_event(session, "task_queued", workflow, task=task, at=now)
     notify_new_work(session)
     return workflow
+
+
+_INSERT_WORKFLOW = insert(rows.WORKFLOWS).returning(rows.WORKFLOWS.c.id)
+_INSERT_TASKS = insert(TASKS).returning(*TASK_COLUMNS, sort_by_parameter_order=True)
+
+
+def _values_of(workflow: WorkflowRow) -> dict[str, Any]:
+    return {
+        "name": workflow.name,
+        "subject_id": workflow.subject_id,
+        "state": workflow.state,
+        "run": workflow.run,
+        "input": workflow.input,
+    }
+
+
+def _task_values(
+    workflow_id: int, task: TaskSpec, priority: int, run_at: datetime, now: datetime
+) -> dict[str, Any]:
+    return {
+        "workflow_id": workflow_id,
+        "name": task.name,
+        "kind": task.kind,
+        "params": dict(task.params),
+        "depends_on": list(task.depends_on),
+        "weight": task.weight,
+        "timeout_s": task.timeout_s,
+        "state": states.WAITING if task.depends_on else states.QUEUED,
+        "queue": task.queue,
+        "priority": task.priority + priority,
+        "attempt": 0,
+        "attempt_floor": 0,
+        "progress": 0.0,
+        "run_at": run_at,
+        "created_at": now,
+    }
 
 
 def release_held_tasks(session: Session, held_until: datetime, now: datetime) -> int:
