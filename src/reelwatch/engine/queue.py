@@ -75,7 +75,9 @@ class Completion:
     cpu_s: float | None = None
 
 
-_INSERT_EVENT = insert(cast(Table, Event.__table__))
+# RETURNING makes SQLAlchemy send a batch as multi-row INSERTs ("insertmanyvalues"):
+# one statement for a batch's events instead of one per event.
+_INSERT_EVENT = insert(cast(Table, Event.__table__)).returning(Event.id)
 _EVENT_BUFFER = "reelwatch_event_buffer"
 
 
@@ -435,7 +437,7 @@ def _complete_one(
     if workflow is None or task is None:
         return False
     output = completion.output
-    writes.succeed(task, output, now)
+    writes.succeed(task, output)
     elapsed = (now - task.started_at).total_seconds() if task.started_at else None
     record_event(
         session,
@@ -455,7 +457,7 @@ def _complete_one(
             record_event(session, "task_queued", workflow, task=dependent, at=now)
         notify_new_work(session)
     if all(t.state == states.SUCCEEDED for t in tasks):
-        writes.finish(workflow, states.WF_SUCCEEDED, now)
+        writes.succeed_workflow(workflow)
         record_event(session, "workflow_succeeded", workflow, at=now)
         observer.workflow_succeeded(session, workflow)
     return True

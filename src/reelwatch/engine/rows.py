@@ -68,26 +68,31 @@ _LOCKED_TASKS = (
     .order_by(TASKS.c.workflow_id, TASKS.c.id)
     .with_for_update()
 )
-_SUCCEED_TASK = (
+_SUCCEED_TASKS = (
     update(TASKS)
-    .where(TASKS.c.id == bindparam("task_id"))
+    .where(TASKS.c.id.in_(bindparam("task_ids", expanding=True)))
     .values(
         state=states.SUCCEEDED,
-        output=bindparam("output", type_=JSON),
+        output={},
         progress=1.0,
         finished_at=bindparam("now"),
         lease_expires_at=None,
     )
+)
+_SET_OUTPUT = (
+    update(TASKS)
+    .where(TASKS.c.id == bindparam("task_id"))
+    .values(output=bindparam("output", type_=JSON))
 )
 _QUEUE_TASKS = (
     update(TASKS)
     .where(TASKS.c.id.in_(bindparam("task_ids", expanding=True)))
     .values(state=states.QUEUED, run_at=bindparam("now"))
 )
-_FINISH_WORKFLOW = (
+_SUCCEED_WORKFLOWS = (
     update(WORKFLOWS)
-    .where(WORKFLOWS.c.id == bindparam("workflow_id"))
-    .values(state=bindparam("state"), finished_at=bindparam("now"))
+    .where(WORKFLOWS.c.id.in_(bindparam("workflow_ids", expanding=True)))
+    .values(state=states.WF_SUCCEEDED, finished_at=bindparam("now"))
 )
 
 
@@ -108,17 +113,20 @@ def locked_task_rows(session: Session, workflow_ids: Iterable[int]) -> dict[int,
 
 
 class TaskWrites:
-    """The task and workflow updates of a batch of completions, applied together
-    (executemany: on PostgreSQL, one round trip instead of one per task). The rows in
-    memory change at once, so observers see the new states."""
+    """The task and workflow updates of a batch of completions, applied together: one
+    statement each for the whole batch (outputs apart), instead of one per task. The rows
+    in memory change at once, so observers see the new states."""
 
     def __init__(self) -> None:
-        self._succeeded: list[dict[str, Any]] = []
+        self._succeeded: list[int] = []
+        self._outputs: list[dict[str, Any]] = []
         self._queued: list[int] = []
-        self._finished: list[dict[str, Any]] = []
+        self._succeeded_workflows: list[int] = []
 
-    def succeed(self, task: TaskRow, output: dict[str, Any], now: datetime) -> None:
-        self._succeeded.append({"task_id": task.id, "output": output, "now": now})
+    def succeed(self, task: TaskRow, output: dict[str, Any]) -> None:
+        self._succeeded.append(task.id)
+        if output:
+            self._outputs.append({"task_id": task.id, "output": output})
         task.state, task.progress = states.SUCCEEDED, 1.0
 
     def queue(self, tasks: list[TaskRow], now: datetime) -> None:
@@ -126,13 +134,17 @@ class TaskWrites:
         for task in tasks:
             task.state, task.run_at = states.QUEUED, now
 
-    def finish(self, workflow: WorkflowRow, state: str, now: datetime) -> None:
-        self._finished.append({"workflow_id": workflow.id, "state": state, "now": now})
+    def succeed_workflow(self, workflow: WorkflowRow) -> None:
+        self._succeeded_workflows.append(workflow.id)
 
     def apply(self, session: Session, now: datetime) -> None:
         if self._succeeded:
-            session.execute(_SUCCEED_TASK, self._succeeded)
+            session.execute(_SUCCEED_TASKS, {"task_ids": self._succeeded, "now": now})
+        if self._outputs:
+            session.execute(_SET_OUTPUT, self._outputs)
         if self._queued:
             session.execute(_QUEUE_TASKS, {"task_ids": self._queued, "now": now})
-        if self._finished:
-            session.execute(_FINISH_WORKFLOW, self._finished)
+        if self._succeeded_workflows:
+            session.execute(
+                _SUCCEED_WORKFLOWS, {"workflow_ids": self._succeeded_workflows, "now": now}
+            )
