@@ -1,6 +1,6 @@
 """Engine throughput: no-op tasks drained by reelwatch against Celery + Redis and pgqueuer.
 
-    python -m bench.engine_throughput [--tasks 20000] [--workers 2] [--quick]
+    python -m bench.engine_throughput [--tasks 20000] [--workers 2] [--batch-size 20] [--quick]
 
 reelwatch drains ``--tasks`` one-task no-op workflows with ``--workers`` real worker
 processes (claim with a lease, heartbeat thread, completion, and the full checkpoint
@@ -34,6 +34,7 @@ from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Event, WorkerRecord, Workflow
 from reelwatch.engine import queue, states
+from reelwatch.engine.worker import BATCH_SIZE
 
 AUDIT_KINDS = ("workflow_started", "task_queued", "task_started", "task_succeeded")
 EVENTS_PER_TASK = len(AUDIT_KINDS) + 1  # and workflow_succeeded
@@ -58,14 +59,15 @@ def enqueue_reelwatch(db: Database, count: int) -> None:
             queue.start_workflow(session, peers.NOOP_WORKFLOW)
 
 
-def drain_reelwatch(url: str, tasks: int, workers: int, logs: Path) -> Drain:
+def drain_reelwatch(url: str, tasks: int, workers: int, logs: Path, batch_size: int) -> Drain:
     upgrade_database(url)
     db = Database(url)
     try:
         with common.Processes(logs) as processes:
             for index in range(workers):
                 command = [sys.executable, "-m", "bench.peers", "reelwatch", url]
-                processes.start(f"reelwatch-{index}", [*command, "--name", f"bench-{index}"])
+                command += ["--name", f"bench-{index}", "--batch-size", str(batch_size)]
+                processes.start(f"reelwatch-{index}", command)
             common.wait_until(lambda: _idle_workers(db) >= workers, timeout=60)
             _, enqueue_s = common.timed(lambda: enqueue_reelwatch(db, tasks))
             started = time.perf_counter()
@@ -159,6 +161,12 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks per system")
     parser.add_argument("--workers", type=int, default=2, help="worker processes per system")
     parser.add_argument("--quick", action="store_true", help="2,000 tasks")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        help="quick tasks a reelwatch worker claims at once (1: one transaction per task)",
+    )
     common.add_database_option(parser)
     parser.add_argument("--no-celery", action="store_true", help="skip Celery + Redis")
     parser.add_argument("--no-pgqueuer", action="store_true", help="skip pgqueuer")
@@ -171,7 +179,7 @@ def main() -> None:
         for kind in common.chosen_databases(args.database):
             url = common.database_url(kind, folder, cluster)
             results[f"reelwatch {kind}"] = drain_reelwatch(
-                url, tasks, args.workers, folder / f"logs-{kind}"
+                url, tasks, args.workers, folder / f"logs-{kind}", args.batch_size
             )
             _show(f"reelwatch {kind}", results[f"reelwatch {kind}"])
         if not args.no_celery:

@@ -24,6 +24,7 @@ from typing import Any
 from celery import Celery  # type: ignore[import-untyped]
 
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
+from reelwatch.engine.worker import BATCH_SIZE
 
 LATENCY_KEY = "bench:pickup"
 STARTS_KEY = "bench:starts"
@@ -78,12 +79,18 @@ def _noop(ctx: TaskContext) -> dict[str, Any]:
 NOOP_WORKFLOW = register_workflow(WorkflowSpec("bench_noop", (TaskSpec("noop", _noop),)))
 
 
-def run_reelwatch_worker(url: str, name: str, lease_s: float) -> None:
+def run_reelwatch_worker(url: str, name: str, lease_s: float, batch_size: int) -> None:
     from reelwatch.db.database import Database
     from reelwatch.engine.worker import Worker
 
     db = Database(url, pool_size=3)
-    worker = Worker(db, lease_s=lease_s, name=name, workflows={NOOP_WORKFLOW.name: NOOP_WORKFLOW})
+    worker = Worker(
+        db,
+        lease_s=lease_s,
+        name=name,
+        workflows={NOOP_WORKFLOW.name: NOOP_WORKFLOW},
+        batch_size=batch_size,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -150,12 +157,15 @@ def main() -> None:
     reelwatch.add_argument("url", help="SQLAlchemy database URL")
     reelwatch.add_argument("--name", required=True)
     reelwatch.add_argument("--lease-seconds", type=float, default=30.0)
+    reelwatch.add_argument(
+        "--batch-size", type=int, default=BATCH_SIZE, help="quick tasks claimed at once"
+    )
     pgqueuer = kinds.add_parser("pgqueuer", help="a pgqueuer QueueManager running no-op jobs")
     pgqueuer.add_argument("dsn", help="libpq connection string")
     pgqueuer.add_argument("--batch-size", type=int, default=10)
     args = parser.parse_args()
     if args.kind == "reelwatch":
-        run_reelwatch_worker(args.url, args.name, args.lease_seconds)
+        run_reelwatch_worker(args.url, args.name, args.lease_seconds, args.batch_size)
     else:
         asyncio.run(run_pgqueuer_worker(args.dsn, args.batch_size))
 

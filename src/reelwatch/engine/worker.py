@@ -201,6 +201,7 @@ class Worker:
         resources: Callable[[], dict[str, float]] | None = None,
         presence_interval_s: float = PRESENCE_INTERVAL_S,
         exit_process: Callable[[int], None] = os._exit,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         self.db = db
         self.lease_s = lease_s
@@ -225,8 +226,10 @@ class Worker:
         self.draining = threading.Event()
         self._next_rescue = 0.0
         self._next_preflight = 0.0
-        # Kinds batched (QUICK_TASK_S), and the successes of a batch not recorded yet.
+        # Kinds batched (QUICK_TASK_S), up to how many, and the successes of a batch
+        # not recorded yet.
         self.quick_kinds: set[str] = set()
+        self.batch_size = batch_size
         self._done: list[queue.Completion] = []
         self._batch_claimed_at = 0.0
         self._heartbeat_thread: Heartbeat | None = None
@@ -292,7 +295,7 @@ class Worker:
         if not self._dependencies_up():
             return None
         return queue.ClaimRequest(
-            self.id, self.lease_s, self.queues, BATCH_SIZE, frozenset(self.quick_kinds)
+            self.id, self.lease_s, self.queues, self.batch_size, frozenset(self.quick_kinds)
         )
 
     def _hand_back(self, held: deque[queue.ClaimedTask]) -> None:
