@@ -6,15 +6,21 @@ import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from instance import LiveInstance, free_port, upload, wait_for_outcome
 from pg import PostgresCluster
 from reelwatch.config import Settings, load_settings
+from reelwatch.db.models import Task, Workflow
+from reelwatch.engine.spec import TaskContext, WorkflowSpec, register_workflow, workflow_spec
+from reelwatch.pipeline import VIDEO_WORKFLOW, build_video_workflow
+from reelwatch.storage import MediaStore
 
 PERMANENT = {"input_invalid", "input_no_video", "input_unsupported", "input_too_large"}
 
@@ -77,6 +83,100 @@ def test_every_good_format_becomes_ready_with_playable_renditions(
         events = client.get(f"/api/v1/videos/{video['id']}/events").json()
         kinds = [e["kind"] for e in events if e["kind"] != "notification_queued"]
         assert kinds[0] == "workflow_started" and kinds[-1] == "workflow_succeeded"
+
+
+def test_one_transcode_task_makes_the_whole_ladder_from_one_decode(
+    instance: LiveInstance, good_samples: dict[str, Path]
+) -> None:
+    client = instance.client()
+    full_hd = wait_for_outcome(client, upload(client, good_samples["1080p"])["id"])
+    small = wait_for_outcome(client, upload(client, good_samples["h264"])["id"])
+    assert sorted(r["name"] for r in full_hd["renditions"]) == ["480p", "720p"]
+    assert [r["name"] for r in small["renditions"]] == ["480p"]  # 720p skipped, not upscaled
+    for video in (full_hd, small):
+        folder = instance.settings.media_root / "videos" / video["id"]
+        for rendition in video["renditions"]:
+            assert (folder / f"{rendition['name']}.mp4").stat().st_size == rendition["size_bytes"]
+        assert not list(folder.glob(".*.tmp"))
+        events = client.get(f"/api/v1/videos/{video['id']}/events").json()
+        steps = {e["task"] for e in events if e["kind"] == "task_started"}
+        assert steps == {"probe", "transcode", "thumbnail", "finalize"}, steps
+
+
+def test_the_declared_workflow_has_one_transcode_for_the_ladder(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, renditions="720,480,1080")
+    spec = build_video_workflow(settings, MediaStore(settings.media_root))
+    assert [t.name for t in spec.tasks] == ["probe", "transcode", "thumbnail", "finalize"]
+    transcode = spec.tasks[1]
+    assert (transcode.kind, dict(transcode.params)) == ("transcode", {"rungs": [480, 720, 1080]})
+    assert transcode.weight == pytest.approx(4.0 * (1 + 1.5**2 + 2.25**2))
+    assert spec.tasks[3].depends_on == ("transcode", "thumbnail")
+
+
+def per_rung_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
+    """The video workflow as releases before the single-decode ladder declared it: one
+    ``transcode_<rung>p`` task per rung, with ``{"rung", "lowest"}`` params."""
+    current = build_video_workflow(settings, store)
+    probe, transcode, thumbnail, finalize = current.tasks
+    rungs = settings.rendition_heights
+    per_rung = tuple(
+        replace(transcode, name=f"transcode_{rung}p", params={"rung": rung, "lowest": i == 0})
+        for i, rung in enumerate(rungs)
+    )
+    names = tuple(t.name for t in per_rung)
+    return replace(
+        current,
+        tasks=(probe, *per_rung, thumbnail, replace(finalize, depends_on=(*names, "thumbnail"))),
+    )
+
+
+def test_a_workflow_planned_with_one_task_per_rung_still_becomes_ready(
+    tmp_path: Path, good_samples: dict[str, Path]
+) -> None:
+    """Rows written by an older release: old params through today's handler, and an
+    output of the older shape (one rendition) read by today's finalize and observer."""
+    settings = instance_settings(tmp_path / "home")
+    live = LiveInstance(settings, workers=0).start()
+    store = MediaStore(settings.media_root)
+    today = workflow_spec(VIDEO_WORKFLOW)
+    register_workflow(per_rung_workflow(settings, store))  # what the API starts
+    try:
+        video = upload(live.client(), good_samples["1080p"])
+    finally:
+        register_workflow(today)
+    declared = live.workflows[VIDEO_WORKFLOW]
+    handler = declared.handler_for("transcode")
+
+    def as_an_older_release_for_480p(ctx: TaskContext) -> dict[str, Any] | None:
+        output = handler(ctx)
+        if ctx.params.get("rung") != 480 or output is None:
+            return output
+        (rendition,) = output["renditions"]
+        return dict(rendition)  # {"rendition": "480p", "width", "height", "size_bytes"}
+
+    live.workflows[VIDEO_WORKFLOW] = replace(
+        declared,
+        tasks=tuple(
+            replace(t, handler=as_an_older_release_for_480p) if t.kind == "transcode" else t
+            for t in declared.tasks
+        ),
+    )
+    try:
+        live.add_worker()
+        final = wait_for_outcome(live.client(), video["id"])
+        with live.db.read() as session:
+            tasks = session.scalars(
+                select(Task).join(Workflow).where(Workflow.subject_id == video["id"])
+            )
+            outputs = {task.name: task.output or {} for task in tasks}
+    finally:
+        live.stop()
+    assert final["status"] == "ready", final["error"]
+    assert sorted(r["name"] for r in final["renditions"]) == ["480p", "720p"]
+    assert set(outputs) == {"probe", "transcode_480p", "transcode_720p", "thumbnail", "finalize"}
+    assert outputs["transcode_480p"]["rendition"] == "480p"
+    assert [r["rendition"] for r in outputs["transcode_720p"]["renditions"]] == ["720p"]
+    assert sorted(outputs["finalize"]["renditions"]) == ["480p", "720p"]
 
 
 def test_non_ascii_file_name_is_kept(instance: LiveInstance, good_samples: dict[str, Path]) -> None:

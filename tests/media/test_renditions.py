@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import samples
 from reelwatch.failures import FailureCode, TaskFailure
 from reelwatch.media import (
+    FfmpegCancelled,
     FfmpegLimits,
     MediaInfo,
     RenditionPlan,
@@ -17,9 +19,10 @@ from reelwatch.media import (
     plan_rendition,
     probe_media,
     transcode,
+    transcode_renditions,
     verify_rendition,
 )
-from reelwatch.media.renditions import thumbnail_size
+from reelwatch.media.renditions import thumbnail_size, transcode_args
 from small_disk import small_disk
 
 LIMITS = FfmpegLimits(stall_timeout_s=30, timeout_s=120)
@@ -198,21 +201,111 @@ def test_thumbnail_of_a_video_shorter_than_its_seek_falls_back_to_the_first_fram
     assert destination.read_bytes()[:2] == b"\xff\xd8"
 
 
-def test_verify_rendition_refuses_what_was_not_planned(
-    good_samples: dict[str, Path], broken_samples: dict[str, Path]
-) -> None:
+def test_verify_rendition_refuses_what_was_not_planned(good_samples: dict[str, Path]) -> None:
+    """reelwatch's own mistakes: unknown, never blamed on the upload."""
     h264 = good_samples["h264"]
     cases = [
         (h264, RenditionPlan("240p", 426, 240), 1.0, "320x240, not 426x240"),
-        (h264, RenditionPlan("240p", 320, 240), 5.0, "lasts 1.00 s, not 5.00 s"),
+        (h264, RenditionPlan("240p", 320, 240), 0.3, "lasts 1.00 s, not 0.30 s"),
         (good_samples["vp9"], RenditionPlan("240p", 320, 240), 1.0, "codec vp9"),
-        (broken_samples["random_bytes"], RenditionPlan("240p", 320, 240), 1.0, "unreadable"),
     ]
     for path, plan, duration, words in cases:
         with pytest.raises(TaskFailure) as caught:
             verify_rendition(path, plan, expected_duration_s=duration)
         assert caught.value.code is FailureCode.UNKNOWN, words
         assert words in caught.value.message
+
+
+def test_verify_rendition_blames_the_source_for_a_short_or_unreadable_rendition(
+    good_samples: dict[str, Path], broken_samples: dict[str, Path]
+) -> None:
+    """What the one probe of a rendition also tells: ffmpeg ran out of source early."""
+    plan = RenditionPlan("240p", 320, 240)
+    cases = [
+        (good_samples["h264"], 5.0, "only 1.0 s of its 5.0 s"),
+        (broken_samples["random_bytes"], 1.0, "only 0.0 s of its 1.0 s"),
+    ]
+    for path, duration, words in cases:
+        with pytest.raises(TaskFailure) as caught:
+            verify_rendition(path, plan, expected_duration_s=duration, detail="ffmpeg said")
+        assert caught.value.code is FailureCode.INPUT_INVALID, words
+        assert "ends early" in caught.value.message and words in caught.value.message
+        assert "ffmpeg said" in caught.value.detail
+
+
+def test_a_ladder_is_decoded_once_and_every_rendition_is_verified(
+    good_samples: dict[str, Path], good_infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
+    info = good_infos["h264"]
+    plans = [RenditionPlan("120p", 160, 120), RenditionPlan("240p", 320, 240)]
+    outputs = [(plan, tmp_path / f"{plan.name}.mp4") for plan in plans]
+    args = transcode_args(good_samples["h264"], outputs, info, LIMITS)
+    assert args.count("-i") == 1 and "split=2[s0][s1]" in args[args.index("-filter_complex") + 1]
+    (tmp_path / ".240p.mp4.0a1b2c3d.tmp").write_bytes(b"debris of a SIGKILLed attempt")
+    progress: list[float] = []
+    verified = transcode_renditions(
+        good_samples["h264"], outputs, info, limits=LIMITS, on_progress=progress.append
+    )
+    assert [(v.width, v.height, v.video_codec) for v in verified] == [
+        (160, 120, "h264"),
+        (320, 240, "h264"),
+    ]
+    assert all(v.has_audio and v.duration_s == pytest.approx(1.0, abs=0.1) for v in verified)
+    assert [v.size_bytes for v in verified] == [path.stat().st_size for _, path in outputs]
+    assert progress and progress == sorted(progress) and 0 < progress[-1] <= 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["120p.mp4", "240p.mp4"]
+
+
+def test_a_ladder_honours_the_thread_limit(
+    good_samples: dict[str, Path], good_infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
+    plans = [RenditionPlan("120p", 160, 120), RenditionPlan("240p", 320, 240)]
+    outputs = [(plan, tmp_path / f"{plan.name}.mp4") for plan in plans]
+    limits = FfmpegLimits(threads=1)
+    args = transcode_args(good_samples["h264"], outputs, good_infos["h264"], limits)
+    assert args[: args.index("-i")].count("-filter_complex_threads") == 1
+    assert args.count("-threads") == 1 + len(plans)  # the decoder, and each encoder
+    transcode_renditions(good_samples["h264"], outputs, good_infos["h264"], limits=limits)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["120p.mp4", "240p.mp4"]
+
+
+def test_a_failed_ladder_leaves_the_earlier_files_and_no_debris(
+    broken_samples: dict[str, Path], tmp_path: Path
+) -> None:
+    """Nothing is renamed into place unless the whole run succeeded."""
+    source = broken_samples["truncated"]
+    info = probe_media(source)
+    plans = [RenditionPlan("120p", 160, 120), RenditionPlan("240p", 320, 240)]
+    outputs = [(plan, tmp_path / f"{plan.name}.mp4") for plan in plans]
+    outputs[1][1].write_bytes(b"the file of an earlier run")
+    with pytest.raises(TaskFailure) as caught:
+        transcode_renditions(source, outputs, info, limits=LIMITS)
+    assert caught.value.code is FailureCode.INPUT_INVALID
+    assert [p.name for p in tmp_path.iterdir()] == ["240p.mp4"]
+    assert outputs[1][1].read_bytes() == b"the file of an earlier run"
+
+
+def test_a_cancelled_ladder_leaves_no_debris(long_video: Path, tmp_path: Path) -> None:
+    info = probe_media(long_video)
+    plans = [RenditionPlan("120p", 214, 120), RenditionPlan("240p", 426, 240)]
+    outputs = [(plan, tmp_path / f"{plan.name}.mp4") for plan in plans]
+    cancel = threading.Event()
+
+    def cancel_once_under_way(fraction: float) -> None:
+        # The temporary files exist by the time ffmpeg reports encoded time.
+        assert len(list(tmp_path.iterdir())) == len(plans)
+        cancel.set()
+
+    with pytest.raises(FfmpegCancelled):
+        transcode_renditions(
+            long_video,
+            outputs,
+            info,
+            limits=LIMITS,
+            on_progress=cancel_once_under_way,
+            cancel=cancel,
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def _top_level_boxes(path: Path) -> list[str]:

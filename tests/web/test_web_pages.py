@@ -190,7 +190,7 @@ def show_dashboard_and_workflow(page: Page, screenshot: Screenshot) -> None:
 
     page.goto("/admin/workflow")
     graph = page.locator("figure.graph svg")
-    for step in ("probe", "transcode_480p", "transcode_720p", "thumbnail", "finalize"):
+    for step in ("probe", "transcode", "thumbnail", "finalize"):
         expect(graph).to_contain_text(step)
     screenshot(page, "workflow")
 

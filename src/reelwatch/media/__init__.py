@@ -12,6 +12,7 @@ from reelwatch.media.renditions import (
     make_thumbnail,
     plan_rendition,
     transcode,
+    transcode_renditions,
     verify_rendition,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "probe_media",
     "run_ffmpeg",
     "transcode",
+    "transcode_renditions",
     "verify_rendition",
 ]

@@ -1,7 +1,9 @@
 """Planning the renditions of a video and producing them and its thumbnail with ffmpeg.
 
-Every output is written under a temporary name, synced and renamed into place, so a file
-under its final name is always complete; a truncated source fails as ``input_invalid``.
+Every rendition of a video comes from one ffmpeg run that decodes the source once.
+Every output is written under a temporary name, probed once, synced and renamed into
+place, so a file under its final name is always complete and checked; a truncated
+source fails as ``input_invalid``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import glob
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,25 +64,80 @@ def transcode(
     limits: FfmpegLimits,
     on_progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
-) -> None:
+) -> MediaInfo:
     """Write ``plan`` of ``source`` to ``destination`` as a web-ready H.264/AAC MP4."""
-    with _written_atomically(destination) as temporary:
+    (verified,) = transcode_renditions(
+        source, [(plan, destination)], info, limits=limits, on_progress=on_progress, cancel=cancel
+    )
+    return verified
+
+
+def transcode_renditions(
+    source: Path,
+    outputs: Sequence[tuple[RenditionPlan, Path]],
+    info: MediaInfo,
+    *,
+    limits: FfmpegLimits,
+    on_progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[MediaInfo]:
+    """Decode ``source`` once and write every planned rendition to its path, in one ffmpeg.
+
+    Each output is probed once (``verify_rendition``) while still under its temporary
+    name; none is renamed into place unless the run and every check succeeded, so a
+    failed or cancelled run leaves neither a new file nor debris. Returns what each
+    rendition turned out to be, in the order of ``outputs``.
+    """
+    if not outputs:
+        raise ValueError("no rendition to transcode")
+    plans = [plan for plan, _ in outputs]
+    with _written_atomically(*(destination for _, destination in outputs)) as temporaries:
         run = run_ffmpeg(
-            _transcode_args(source, temporary, plan, info, limits),
+            transcode_args(source, list(zip(plans, temporaries, strict=True)), info, limits),
             duration_s=info.duration_s,
             limits=limits,
             on_progress=on_progress,
             cancel=cancel,
         )
-        _refuse_truncated_source(run, temporary, info)
+        _refuse_truncated_source(run)
+        expected_s, evidence = info.duration_s, run.stderr_tail
+        return [
+            verify_rendition(path, plan, expected_duration_s=expected_s, detail=evidence)
+            for plan, path in zip(plans, temporaries, strict=True)
+        ]
 
 
-def _transcode_args(
-    source: Path, output: Path, plan: RenditionPlan, info: MediaInfo, limits: FfmpegLimits
+def transcode_args(
+    source: Path,
+    outputs: Sequence[tuple[RenditionPlan, Path]],
+    info: MediaInfo,
+    limits: FfmpegLimits,
 ) -> list[str]:
-    """ffmpeg arguments for one rendition; the decoder has already turned the picture upright."""
-    args = [*_decoder_threads(limits), *media_input(source), "-map", "0:V:0"]
-    args += ["-vf", f"scale={plan.width}:{plan.height},setsar=1", *VIDEO_ENCODER_ARGS]
+    """ffmpeg arguments that decode ``source`` once and encode one MP4 per output.
+
+    The decoder has already turned the picture upright; ``split`` hands every frame to
+    one scaler per rendition, so the decode (a large share of the work) is paid once.
+    """
+    args = [*_decoder_threads(limits), *_filter_threads(limits), *media_input(source)]
+    args += ["-filter_complex", _split_graph([plan for plan, _ in outputs])]
+    for index, (_, output) in enumerate(outputs):
+        args += _output_args(f"[v{index}]", output, info, limits)
+    return args
+
+
+def _split_graph(plans: Sequence[RenditionPlan]) -> str:
+    """``[0:V:0]`` split into one scaled branch ``[v<i>]`` per plan."""
+    scalers = [f"scale={plan.width}:{plan.height},setsar=1[v{i}]" for i, plan in enumerate(plans)]
+    if len(plans) == 1:
+        return f"[0:V:0]{scalers[0]}"
+    branches = "".join(f"[s{i}]" for i in range(len(plans)))
+    split = f"[0:V:0]split={len(plans)}{branches}"
+    return ";".join([split, *(f"[s{i}]{scaler}" for i, scaler in enumerate(scalers))])
+
+
+def _output_args(video: str, output: Path, info: MediaInfo, limits: FfmpegLimits) -> list[str]:
+    """One rendition's output options: the picture from the graph's ``video`` label."""
+    args = ["-map", video, *VIDEO_ENCODER_ARGS]
     if info.has_audio:
         args += ["-map", "0:a:0", *AUDIO_ENCODER_ARGS]
     else:
@@ -103,7 +160,7 @@ def make_thumbnail(
 ) -> None:
     """Write one JPEG frame from early in the video, ``width`` pixels wide at most."""
     thumb_width, thumb_height = thumbnail_size(info, width)
-    with _written_atomically(destination) as temporary:
+    with _written_atomically(destination) as (temporary,):
         # A seek past the last frame yields nothing, so fall back to the first frame.
         for seconds in dict.fromkeys((min(info.duration_s * 0.1, 5.0), 0.0)):
             args = _thumbnail_args(source, temporary, seconds, thumb_width, thumb_height, limits)
@@ -119,24 +176,42 @@ def thumbnail_size(info: MediaInfo, width: int) -> tuple[int, int]:
     return thumb_width, _even_round(thumb_width * info.height / info.width)
 
 
-def verify_rendition(path: Path, plan: RenditionPlan, *, expected_duration_s: float) -> MediaInfo:
-    """Probe a finished rendition and raise ``UNKNOWN`` unless it is exactly what was planned."""
+def verify_rendition(
+    path: Path, plan: RenditionPlan, *, expected_duration_s: float, detail: str = ""
+) -> MediaInfo:
+    """Probe a freshly written rendition once; raise unless it is exactly what was planned.
+
+    Shorter than the source (or unreadable: nothing could be read) means ffmpeg ran out
+    of source before the container said it would: ``INPUT_INVALID``, the upload is at
+    fault. The output's own length is the measure, not ffmpeg's last out_time: that lags
+    by a few frames, which is seconds for a slow time-lapse. Any other difference (codec,
+    size, rotation, too long) is reelwatch's own doing: ``UNKNOWN``. ``detail`` is
+    ffmpeg's stderr, kept as evidence.
+    """
     try:
         info = probe_media(path)
     except TaskFailure as exc:
         if exc.code not in _INPUT_FAILURES:
             raise
-        raise TaskFailure(
-            FailureCode.UNKNOWN,
-            f"the {plan.name} rendition is unreadable: {exc.message}",
-            detail=exc.detail,
-        ) from exc
+        raise _ends_early(0.0, expected_duration_s, f"{exc.message}\n{detail}") from exc
+    if info.duration_s < expected_duration_s - _duration_tolerance(expected_duration_s):
+        raise _ends_early(info.duration_s, expected_duration_s, detail)
     problems = _differences(info, plan, expected_duration_s)
     if problems:
         raise TaskFailure(
-            FailureCode.UNKNOWN, f"the {plan.name} rendition is wrong: {'; '.join(problems)}"
+            FailureCode.UNKNOWN,
+            f"the {plan.name} rendition is wrong: {'; '.join(problems)}",
+            detail=detail,
         )
     return info
+
+
+def _ends_early(read_s: float, expected_s: float, detail: str) -> TaskFailure:
+    return TaskFailure(
+        FailureCode.INPUT_INVALID,
+        f"the file ends early: only {read_s:.1f} s of its {expected_s:.1f} s could be read",
+        detail=detail,
+    )
 
 
 def _duration_tolerance(expected_s: float) -> float:
@@ -157,7 +232,7 @@ def _differences(info: MediaInfo, plan: RenditionPlan, expected_duration_s: floa
     return problems
 
 
-def _refuse_truncated_source(run: FfmpegRun, output: Path, info: MediaInfo) -> None:
+def _refuse_truncated_source(run: FfmpegRun) -> None:
     """ffmpeg exits 0 on a truncated file and writes what it could read; that is not a success."""
     if _TRUNCATION_MARKER in run.stderr_tail:
         raise TaskFailure(
@@ -165,26 +240,6 @@ def _refuse_truncated_source(run: FfmpegRun, output: Path, info: MediaInfo) -> N
             "the file is incomplete: its index lists data that is missing (truncated upload?)",
             detail=run.stderr_tail,
         )
-    # The output's own length, not ffmpeg's last out_time: that lags by a few frames,
-    # which is seconds for a slow time-lapse.
-    transcoded_s = _readable_duration(output)
-    if transcoded_s < info.duration_s - _duration_tolerance(info.duration_s):
-        raise TaskFailure(
-            FailureCode.INPUT_INVALID,
-            f"the file ends early: only {transcoded_s:.1f} s of its {info.duration_s:.1f} s "
-            "could be read",
-            detail=run.stderr_tail,
-        )
-
-
-def _readable_duration(output: Path) -> float:
-    """How long the freshly written output lasts; 0 when not even it can be read."""
-    try:
-        return probe_media(output).duration_s
-    except TaskFailure as exc:
-        if exc.code not in _INPUT_FAILURES:
-            raise
-        return 0.0
 
 
 def _thumbnail_args(
@@ -203,29 +258,42 @@ def _decoder_threads(limits: FfmpegLimits) -> list[str]:
     return ["-threads", str(limits.threads)] if limits.threads else []
 
 
+def _filter_threads(limits: FfmpegLimits) -> list[str]:
+    # A global option: the one graph feeds every rendition.
+    return ["-filter_complex_threads", str(limits.threads)] if limits.threads else []
+
+
 def _encoder_threads(limits: FfmpegLimits) -> list[str]:
-    if not limits.threads:
-        return []
-    return ["-threads", str(limits.threads), "-filter_threads", str(limits.threads)]
+    return ["-threads", str(limits.threads)] if limits.threads else []
 
 
 @contextmanager
-def _written_atomically(destination: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``destination``; on success it becomes ``destination``.
+def _written_atomically(*destinations: Path) -> Iterator[list[Path]]:
+    """Yield a temporary path beside each destination; on success each becomes its
+    destination, all at the end, and on failure none is left behind.
 
     Temporary files of earlier attempts (a worker SIGKILLed mid-write cannot clean up)
     are removed first, so re-runs leave nothing behind.
     """
-    for leftover in destination.parent.glob(f".{glob.escape(destination.name)}.*.tmp"):
-        leftover.unlink(missing_ok=True)
-    temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.tmp")
+    for destination in destinations:
+        for leftover in destination.parent.glob(f".{glob.escape(destination.name)}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+    temporaries = [
+        destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.tmp")
+        for destination in destinations
+    ]
     try:
-        yield temporary
-        fsync_path(temporary)
-        temporary.replace(destination)
-        fsync_path(destination.parent)
+        yield temporaries
+        for temporary in temporaries:
+            fsync_path(temporary)
+        for temporary, destination in zip(temporaries, destinations, strict=True):
+            temporary.replace(destination)
+        # One sync per folder makes every rename in it durable.
+        for folder in dict.fromkeys(destination.parent for destination in destinations):
+            fsync_path(folder)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
         raise
 
 

@@ -19,6 +19,7 @@ from reelwatch.engine import queue, states
 from reelwatch.engine.spec import TaskView, WorkflowObserver, WorkflowView
 from reelwatch.failures import TaskFailure
 from reelwatch.notify import messages, outbox
+from reelwatch.pipeline.tasks import rendition_outputs
 from reelwatch.videos.status import VideoStatus
 
 
@@ -54,15 +55,17 @@ class VideoObserver(WorkflowObserver):
         if task.kind == "probe":
             video.duration_s = output["duration_s"]
             video.width, video.height = output["width"], output["height"]
-        elif task.kind == "transcode" and "rendition" in output:
-            video.renditions.append(
-                Rendition(
-                    name=output["rendition"],
-                    width=output["width"],
-                    height=output["height"],
-                    size_bytes=output["size_bytes"],
+        elif task.kind == "transcode":
+            # One row per rendition the task made (a ladder, or one rung of an old workflow).
+            for produced in rendition_outputs(output):
+                video.renditions.append(
+                    Rendition(
+                        name=produced["rendition"],
+                        width=produced["width"],
+                        height=produced["height"],
+                        size_bytes=produced["size_bytes"],
+                    )
                 )
-            )
         elif task.kind == "thumbnail":
             video.has_thumbnail = True
         video.updated_at = utcnow()

@@ -1,12 +1,14 @@
 """The video workflow's task handlers: thin steps between the media store and ffmpeg.
 
-Each handler reads its inputs (the original, the probe's output), writes its file
+Each handler reads its inputs (the original, the probe's output), writes its files
 atomically through ``reelwatch.media`` and returns a small JSON output that the
-observer turns into the video's row (duration, renditions, thumbnail).
+observer turns into the video's row (duration, renditions, thumbnail). One
+``transcode`` task makes every rendition of the ladder from a single decode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -41,34 +43,36 @@ class VideoTasks:
         return asdict(info)
 
     def transcode(self, ctx: TaskContext) -> dict[str, Any]:
+        """Every planned rendition of the video, from one decode of its original."""
         video_id = _video_id(ctx)
         info = _probed(ctx)
-        plan = media.plan_rendition(
-            info, int(ctx.params["rung"]), lowest=bool(ctx.params["lowest"])
-        )
-        if plan is None:
-            return {"skipped": f"source is smaller than {ctx.params['rung']}p"}
-        destination = self.store.rendition_path(video_id, plan.name)
+        plans, skipped = _planned(info, _ladder(ctx.params))
+        if not plans:
+            return {"renditions": [], "skipped": skipped}
+        outputs = [(plan, self.store.rendition_path(video_id, plan.name)) for plan in plans]
         try:
-            media.transcode(
+            verified = media.transcode_renditions(
                 self.store.original_path(video_id),
-                destination,
-                plan,
+                outputs,
                 info,
                 limits=self.limits,
                 on_progress=ctx.report_progress,
                 cancel=ctx.cancelled,
             )
-            media.verify_rendition(destination, plan, expected_duration_s=info.duration_s)
-            size = destination.stat().st_size
         except OSError as exc:
-            raise failure_from_os_error(exc, f"writing the {plan.name} rendition") from exc
-        return {
-            "rendition": plan.name,
-            "width": plan.width,
-            "height": plan.height,
-            "size_bytes": size,
-        }
+            names = ", ".join(plan.name for plan in plans)
+            raise failure_from_os_error(exc, f"writing the {names} renditions") from exc
+        renditions = [
+            {
+                "rendition": plan.name,
+                "width": plan.width,
+                "height": plan.height,
+                # The size of the very file that was checked and renamed into place.
+                "size_bytes": written.size_bytes,
+            }
+            for plan, written in zip(plans, verified, strict=True)
+        ]
+        return {"renditions": renditions, "skipped": skipped}
 
     def thumbnail(self, ctx: TaskContext) -> dict[str, Any]:
         video_id = _video_id(ctx)
@@ -89,9 +93,9 @@ class VideoTasks:
         """Check that every promised file is in place before the video is called ready."""
         video_id = _video_id(ctx)
         renditions = [
-            output["rendition"]
+            produced["rendition"]
             for output in ctx.upstream_outputs().values()
-            if "rendition" in output
+            for produced in rendition_outputs(output)
         ]
         if not renditions:
             raise TaskFailure(FailureCode.UNKNOWN, "no rendition was produced")
@@ -103,6 +107,41 @@ class VideoTasks:
                 FailureCode.STORAGE_UNAVAILABLE, f"files missing from the store: {missing}"
             )
         return {"renditions": renditions}
+
+
+def rendition_outputs(output: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The renditions a transcode task's output records, whichever its shape.
+
+    ``{"renditions": [...], "skipped": [...]}`` since one task makes the whole ladder;
+    ``{"rendition": name, ...}`` (or ``{"skipped": why}``) from the one-task-per-rung
+    workflows that may still be in the database.
+    """
+    if "renditions" in output:
+        return list(output["renditions"])
+    return [output] if "rendition" in output else []
+
+
+def _ladder(params: Mapping[str, Any]) -> list[tuple[int, bool]]:
+    """(rung, lowest) pairs from a task's params: ``{"rungs": [...]}``, or the old
+    ``{"rung": N, "lowest": bool}`` of a task planned when each rung had its own."""
+    if "rungs" in params:
+        rungs = list(dict.fromkeys(int(rung) for rung in params["rungs"]))
+        return [(rung, rung == min(rungs)) for rung in rungs]
+    return [(int(params["rung"]), bool(params["lowest"]))]
+
+
+def _planned(
+    info: media.MediaInfo, ladder: list[tuple[int, bool]]
+) -> tuple[list[media.RenditionPlan], list[str]]:
+    """The renditions to make, and the names of the rungs skipped rather than upscaled."""
+    plans, skipped = [], []
+    for rung, lowest in ladder:
+        plan = media.plan_rendition(info, rung, lowest=lowest)
+        if plan is None:
+            skipped.append(f"{rung}p")
+        else:
+            plans.append(plan)
+    return plans, skipped
 
 
 def _video_id(ctx: TaskContext) -> str:

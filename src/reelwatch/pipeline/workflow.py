@@ -12,30 +12,24 @@ VIDEO_WORKFLOW = "video"
 
 
 def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
-    """probe → transcode_<rung>p for each rung, thumbnail → finalize."""
+    """probe → transcode (every rung, one decode), thumbnail → finalize."""
     tasks = VideoTasks(settings, store)
     queue = settings.queue_for
-    task_limit = settings.ffmpeg_timeout_seconds
-    lowest = min(settings.rendition_heights)
-    transcodes = tuple(
-        TaskSpec(
-            f"transcode_{rung}p",
-            tasks.transcode,
-            kind="transcode",
-            params={"rung": rung, "lowest": rung == lowest},
-            depends_on=("probe",),
-            timeout_s=task_limit,
-            # Encoding cost grows with the pixel count.
-            weight=4.0 * (rung / 480) ** 2,
-            queue=queue("transcode"),
-        )
-        for rung in settings.rendition_heights
-    )
+    rungs = list(settings.rendition_heights)
     return WorkflowSpec(
         VIDEO_WORKFLOW,
         (
             TaskSpec("probe", tasks.probe, timeout_s=300, weight=0.5, queue=queue("probe")),
-            *transcodes,
+            TaskSpec(
+                "transcode",
+                tasks.transcode,
+                kind="transcode",
+                params={"rungs": rungs},
+                depends_on=("probe",),
+                timeout_s=settings.ffmpeg_timeout_seconds,
+                weight=sum(_encoding_weight(rung) for rung in rungs),
+                queue=queue("transcode"),
+            ),
             TaskSpec(
                 "thumbnail",
                 tasks.thumbnail,
@@ -47,7 +41,7 @@ def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
             TaskSpec(
                 "finalize",
                 tasks.finalize,
-                depends_on=(*(t.name for t in transcodes), "thumbnail"),
+                depends_on=("transcode", "thumbnail"),
                 timeout_s=300,
                 weight=0.5,
                 queue=queue("finalize"),
@@ -55,6 +49,11 @@ def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
         ),
         observer=VideoObserver(settings),
     )
+
+
+def _encoding_weight(rung: int) -> float:
+    """A rendition's share of the progress: encoding cost grows with the pixel count."""
+    return 4.0 * (rung / 480) ** 2
 
 
 def register_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
