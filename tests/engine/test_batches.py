@@ -108,8 +108,14 @@ def test_quick_tasks_are_claimed_and_recorded_in_batches(db: Database) -> None:
     assert max(batches.values()) == BATCH_SIZE
     assert sum(batches.values()) == 3 * BATCH_SIZE
     assert worker.quick_kinds == {"quick"}
-    # Every workflow's trail is complete and in order, however its events were written.
+    # Every workflow's trail is complete and in order, however its events were written,
+    # and a batch's events carry what one-by-one events do.
     assert all(kinds == TIMELINE for kinds in timelines(db).values())
+    with db.read() as session:
+        succeeded = session.scalars(select(Event).where(Event.kind == "task_succeeded")).all()
+    assert {(e.task, e.attempt, e.worker, e.data["done"]) for e in succeeded} == {
+        ("quick", 1, worker.id, True)
+    }
 
 
 def test_slow_tasks_are_claimed_one_at_a_time(db: Database) -> None:
