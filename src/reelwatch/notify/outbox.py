@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
@@ -70,14 +70,16 @@ def enqueue(session: Session, message: Message) -> bool:
 def claim_due(db: Database, owner: str, *, lease_s: float, limit: int = 50) -> list[OutboxMessage]:
     """Lease due messages, and messages whose dispatcher died mid-send."""
     now = utcnow()
+    is_due = or_(
+        (OutboxMessage.state == PENDING) & (OutboxMessage.next_attempt_at <= now),
+        (OutboxMessage.state == SENDING) & (OutboxMessage.lease_expires_at < now),
+    )
+    with db.read() as session:
+        if not session.scalar(select(exists().where(is_due))):
+            return []  # every dispatcher asks twice a second: spare the write lock
     due = (
         select(OutboxMessage.id)
-        .where(
-            or_(
-                (OutboxMessage.state == PENDING) & (OutboxMessage.next_attempt_at <= now),
-                (OutboxMessage.state == SENDING) & (OutboxMessage.lease_expires_at < now),
-            )
-        )
+        .where(is_due)
         .order_by(OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
