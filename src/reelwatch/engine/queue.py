@@ -76,8 +76,6 @@ class Completion:
     cpu_s: float | None = None
 
 
-# No RETURNING: with it SQLAlchemy sends a batch as one multi-row INSERT, which psycopg
-# has to parse afresh each time (slower than its pipelined executemany).
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
 _EVENT_BUFFER = "reelwatch_event_buffer"
 
@@ -113,8 +111,8 @@ def record_event(
 
 @contextmanager
 def _events_batched(session: Session) -> Iterator[None]:
-    """Insert the events recorded inside (observers' included) with one executemany at
-    the end, in the order they were recorded. Nothing inside may read the events."""
+    """Insert the events recorded inside (observers' included) together at the end, in
+    the order they were recorded. Nothing inside may read the events."""
     buffer: list[dict[str, Any]] = []
     session.info[_EVENT_BUFFER] = buffer
     try:
@@ -122,7 +120,8 @@ def _events_batched(session: Session) -> Iterator[None]:
     finally:
         del session.info[_EVENT_BUFFER]
     if len(buffer) > 1 and session.get_bind().dialect.name == "postgresql":
-        # One statement for the whole batch: an executemany is one INSERT per row.
+        # One statement for the whole batch: psycopg's executemany is one INSERT per
+        # row, and a multi-row VALUES is parsed afresh for every batch size.
         columns = {name: [values[name] for values in buffer] for name in buffer[0]}
         columns["data"] = [json.dumps(data) for data in columns["data"]]
         session.execute(_INSERT_EVENTS_UNNEST, columns)
@@ -132,10 +131,13 @@ def _events_batched(session: Session) -> Iterator[None]:
 
 _INSERT_EVENTS_UNNEST = text(
     "INSERT INTO events (at, kind, workflow_id, subject_id, task, attempt, worker, data) "
-    "SELECT * FROM unnest(CAST(:at AS timestamp[]), CAST(:kind AS varchar[]), "
+    "SELECT at, kind, workflow_id, subject_id, task, attempt, worker, data "
+    "FROM unnest(CAST(:at AS timestamp[]), CAST(:kind AS varchar[]), "
     "CAST(:workflow_id AS bigint[]), CAST(:subject_id AS varchar[]), "
     "CAST(:task AS varchar[]), CAST(:attempt AS integer[]), CAST(:worker AS varchar[]), "
-    "CAST(:data AS json[]))"
+    "CAST(:data AS json[])) WITH ORDINALITY "
+    "AS batch(at, kind, workflow_id, subject_id, task, attempt, worker, data, position) "
+    "ORDER BY position"  # ids in the order the events were recorded
 )
 
 
