@@ -11,8 +11,9 @@ calls, each in its own session like a request, on random videos:
 
 - status: ``get_video`` for the owner, rendered with ``video_as_dict``
 - timeline: ``video_events`` (20 events a video at full size)
-- list: ``list_videos`` first page and a deep page by cursor (key pagination), for a
-  user, for an admin, and for an admin filtering on ``failed``
+- list: ``list_video_items`` (the API's list) first page and a deep page by cursor (key
+  pagination), for a user, for an admin, for an admin filtering on ``failed`` or on an
+  owner, and a user's first page filtering on ``failed``
 
 The peer, in the same run: the same queries on a database a hundredth of the size, so
 the ratio shows what the size costs. An OFFSET page of the admin list at the middle is
@@ -248,27 +249,38 @@ def time_queries(db: Database, samples: int) -> dict[str, common.Latency]:
         [service.event_as_dict(event) for event in events]
 
     def user_first(session: Session, video_id: str, user_id: int, created: Any) -> None:
-        service.list_videos(session, owner(session, user_id))
+        service.list_video_items(session, owner(session, user_id))
 
     def user_deep(session: Session, video_id: str, user_id: int, created: Any) -> None:
-        service.list_videos(session, owner(session, user_id), cursor=cursor_of(created, video_id))
+        cursor = cursor_of(created, video_id)
+        service.list_video_items(session, owner(session, user_id), cursor=cursor)
+
+    def user_failed(session: Session, video_id: str, user_id: int, created: Any) -> None:
+        service.list_video_items(session, owner(session, user_id), status=VideoStatus.FAILED)
 
     def admin_deep(session: Session, video_id: str, user_id: int, created: Any) -> None:
-        service.list_videos(session, admin, cursor=cursor_of(created, video_id))
+        service.list_video_items(session, admin, cursor=cursor_of(created, video_id))
+
+    def owner_deep(session: Session, video_id: str, user_id: int, created: Any) -> None:
+        email = f"user{user_id}@example.com"
+        cursor = cursor_of(created, video_id)
+        service.list_video_items(session, admin, owner_email=email, cursor=cursor)
 
     def failed_first(session: Session, video_id: str, user_id: int, created: Any) -> None:
-        service.list_videos(session, admin, status=VideoStatus.FAILED)
+        service.list_video_items(session, admin, status=VideoStatus.FAILED)
 
     def failed_deep(session: Session, video_id: str, user_id: int, created: Any) -> None:
         cursor = cursor_of(created, video_id)
-        service.list_videos(session, admin, status=VideoStatus.FAILED, cursor=cursor)
+        service.list_video_items(session, admin, status=VideoStatus.FAILED, cursor=cursor)
 
     queries: dict[str, Callable[[Session, str, int, Any], None]] = {
         "status (get_video)": status,
         "timeline (video_events)": timeline,
         "list, user, first page": user_first,
         "list, user, deep page by cursor": user_deep,
+        "list, user, failed, first page": user_failed,
         "list, admin, deep page by cursor": admin_deep,
+        "list, admin, by owner, deep page": owner_deep,
         "list, admin, failed, first page": failed_first,
         "list, admin, failed, deep page": failed_deep,
     }

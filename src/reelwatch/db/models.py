@@ -53,6 +53,8 @@ class Video(Base):
     __tablename__ = "videos"
     __table_args__ = (
         Index("ix_videos_user_created", "user_id", "created_at", "id"),
+        # A user's list filtered on a status (or an admin's, by owner and status).
+        Index("ix_videos_user_status_created", "user_id", "status", "created_at", "id"),
         Index("ix_videos_status_created", "status", "created_at", "id"),
         Index("ix_videos_created", "created_at", "id"),
     )

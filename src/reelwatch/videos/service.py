@@ -7,15 +7,15 @@ the original is already durable in the store; everything after that is the engin
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import func, select, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from reelwatch.db.database import Database, utcnow
-from reelwatch.db.models import Event, User, Video, Workflow
+from reelwatch.db.models import Event, Rendition, User, Video, Workflow
 from reelwatch.engine import queue
 from reelwatch.engine.spec import workflow_spec
 from reelwatch.pipeline.workflow import VIDEO_WORKFLOW
@@ -24,6 +24,7 @@ from reelwatch.storage.local import IncomingFile
 from reelwatch.videos.status import VideoStatus
 
 MAX_TITLE_LENGTH = 200
+T = TypeVar("T", "Video", "VideoItem")
 
 
 class VideoNotFound(LookupError):
@@ -35,9 +36,46 @@ class NotRetryable(Exception):
 
 
 @dataclass(frozen=True)
-class Page:
-    videos: list[Video]
+class Page(Generic[T]):
+    videos: list[T]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RenditionItem:
+    name: str
+    width: int
+    height: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class VideoItem:
+    """A video of a list page as plain values: the columns the API shows, no ORM object."""
+
+    id: str
+    status: str
+    progress: float
+    title: str
+    filename: str
+    size_bytes: int
+    sha256: str
+    duration_s: float | None
+    width: int | None
+    height: int | None
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    error_recoverable: bool | None
+    next_retry_at: datetime | None
+    has_thumbnail: bool
+    created_at: datetime
+    updated_at: datetime
+    renditions: list[RenditionItem] = field(default_factory=list)
+
+
+_ITEM_COLUMNS = [Video.__table__.c[f.name] for f in fields(VideoItem) if f.name != "renditions"]
+_RENDITION_COLUMNS = [Rendition.__table__.c[f.name] for f in fields(RenditionItem)]
 
 
 def accept_upload(
@@ -128,13 +166,61 @@ def list_videos(
     owner_email: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> Page:
-    """Newest first, paginated by key (created_at, id) so deep pages stay fast."""
-    query = select(Video).options(selectinload(Video.renditions))
+) -> Page[Video]:
+    """Newest first, paginated by key (created_at, id) so deep pages stay fast; the
+    videos as ORM objects with their renditions, loaded in the same statement."""
+    query = _list_query(select(Video), user, status, owner_email, limit, cursor)
+    rows = list(session.scalars(query.options(joinedload(Video.renditions))).unique())
+    return _page(rows, limit)
+
+
+def list_video_items(
+    session: Session,
+    user: User,
+    *,
+    status: VideoStatus | None = None,
+    owner_email: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[VideoItem]:
+    """``list_videos`` as plain values, for the API: one statement (the page joined to
+    its renditions) and no ORM objects to build, track and throw away."""
+    page_query = _list_query(select(*_ITEM_COLUMNS), user, status, owner_email, limit, cursor)
+    page = page_query.subquery("page")
+    query = (
+        select(page, *_RENDITION_COLUMNS)
+        .outerjoin(Rendition, Rendition.video_id == page.c.id)
+        .order_by(page.c.created_at.desc(), page.c.id.desc(), Rendition.height, Rendition.id)
+    )
+    split = len(_ITEM_COLUMNS)
+    items: list[VideoItem] = []
+    for row in session.execute(query):
+        if not items or items[-1].id != row[0]:
+            items.append(VideoItem(*row[:split]))
+        if row[split] is not None:  # the outer join's row of a video without renditions
+            items[-1].renditions.append(RenditionItem(*row[split:]))
+    return _page(items, limit)
+
+
+def _list_query(
+    query: Select[Any],
+    user: User,
+    status: VideoStatus | None,
+    owner_email: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Select[Any]:
+    """One page and one row more (to know there is a next page), newest first.
+
+    Every filter is an equality ahead of (created_at, id) in one index, so each page is
+    a backward range scan that stops after ``limit + 1`` rows, at any depth. The owner
+    is a scalar subquery, not a join: with a join PostgreSQL cannot tell that the index
+    on (user_id, created_at, id) gives the order, and sorts all the owner's videos."""
     if not user.is_admin:
         query = query.where(Video.user_id == user.id)
     elif owner_email:
-        query = query.join(User, User.id == Video.user_id).where(User.email == owner_email)
+        owner = select(User.id).where(User.email == owner_email).scalar_subquery()
+        query = query.where(Video.user_id == owner)
     if status:
         query = query.where(Video.status == status)
     if cursor:
@@ -142,14 +228,15 @@ def list_videos(
         query = query.where(
             tuple_(Video.created_at, Video.id) < (datetime.fromisoformat(created), last_id)
         )
-    rows = list(
-        session.scalars(query.order_by(Video.created_at.desc(), Video.id.desc()).limit(limit + 1))
-    )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = f"{rows[-1].created_at.isoformat()}_{rows[-1].id}"
-    return Page(rows, next_cursor)
+    return query.order_by(Video.created_at.desc(), Video.id.desc()).limit(limit + 1)
+
+
+def _page(rows: list[T], limit: int) -> Page[T]:
+    """The first ``limit`` rows, and the cursor after the last one if there are more."""
+    if len(rows) <= limit:
+        return Page(rows, None)
+    rows = rows[:limit]
+    return Page(rows, f"{rows[-1].created_at.isoformat()}_{rows[-1].id}")
 
 
 def video_events(session: Session, user: User, video_id: str) -> list[Event]:
@@ -203,7 +290,7 @@ def delete_video(db: Database, store: MediaStore, user: User, video_id: str) -> 
     store.delete_video(video_id)
 
 
-def video_as_dict(video: Video, public_url: str) -> dict[str, Any]:
+def video_as_dict(video: Video | VideoItem, public_url: str) -> dict[str, Any]:
     """The API's representation of a video (SPEC §4)."""
     base = f"{public_url}/api/v1/videos/{video.id}"
     error = None

@@ -74,7 +74,7 @@ def list_videos(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     with svc.db.read() as session:
-        page = service.list_videos(
+        page = service.list_video_items(
             session, user, status=status, owner_email=owner, limit=limit, cursor=cursor
         )
         url = svc.settings.resolved_public_url
