@@ -1,6 +1,6 @@
 """Engine throughput: no-op tasks drained by reelwatch against Celery + Redis and pgqueuer.
 
-    python -m bench.engine_throughput [--tasks 20000] [--workers 2] [--batch-size 20] [--quick]
+    python -m bench.engine_throughput [--tasks 20000] [--workers 2] [--batch-size 50] [--quick]
 
 reelwatch drains ``--tasks`` one-task no-op workflows with ``--workers`` real worker
 processes (claim with a lease, heartbeat thread, completion, and the full checkpoint

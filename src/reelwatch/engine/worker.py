@@ -52,10 +52,10 @@ PREFLIGHT_INTERVAL_S = 1.0
 # a call that cannot be interrupted): the worker process is recycled.
 STALL_GRACE_S = 30.0
 # A task kind whose last run took less than this costs less than its claim's round trip:
-# a worker then claims up to BATCH_SIZE of them at once and records their outcomes
-# together, holding a batch's successes at most BATCH_HOLD_S.
+# a worker then claims up to BATCH_SIZE of them at once (about BATCH_HOLD_S of work) and
+# records their outcomes together, holding a batch's successes at most BATCH_HOLD_S.
 QUICK_TASK_S = 0.01
-BATCH_SIZE = 20
+BATCH_SIZE = 50
 BATCH_HOLD_S = 0.5
 EXIT_STALLED = 75  # EX_TEMPFAIL: `reelwatch up` (or systemd) starts a fresh process
 
