@@ -199,3 +199,7 @@ def test_api_list_items_match_the_video_resource(
     assert [v["id"] for v in bobs] == newest_first(library["videos"]["bob"])
     failed = api_pages(api, token, status="failed")
     assert failed and all(v["status"] == "failed" and v["error"] for v in failed)
+    # A cursor the API never handed out is the caller's mistake, told as such.
+    broken = api.get("/api/v1/videos", params={"cursor": "yesterday_x"}, headers=headers)
+    assert broken.status_code == 422
+    assert broken.json()["error"]["code"] == "invalid_request"

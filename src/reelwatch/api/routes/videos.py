@@ -74,9 +74,12 @@ def list_videos(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     with svc.db.read() as session:
-        page = service.list_video_items(
-            session, user, status=status, owner_email=owner, limit=limit, cursor=cursor
-        )
+        try:
+            page = service.list_video_items(
+                session, user, status=status, owner_email=owner, limit=limit, cursor=cursor
+            )
+        except ValueError:  # a cursor this API did not hand out
+            raise ApiError(422, "invalid_request", "cursor: not a cursor from this list") from None
         url = svc.settings.resolved_public_url
         return {
             "videos": [service.video_as_dict(v, url) for v in page.videos],
