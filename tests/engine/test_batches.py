@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from instance import wait_until
 from reelwatch.db.database import Database
 from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import queue, states
@@ -54,14 +55,6 @@ def start_many(db: Database, spec: WorkflowSpec, count: int) -> None:
             queue.start_workflow(session, spec)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
 def all_finished(db: Database) -> bool:
     with db.read() as session:
         return not session.scalars(
@@ -75,7 +68,7 @@ def run_worker(db: Database, until: Callable[[], bool]) -> Worker:
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
     try:
-        wait_until(until)
+        wait_until(until, timeout=30)
     finally:
         stop.set()
         thread.join(timeout=30)
