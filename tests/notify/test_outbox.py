@@ -3,7 +3,11 @@ do (found by the chaos suite: after an SMTP outage, e-mails waited the full back
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from datetime import timedelta
+
+import pytest
 
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import OutboxMessage
@@ -60,3 +64,23 @@ def test_a_dead_dispatchers_messages_are_due_again_at_once(db: Database) -> None
     outbox.mark_sent(db, [leased])  # the dead one's late word is fenced out
     with db.read() as session:
         assert session.get_one(OutboxMessage, again.id).state == outbox.SENDING
+
+
+def test_an_empty_outbox_is_polled_without_the_write_lock(db: Database) -> None:
+    """Every dispatcher polls twice a second; on SQLite a write transaction would queue
+    behind (and block) every other writer even when there is nothing to send."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite's write lock is the database's")
+    holder = sqlite3.connect(str(db.url.database), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        polled: list[list[OutboxMessage]] = []
+        poll = threading.Thread(
+            target=lambda: polled.append(outbox.claim_due(db, "dispatcher", lease_s=60))
+        )
+        poll.start()
+        poll.join(timeout=5)  # the busy timeout is 30 s: a write would still be waiting
+        assert not poll.is_alive() and polled == [[]]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
