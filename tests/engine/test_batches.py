@@ -15,7 +15,7 @@ from reelwatch.db.database import Database
 from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import queue, states
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
-from reelwatch.engine.worker import BATCH_SIZE, QUICK_TASK_S, Worker
+from reelwatch.engine.worker import BATCH_SIZE, PREFLIGHT_INTERVAL_S, QUICK_TASK_S, Worker
 
 behaviour: dict[str, Callable[[TaskContext], None]] = {}
 
@@ -62,8 +62,8 @@ def all_finished(db: Database) -> bool:
         ).first()
 
 
-def run_worker(db: Database, until: Callable[[], bool]) -> Worker:
-    worker = Worker(db, lease_s=30)
+def run_worker(db: Database, until: Callable[[], bool], **options: Any) -> Worker:
+    worker = Worker(db, lease_s=30, **options)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
@@ -163,3 +163,16 @@ def test_a_batch_takes_only_the_quick_kind(db: Database) -> None:
     assert [claim.kind for claim in queue.claim_tasks(db, request)] == ["quick"] * 3
     # A slow kind first: it comes alone.
     assert [claim.kind for claim in queue.claim_tasks(db, request)] == ["slow"]
+
+
+def test_the_media_store_is_checked_once_a_second_not_per_task(db: Database) -> None:
+    checks: list[float] = []
+
+    def preflight() -> None:
+        checks.append(time.monotonic())  # the store check writes and fsyncs a file
+
+    start_many(db, SLOW, 30)  # about 0.6 s of tasks, one claim each
+    worker = run_worker(db, lambda: all_finished(db), preflight=preflight)
+    assert worker.tasks_done == 30
+    elapsed = checks[-1] - checks[0]
+    assert len(checks) <= 2 + elapsed / PREFLIGHT_INTERVAL_S
