@@ -3,7 +3,7 @@
 # ffmpeg, Graphviz (workflow graphs) and npm (the pages' browser libraries); with --test,
 # PostgreSQL's server binaries (for the test suite's throwaway cluster), Prometheus (for
 # promtool) and Chromium (the web tests' browser); the Python package with its
-# dependencies; and the browser libraries, from package-lock.json into web/static/vendor.
+# locked dependencies; and the browser libraries, from package-lock.json into web/static/vendor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +33,11 @@ mkdir -p "$web/static/vendor"
 cp "$web/node_modules/uplot/dist/uPlot.iife.min.js" "$web/node_modules/uplot/dist/uPlot.min.css" \
     "$web/node_modules/uplot/LICENSE" "$web/static/vendor/"
 
-extras=""
-[[ "${1:-}" == "--test" ]] && extras="[dev]"
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-    -e ".${extras}"
+# Python dependencies at the versions the tests passed with, checked against the hashes
+# in the lock (requirements/*.txt, made by scripts/lock.sh from pyproject.toml's bounds);
+# then reelwatch itself, editable, with nothing more to resolve.
+lock=requirements/runtime.txt
+[[ "${1:-}" == "--test" ]] && lock=requirements/dev.txt
+pip=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore)
+"${pip[@]}" --require-hashes -r "$lock"
+"${pip[@]}" --no-deps -e .
