@@ -1,5 +1,5 @@
 """Throttles shared by every server on one database: ``hit`` counts an attempt and says
-how long to wait once a limit is reached; a refusal costs one small write, so callers
+how long to wait once a limit is reached; a refusal costs one small transaction, so callers
 ask before any expensive work (a password hash, an e-mail).
 
 One ``throttle_counters`` row per key (a scope and a digest of the subject: an account,
@@ -41,21 +41,34 @@ class Limit:
 Attempt = Sequence[tuple[Limit, str]]  # each limit with the subject it is counted for
 
 
+class _Refused(Exception):
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(wait_s)
+        self.wait_s = wait_s
+
+
 @retry_on_conflict
 def hit(db: Database, attempt: Attempt, now: datetime | None = None) -> int | None:
     """Count one attempt against every ``(limit, subject)``; None while all are within
-    their limits, else the seconds until the last exceeded window ends (for Retry-After)."""
+    their limits, else the seconds until the last exceeded window ends (for Retry-After).
+    A refused attempt counts nowhere: an account locked by its failures does not use up
+    its IP's allowance."""
     now = now or utcnow()
-    waits: list[float] = []
-    with db.write() as session:
-        purge_expired(session, now)
-        for limit, subject in attempt:
-            if limit.attempts <= 0:
-                continue
-            hits, ends_at = _count(session, limit.key(subject), limit.window_s, now)
-            if hits > limit.attempts:
-                waits.append((ends_at - now).total_seconds())
-    return max(1, math.ceil(max(waits))) if waits else None
+    try:
+        with db.write() as session:
+            purge_expired(session, now)
+            waits = []
+            for limit, subject in attempt:
+                if limit.attempts <= 0:
+                    continue
+                hits, ends_at = _count(session, limit.key(subject), limit.window_s, now)
+                if hits > limit.attempts:
+                    waits.append((ends_at - now).total_seconds())
+            if waits:
+                raise _Refused(max(waits))  # rolls the counts back
+    except _Refused as refused:
+        return max(1, math.ceil(refused.wait_s))
+    return None
 
 
 @retry_on_conflict
