@@ -130,6 +130,11 @@ def test_status_subscriptions_are_throttled_per_address_and_per_ip(instance: Liv
     busy = subscribe("one.more@example.com", "203.0.113.5")
     assert_throttled(busy, 3600)
     assert busy.json()["error"]["code"] == "too_many_requests"
+    # IPv6 counts per /64: one host may hold all of its addresses.
+    for index in range(PER_IP):
+        assert subscribe(f"six{index}@example.com", f"2001:db8:1:2::{index}").status_code == 202
+    assert_throttled(subscribe("six.more@example.com", "2001:db8:1:2:ffff::1"), 3600)
+    assert subscribe("six.more@example.com", "2001:db8:1:3::1").status_code == 202
 
     with httpx.Client(base_url=instance.url) as browser:  # the status page's form
         csrf = form_token(browser.get("/status").text)

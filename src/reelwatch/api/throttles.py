@@ -4,9 +4,12 @@ to the status e-mail (``reelwatch.throttle``; limits in ``reelwatch.config``).
 The client IP is ``request.client.host``: the peer's address, or, when the peer is a
 proxy listed in ``REELWATCH_FORWARDED_ALLOW_IPS`` (uvicorn's ``forwarded_allow_ips``,
 loopback by default), the last address in ``X-Forwarded-For`` that is not such a proxy.
+IPv6 clients are counted per /64, the block one subscriber usually holds.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from fastapi import Request
 
@@ -20,7 +23,17 @@ HOUR_S, DAY_S = 3600, 86400
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address, or its /64 for IPv6 (one host may hold all of it)."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def _sign_in_attempt(settings: Settings, request: Request, account: str | None) -> Attempt:
