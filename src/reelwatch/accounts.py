@@ -1,5 +1,6 @@
 """Users, their API tokens and passwords. Tokens are shown once and stored only as SHA-256
-hashes; passwords (optional, for the web sign-in) only as scrypt hashes."""
+hashes; passwords (optional, for the web sign-in) only as scrypt hashes. A new token or
+password ends every web session of the user."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import User
+from reelwatch.sessions import revoke_all
 
 TOKEN_PREFIX = "rw_"  # noqa: S105 (a prefix, not a secret)
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
@@ -81,6 +83,7 @@ def rotate_token(session: Session, email: str) -> str:
         return create_user(session, email).token
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user.token_hash = hash_token(token)
+    revoke_all(session, user.id, utcnow())
     return token
 
 
@@ -103,13 +106,15 @@ def password_matches(password: str, stored: str) -> bool:
 
 
 def set_password(session: Session, email: str, password: str) -> None:
-    """Give the user with ``email`` a password (replacing any earlier one)."""
+    """Give the user with ``email`` a password (replacing any earlier one); their web
+    sessions end."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise LookupError(f"no user with email {email}")
     user.password_hash = hash_password(password)
+    revoke_all(session, user.id, utcnow())
 
 
 def user_for_password(session: Session, email: str, password: str) -> User | None:

@@ -77,6 +77,18 @@ class Settings(BaseSettings):
     # Who gets the upfront e-mail of a maintenance window scheduled with --notify.
     notify_active_days: int = Field(30, ge=1)
 
+    # Throttles (docs/web.md), counted in the database so that every server shares them;
+    # 0 turns one off. Failed sign-ins per account and per client IP in a window...
+    login_failures_per_account: int = Field(10, ge=0)
+    login_failures_per_ip: int = Field(30, ge=0)
+    login_window_seconds: float = Field(300, gt=0)
+    # ...and "tell me when it is back" subscriptions per client IP an hour, per address a day.
+    status_subscriptions_per_ip: int = Field(5, ge=0)
+    status_subscriptions_per_address: int = Field(3, ge=0)
+    # Proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips): the
+    # client IP the throttles count. List nginx's address when it runs on another host.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -25,6 +25,7 @@ _HTTP_CODES = {
     409: "conflict",
     413: "too_large",
     422: "invalid_request",
+    429: "too_many_requests",
     503: "unavailable",
 }
 

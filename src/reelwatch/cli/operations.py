@@ -16,7 +16,7 @@ from reelwatch.cli.common import console, err, operator_database, settings_or_ex
 from reelwatch.db.database import utcnow
 from reelwatch.operations.backup import BackupError, backup, restore
 from reelwatch.operations.doctor import examine
-from reelwatch.operations.gc import collect, find_garbage
+from reelwatch.operations.gc import collect, find_garbage, purge_expired_rows
 from reelwatch.storage import MediaStore
 
 app = typer.Typer()
@@ -38,7 +38,9 @@ def gc(
             console.print(f"{len(garbage)} items would be removed (dry run)")
             return
         freed = collect(db, store, garbage)
+        rows = purge_expired_rows(db, utcnow())
     console.print(f"removed {len(garbage)} items, {freed / 1e6:.1f} MB freed")
+    console.print(f"deleted {rows} expired sessions and throttle counters")
 
 
 @app.command("backup")

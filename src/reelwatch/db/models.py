@@ -356,3 +356,34 @@ class StatusSubscription(Base):
     email: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime]
     notified_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie carries a random token; only its SHA-256 is kept
+    here, so a copied database opens no session. Signing out, a new password or a new
+    API token revokes the row; the cookie alone proves nothing without it."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (
+        Index("ix_web_sessions_user", "user_id"),
+        Index("ix_web_sessions_expires", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]  # updated at most once a minute
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class ThrottleCounter(Base):
+    """Attempts of one kind from one subject (an account, a client IP, an address) in a
+    window that starts with the first attempt; shared by every server on the database."""
+
+    __tablename__ = "throttle_counters"
+    __table_args__ = (Index("ix_throttle_counters_ends", "ends_at"),)
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)  # scope:digest
+    hits: Mapped[int]
+    ends_at: Mapped[datetime]

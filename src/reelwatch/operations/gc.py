@@ -5,7 +5,8 @@ recording it), (2) temporary files left by a process that died mid-write, and (3
 ``REELWATCH_RETENTION_DAYS`` set, finished videos older than that: their rows first,
 then their files, as a user's delete does. Anything younger than ``GRACE`` is left
 alone: it may belong to work in progress. Partial uploads that no process is writing
-are removed too (servers also do that when they start).
+are removed too (servers also do that when they start). Rows that only expire (web
+sessions, throttle counters) go too: ``purge_expired_rows``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reelwatch import sessions, throttle
 from reelwatch.db.database import Database
 from reelwatch.db.models import User, Video
 from reelwatch.storage import MediaStore
@@ -62,6 +64,13 @@ def collect(db: Database, store: MediaStore, garbage: list[Garbage]) -> int:
             item.path.unlink(missing_ok=True)
     store.remove_abandoned_uploads()
     return sum(item.size_bytes for item in garbage)
+
+
+def purge_expired_rows(db: Database, now: datetime) -> int:
+    """Delete expired or long-revoked web sessions and ended throttle windows (sign-ins
+    and attempts delete them too, as they come); returns how many rows went."""
+    with db.write() as session:
+        return sessions.purge_expired(session, now) + throttle.purge_expired(session, now)
 
 
 def _orphan_folders(store: MediaStore, known: set[str], now: datetime) -> list[Garbage]:

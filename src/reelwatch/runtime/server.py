@@ -17,4 +17,6 @@ def run_server(settings: Settings) -> None:
         log_level="info",
         timeout_graceful_shutdown=10,
         access_log=False,
+        # Only these proxies may name the client in X-Forwarded-For (the throttles' IP).
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )

@@ -41,7 +41,9 @@ def error_page(request: Request, status: int, message: str) -> Response:
 
 
 async def _page_error(request: Request, exc: PageError) -> Response:
-    return error_page(request, exc.status, exc.message)
+    page = error_page(request, exc.status, exc.message)
+    page.headers.update(exc.headers)
+    return page
 
 
 async def _csrf_error(request: Request, exc: CsrfError) -> Response:

@@ -20,11 +20,12 @@ class LoginRequired(Exception):
 
 
 class PageError(Exception):
-    """An error page: a status code and a sentence for the person reading it."""
+    """An error page: a status code and a sentence for the person reading it (and
+    headers, such as Retry-After)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers or {}
 
 
 def page_user(request: Request, svc: ServicesDep) -> User:

@@ -10,6 +10,7 @@ from starlette.datastructures import FormData
 
 from reelwatch.accounts import user_for_password, user_for_token
 from reelwatch.api.deps import Services, ServicesDep
+from reelwatch.api.throttles import check_sign_in, retry_message, signed_in
 from reelwatch.db.models import User
 from reelwatch.videos import service
 from reelwatch.videos.service import NotRetryable
@@ -48,14 +49,29 @@ def login_page(
 
 @router.post("/login")
 def login(request: Request, svc: ServicesDep, form: FormDep) -> Response:
-    user = authenticate(svc, form)
     next_path = safe_next(form.get("next"))
+    context = {"next": next_path, "email": form.get("email", "")}
+    account = password_account(form)
+    # Before any password is hashed: a refused guess costs one small write, no scrypt.
+    retry_after = check_sign_in(svc, request, account)
+    if retry_after is not None:
+        error = retry_message("Too many failed sign-ins", retry_after) + "."
+        page = render(request, svc, "login.html.j2", {**context, "error": error}, status_code=429)
+        page.headers["Retry-After"] = str(retry_after)
+        return page
+    user = authenticate(svc, form)
     if user is None:
         error = "That did not match an account: check the token, or the email and password."
-        context = {"next": next_path, "error": error, "email": form.get("email", "")}
-        return render(request, svc, "login.html.j2", context, status_code=401)
-    sign_in(request, user)
+        return render(request, svc, "login.html.j2", {**context, "error": error}, status_code=401)
+    signed_in(svc, request, account)
+    sign_in(request, svc.db, user)
     return see_other(next_path)
+
+
+def password_account(form: FormData) -> str | None:
+    """The email a password sign-in is for (None for a token sign-in)."""
+    email = str(form.get("email", "")).strip()
+    return email if email and not str(form.get("token", "")).strip() else None
 
 
 def authenticate(svc: Services, form: FormData) -> User | None:
@@ -69,8 +85,8 @@ def authenticate(svc: Services, form: FormData) -> User | None:
 
 
 @router.post("/logout")
-def logout(request: Request, form: FormDep) -> RedirectResponse:
-    sign_out(request)
+def logout(request: Request, svc: ServicesDep, form: FormDep) -> RedirectResponse:
+    sign_out(request, svc.db)
     return see_other("/login")
 
 

@@ -1,9 +1,10 @@
-"""Web sessions: a signed cookie naming the signed-in user, and a CSRF token per session.
+"""Web sessions: a signed cookie carrying a session token, and a CSRF token per session.
 
 The cookie is Starlette's ``SessionMiddleware`` (itsdangerous-signed, ``SameSite=Lax``,
 ``HttpOnly``) with a key kept in ``$REELWATCH_HOME``, so every server sharing that home
-accepts it. The session holds the user's id and a fingerprint of their credentials: a new
-API token or password ends every session signed in with the old one.
+accepts it. It names the signed-in user only through the token of a ``web_sessions`` row
+(``reelwatch.sessions``), checked on every request: signing out, a new password or a new
+API token revokes the row, and a copy of the cookie then opens nothing.
 
 Every form carries the session's CSRF token; requests the pages' JavaScript makes to the
 JSON API carry it in the ``X-CSRF-Token`` header (``reelwatch.api.deps.current_user``).
@@ -11,7 +12,6 @@ JSON API carry it in the ``X-CSRF-Token`` header (``reelwatch.api.deps.current_u
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -19,12 +19,14 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from starlette.middleware.sessions import SessionMiddleware
 
+from reelwatch import sessions
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import User
 
 SESSION_COOKIE = "reelwatch_session"
-SESSION_MAX_AGE_S = 14 * 24 * 3600
+SESSION_MAX_AGE_S = int(sessions.SESSION_LIFETIME.total_seconds())
+SESSION_TOKEN = "sid"  # noqa: S105 (where the cookie keeps the token, not a secret)
 SECRET_KEY_FILE = "web-session.key"  # noqa: S105 (a file name, not a secret)
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -90,35 +92,48 @@ def check_csrf(request: Request, submitted: object) -> None:
         raise CsrfError("the form is stale or did not come from this site; reload and retry")
 
 
-def sign_in(request: Request, user: User) -> None:
-    """Start a fresh session (a new CSRF token too: nothing from before sign-in carries over)."""
+def sign_in(request: Request, db: Database, user: User) -> None:
+    """Start a fresh session (a new CSRF token too: nothing from before sign-in carries
+    over); the browser's previous session, if any, is revoked."""
+    now = utcnow()
+    with db.write() as session:
+        previous = _session_token(request)
+        if previous is not None:
+            sessions.revoke(session, previous, now)
+        sessions.purge_expired(session, now)
+        token = sessions.open_session(session, user.id, now)
     request.session.clear()
-    request.session.update(
-        uid=user.id, auth=credentials_fingerprint(user), csrf=secrets.token_urlsafe(32)
-    )
+    request.session.update({SESSION_TOKEN: token, "csrf": secrets.token_urlsafe(32)})
 
 
-def sign_out(request: Request) -> None:
+def sign_out(request: Request, db: Database) -> None:
+    token = _session_token(request)
+    if token is not None:
+        with db.write() as session:
+            sessions.revoke(session, token, utcnow())
     request.session.clear()
-
-
-def credentials_fingerprint(user: User) -> str:
-    material = f"{user.token_hash}:{user.password_hash or ''}"
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 def session_user(request: Request, db: Database) -> User | None:
-    """The signed-in user, or None (no cookie, or credentials changed since sign-in)."""
-    if not has_session(request) or not isinstance(request.session.get("uid"), int):
+    """The signed-in user, or None (no cookie, or its session was revoked or expired)."""
+    token = _session_token(request)
+    if token is None:
         return None
+    now = utcnow()
     with db.read() as session:
-        user = session.get(User, request.session["uid"])
-    fingerprint = request.session.get("auth")
-    if user is None or not isinstance(fingerprint, str):
+        found = sessions.live_session(session, token, now)
+    if found is None:
         return None
-    if not secrets.compare_digest(fingerprint, credentials_fingerprint(user)):
-        return None
+    web_session, user = found
+    if now - web_session.last_seen_at >= sessions.TOUCH_EVERY:
+        with db.write() as session:
+            sessions.touch(session, web_session.id, now)
     return user
+
+
+def _session_token(request: Request) -> str | None:
+    token = request.session.get(SESSION_TOKEN) if has_session(request) else None
+    return token if isinstance(token, str) else None
 
 
 def api_session_user(request: Request, db: Database) -> User | None:

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from reelwatch.api.deps import ServicesDep
+from reelwatch.api.throttles import check_subscription, retry_message
 from reelwatch.db.database import utcnow
 from reelwatch.monitor.checks import list_checks
 from reelwatch.monitor.uptime import DailyUptime, daily_uptime, overall
 from reelwatch.notices.service import past_incidents
 from reelwatch.notices.status import OPERATIONAL, read_status, subscribe
-from reelwatch.web.deps import FormDep
+from reelwatch.web.deps import FormDep, PageError
 from reelwatch.web.session import session_user
 from reelwatch.web.templating import flash, render
 
@@ -73,6 +74,10 @@ def status_page(request: Request, svc: ServicesDep) -> HTMLResponse:
 def subscribe_form(request: Request, svc: ServicesDep, form: FormDep) -> RedirectResponse:
     now = utcnow()
     email = str(form.get("email", ""))
+    retry_after = check_subscription(svc, request, email)
+    if retry_after is not None:
+        message = retry_message("Too many subscriptions from here or to this address", retry_after)
+        raise PageError(429, message + ".", headers={"Retry-After": str(retry_after)})
     with svc.db.write() as session:
         status = read_status(session, lease_s=svc.settings.lease_seconds, now=now)
         if status.status == OPERATIONAL:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from reelwatch.api.deps import ServicesDep
 from reelwatch.api.errors import ApiError
+from reelwatch.api.throttles import check_subscription, too_many_requests
 from reelwatch.db.database import utcnow
 from reelwatch.monitor.metrics import Snapshot, read_snapshot, render_metrics
 from reelwatch.notices.service import notice_as_dict
@@ -82,9 +83,12 @@ class Subscription(BaseModel):
 
 
 @router.post("/api/v1/status/subscribe", status_code=202)
-def subscribe_to_status(svc: ServicesDep, body: Subscription) -> dict[str, str]:
+def subscribe_to_status(request: Request, svc: ServicesDep, body: Subscription) -> dict[str, str]:
     """Public: one e-mail to ``email`` when the service is operational again (only while
-    it is not)."""
+    it is not). Throttled per client IP and per address (429 + Retry-After)."""
+    retry_after = check_subscription(svc, request, body.email)
+    if retry_after is not None:
+        raise too_many_requests("Too many subscriptions from here or to this address", retry_after)
     now = utcnow()
     with svc.db.write() as session:
         status = read_status(session, lease_s=svc.settings.lease_seconds, now=now)
