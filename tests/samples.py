@@ -332,3 +332,35 @@ def _unknown_codec(path: Path) -> Path:
     """An AVI whose video four-character code no decoder knows."""
     made = make_video(path, vcodec="mpeg4", container="avi", extra_args=("-vtag", "XVID"))
     return _write(path, made.read_bytes().replace(b"XVID", b"QZQZ"))
+
+
+# Hostile uploads: small files that would cost the server far more than they look.
+
+
+def make_hidden_wide_frames(path: Path, *, stored: tuple[int, int] = (640, 64)) -> Path:
+    """Frames stored ``stored`` but shown ten times narrower (sample aspect ratio 1:10), so
+    the shown size hides what decoding costs."""
+    width, height = stored
+    picture = f"testsrc2=s={width}x{height}:r=10:d=1,setsar=1/10"
+    ffmpeg("-f", "lavfi", "-i", picture, "-c:v", "libx264", *ENCODER_ARGS["libx264"],
+           "-f", "mp4", f"file:{path.absolute()}")  # fmt: skip
+    return path
+
+
+def make_huge_frames(path: Path, *, side: int = 4096) -> Path:
+    """Two ``side`` x ``side`` frames of one colour: some 50 KB on disk, hundreds of MB to
+    decode."""
+    picture = f"color=c=blue:s={side}x{side}:r=5:d=0.4"
+    ffmpeg("-f", "lavfi", "-i", picture, "-c:v", "libx264", *ENCODER_ARGS["libx264"],
+           "-f", "mp4", f"file:{path.absolute()}")  # fmt: skip
+    return path
+
+
+def make_reference_list(path: Path, kind: str, target: str) -> Path:
+    """An HLS playlist (``kind`` "hls") or ffconcat list ("concat") that names ``target``,
+    a local file, as its content: uploaded as a video, it must not make ffmpeg read it."""
+    if kind == "hls":
+        lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:1", "#EXTINF:1,", target, "#EXT-X-ENDLIST"]
+    else:
+        lines = ["ffconcat version 1.0", f"file {target}"]
+    return _write(path, "\n".join(lines).encode() + b"\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reelwatch.config import ConfigError, load_settings
-from reelwatch.failures import CATALOG, FailureCode, render_failure_docs
+from reelwatch.failures import CATALOG, FailureCode, TaskFailure, render_failure_docs, without_paths
 
 DOCS = Path(__file__).parent.parent / "docs" / "failures.md"
 
@@ -69,3 +69,36 @@ def test_toml_file_is_read_and_environment_wins(
     monkeypatch.setenv("REELWATCH_WORKERS", "3")
     settings = load_settings()
     assert settings.workers == 3 and settings.bind == "0.0.0.0:9000"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "file:/srv/rw/media/videos/abc/original: Invalid data found when processing input",
+            "input: Invalid data found when processing input",
+        ),
+        (
+            "Error opening output file:/srv/My Videos/media/videos/x/.720p.mp4.1a2b3c4d.tmp.",
+            "Error opening output 720p.mp4.",
+        ),
+        (
+            "FileNotFoundError: [Errno 2] No such file or directory: '/var/rw/videos/x/original'",
+            "FileNotFoundError: [Errno 2] No such file or directory: 'input'",
+        ),
+        ('  File "/opt/app/reelwatch/engine/worker.py", line 12', '  File "worker.py", line 12'),
+        # Not paths: codec names, ratios, "N/A", URLs a playlist named.
+        ("H.264 / AVC, 30000/1001 fps, N/A, Input/output error", None),
+        ("http://127.0.0.1:8080/seg.ts", None),
+    ],
+)
+def test_failure_texts_shown_to_users_name_no_server_path(text: str, shown: str | None) -> None:
+    assert without_paths(text) == (shown or text)
+    failure = TaskFailure(FailureCode.UNKNOWN, text, detail=text).without_paths()
+    assert failure.message == failure.detail == (shown or text)
+
+
+def test_the_default_frame_limit_follows_the_duration_limit(tmp_path: Path) -> None:
+    assert load_settings(home=tmp_path).frame_limit == 240 * 4 * 3600
+    assert load_settings(home=tmp_path, max_duration_s=60).frame_limit == 240 * 60
+    assert load_settings(home=tmp_path, max_frames=1000).frame_limit == 1000

@@ -10,10 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+import samples
 from instance import LiveInstance, free_port, upload, wait_for_outcome
 from pg import PostgresCluster
 from reelwatch.config import Settings, load_settings
@@ -216,6 +218,79 @@ def test_every_broken_input_fails_permanently_after_one_attempt(
         for name, v in uploaded.items()
         if (expected := {"audio_only": "input_no_video", "empty": "input_invalid"}.get(name))
     )
+
+
+def limited_instance(home: Path, **limits: object) -> LiveInstance:
+    settings = instance_settings(home)
+    return LiveInstance(load_settings(**{**settings.model_dump(), **limits}), workers=1).start()
+
+
+def failed_once(client: httpx.Client, video_id: str) -> tuple[dict[str, Any], list[Any]]:
+    """The video's final state and events, after checking that it failed on its first
+    attempt, with no retry."""
+    final = wait_for_outcome(client, video_id)
+    assert final["status"] == "failed" and final["attempts"] == 1, final
+    assert final["error"]["recoverable"] is False
+    events = client.get(f"/api/v1/videos/{video_id}/events").json()
+    kinds = [e["kind"] for e in events]
+    assert "retry_scheduled" not in kinds and kinds.count("task_failed") == 1
+    return final, events
+
+
+def test_hostile_media_fails_permanently_after_one_attempt(tmp_path: Path) -> None:
+    """Small files that would cost far more than they look, each refused by its probe."""
+    hidden = samples.make_hidden_wide_frames(tmp_path / "narrow.mp4")  # 640x64, shown 64x64
+    many = samples.make_video(tmp_path / "many.mp4", duration_s=2, width=80, height=80)
+    secret = samples.make_video(tmp_path / "secret.mp4")
+    playlist = samples.make_reference_list(tmp_path / "clip.mp4", "hls", str(secret))
+    expected = {
+        hidden: ("input_too_large", "(max pixels)"),
+        many: ("input_too_large", "50 frames (25 a second), more than the limit of 40"),
+        playlist: ("input_unsupported", "hls format"),
+    }
+    live = limited_instance(tmp_path / "home", max_pixels=10_000, max_frames=40)
+    try:
+        client = live.client()
+        uploaded = {path: upload(client, path)["id"] for path in expected}
+        for path, (code, words) in expected.items():
+            final, events = failed_once(client, uploaded[path])
+            assert final["error"]["code"] == code and words in final["error"]["message"], final
+            started = [e["task"] for e in events if e["kind"] == "task_started"]
+            assert started == ["probe"], started
+    finally:
+        live.stop()
+
+
+def test_a_video_needing_more_memory_than_the_cap_fails_once(tmp_path: Path) -> None:
+    """ffmpeg runs out of its 300 MB decoding two 4096x4096 frames (a 50 KB file)."""
+    huge = samples.make_huge_frames(tmp_path / "huge.mp4")
+    live = limited_instance(tmp_path / "home", ffmpeg_memory_mb=300)
+    try:
+        client = live.client()
+        final, events = failed_once(client, upload(client, huge)["id"])
+        assert final["error"]["code"] == "input_too_large", final
+        assert "300 MB" in final["error"]["message"]
+        failed = next(e for e in events if e["kind"] == "task_failed")
+        assert "Cannot allocate memory" in failed["data"]["detail"]
+        assert_no_server_path(live, [final, events])
+    finally:
+        live.stop()
+
+
+def test_what_users_see_of_a_failure_names_no_server_path(
+    instance: LiveInstance, broken_samples: dict[str, Path]
+) -> None:
+    """ffmpeg's stderr names the upload by its absolute path; users see "input"."""
+    client = instance.client()
+    final, events = failed_once(client, upload(client, broken_samples["truncated"])["id"])
+    failed = next(e for e in events if e["kind"] == "task_failed")
+    assert "input: corrupt input packet" in failed["data"]["detail"], failed
+    assert_no_server_path(instance, [final, events])
+
+
+def assert_no_server_path(live: LiveInstance, shown: object) -> None:
+    text = json.dumps(shown)
+    assert str(live.settings.media_root) not in text and "/tmp" not in text, text
 
 
 def test_another_users_video_is_not_found(

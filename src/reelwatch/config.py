@@ -23,6 +23,9 @@ from pydantic_settings import (
 
 from reelwatch.notify.smtp import SmtpTarget
 
+# The fastest frame rate a camera records (slow-motion phones); sets the default frame limit.
+MAX_FRAME_RATE = 240
+
 Environment = Literal["development", "staging", "beta", "production"]
 
 
@@ -49,6 +52,8 @@ class Settings(BaseSettings):
     # Media limits and ffmpeg guard rails (beyond SPEC §2, documented in README).
     max_duration_s: float = Field(4 * 3600, gt=0)
     max_pixels: int = Field(7680 * 4320, gt=0)
+    # Frames to decode (rate x duration); 0: MAX_FRAME_RATE a second of max_duration_s.
+    max_frames: int = Field(0, ge=0)
     renditions: str = "480,720"
     # Routes task kinds to worker queues ("tags"): "transcode=gpu,thumbnail=cpu" sends
     # transcodes to `reelwatch worker --queues gpu`; unnamed kinds go to "default".
@@ -173,6 +178,11 @@ class Settings(BaseSettings):
     @cached_property
     def rendition_heights(self) -> tuple[int, ...]:
         return tuple(sorted({int(h) for h in self.renditions.split(",") if h.strip()}))
+
+    @property
+    def frame_limit(self) -> int:
+        """``max_frames``, or by default 240 frames a second for ``max_duration_s``."""
+        return self.max_frames or round(MAX_FRAME_RATE * self.max_duration_s)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import random
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -76,7 +77,9 @@ CATALOG: dict[FailureCode, FailureKind] = {
         FailureKind(
             FailureCode.INPUT_UNSUPPORTED,
             recoverable=False,
-            meaning="A video stream whose codec or format this server's ffmpeg cannot decode.",
+            meaning="A video stream whose codec this server's ffmpeg cannot decode, or a "
+            "container outside the accepted formats (playlists such as HLS or ffconcat, "
+            "image sequences: formats that read other files).",
             user_message="Your video uses a format we cannot process. Please convert it to "
             "MP4 (H.264) and upload it again.",
             admin_hint=_PERMANENT + " If the format is common, consider an ffmpeg build that "
@@ -86,9 +89,12 @@ CATALOG: dict[FailureCode, FailureKind] = {
             FailureCode.INPUT_TOO_LARGE,
             recoverable=False,
             meaning="Over a configured limit: bytes (REELWATCH_MAX_UPLOAD_MB), duration "
-            "(REELWATCH_MAX_DURATION_S) or pixels per frame (REELWATCH_MAX_PIXELS).",
-            user_message="Your video is larger than this service accepts (file size, length "
-            "or resolution). Please upload a shorter or smaller version.",
+            "(REELWATCH_MAX_DURATION_S), pixels per frame as stored or as shown "
+            "(REELWATCH_MAX_PIXELS), frames (REELWATCH_MAX_FRAMES), or memory: ffmpeg "
+            "ran out of its REELWATCH_FFMPEG_MEMORY_MB on this input.",
+            user_message="Your video is larger than this service accepts (file size, length, "
+            "resolution, frame count or the memory it takes to process). Please upload a "
+            "shorter or smaller version.",
             admin_hint=_PERMANENT + " Raise the limit if such videos should be accepted.",
         ),
         FailureKind(
@@ -119,8 +125,8 @@ CATALOG: dict[FailureCode, FailureKind] = {
         FailureKind(
             FailureCode.FFMPEG_CRASHED,
             recoverable=True,
-            meaning="ffmpeg was killed by a signal (segfault, out of memory) or ran out "
-            "of its resource limits.",
+            meaning="ffmpeg was killed by a signal (a segfault, a kill from outside) "
+            "without evidence that it ran out of its memory limit.",
             user_message="Our video converter crashed while processing your video. It is "
             "saved and will be retried automatically.",
             admin_hint="Check memory pressure and the stderr tail on the failure event.",
@@ -194,12 +200,76 @@ class TaskFailure(Exception):
     def kind(self) -> FailureKind:
         return CATALOG[self.code]
 
+    def without_paths(self) -> TaskFailure:
+        """This failure as users may see it: no server path in its message or detail."""
+        return TaskFailure(
+            self.code, without_paths(self.message), detail=without_paths(self.detail)
+        )
+
     @property
     def recoverable(self) -> bool:
         return self.kind.recoverable
 
     def __repr__(self) -> str:
         return f"TaskFailure({self.code.value!r}, {self.message!r})"
+
+
+# An absolute path, with ffmpeg's "file:" prefix. Folders may hold spaces (a
+# REELWATCH_HOME in "/srv/My Videos"); the last part ends at a space, quote or colon.
+_PATH_PART = r"[^\s'\"<>|:,;()\[\]/]+"
+_ABSOLUTE_PATH = re.compile(
+    rf"(?<![\w.~:/-])(?:file:)?(?:/{_PATH_PART}(?: {_PATH_PART})*(?=/))*/{_PATH_PART}"
+)
+# The name under which an output is written before it is renamed into place.
+_TEMPORARY_NAME = re.compile(r"\.(.+)\.[0-9a-f]+\.tmp")
+
+
+def without_paths(text: str) -> str:
+    """``text`` (an ffmpeg stderr tail, an exception) with every absolute path replaced
+    by a neutral name: ``input`` for the upload, the bare file name for anything else.
+
+    Failure texts reach users (events, the video's error, e-mails); where the server
+    keeps its files is none of their business. Logs keep the full text.
+    """
+    return _ABSOLUTE_PATH.sub(_neutral_name, text)
+
+
+def _neutral_name(path: re.Match[str]) -> str:
+    last = path[0].rsplit("/", 1)[-1]
+    name = last.rstrip(".")  # a sentence's full stop after a path is not part of it
+    full_stop = last[len(name) :]
+    if name == "original":  # the media store keeps every upload under this name
+        return f"input{full_stop}"
+    temporary = _TEMPORARY_NAME.fullmatch(name)
+    return f"{temporary[1] if temporary else name}{full_stop}"
+
+
+_FFMPEG_RULES = (
+    "## How a failed ffmpeg run is classified",
+    "",
+    "ffmpeg and ffprobe run with an address-space limit (`RLIMIT_AS`) of",
+    "REELWATCH_FFMPEG_MEMORY_MB. Their failures are read from their exit status and",
+    "stderr, in this order:",
+    "",
+    "1. Killed by a signal (or stopped, exit status 255): `input_too_large` when there is",
+    "   evidence that the input needed more memory than the limit (an allocation failure",
+    "   in stderr: `Cannot allocate memory`, `malloc of size ... failed`, ..., or a peak",
+    "   address space, the kernel's VmPeak sampled while it ran, of 90 % of the limit or",
+    "   more); otherwise `ffmpeg_crashed`, retried: a kill from outside or a segfault",
+    "   far from the limit is not the input's fault.",
+    "2. `Format not on whitelist`: `input_unsupported` (the container is outside the",
+    "   accepted demuxers).",
+    "3. Words in stderr, first match wins: a full disk (`disk_full`); the loader unable",
+    "   to map ffmpeg's libraries within the limit (`dependency_down`: the limit is set",
+    "   too low); an allocation failure (`input_too_large`, as above); a broken ffmpeg",
+    "   install (`dependency_down`); media store errors (`storage_unavailable`); no",
+    "   decoder (`input_unsupported`); damaged input (`input_invalid`).",
+    "4. Anything else: `unknown`.",
+    "",
+    "Messages and details recorded for users (events, the video's error, e-mails) have",
+    "every absolute path replaced by a neutral name (`input` for the upload, the bare",
+    "file name otherwise); the worker's log keeps the full text.",
+)
 
 
 def render_failure_docs() -> str:
@@ -230,7 +300,7 @@ def render_failure_docs() -> str:
             f"| `{kind.code.value}` | {'yes' if kind.recoverable else 'no'} | "
             f"{kind.max_attempts} | {backoff} | {kind.meaning} |"
         )
-    lines += ["", "## What people are told", ""]
+    lines += ["", *_FFMPEG_RULES, "", "## What people are told", ""]
     for kind in CATALOG.values():
         lines += [
             f"### `{kind.code.value}`",

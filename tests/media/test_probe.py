@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 
 import samples
 from reelwatch.failures import FailureCode, TaskFailure
-from reelwatch.media import MediaInfo, check_limits, probe_media
+from reelwatch.media import FfmpegLimits, MediaInfo, check_limits, probe_media, run_ffmpeg
+from reelwatch.media.ffmpeg import media_input
 from reelwatch.media.probe import media_info_from_report
 
 PROBE_FAILURES = [
@@ -65,9 +67,14 @@ def test_broken_sample_fails_probe_permanently(
     path = broken_samples[name]
     if not extension:
         path = Path(shutil.copyfile(path, tmp_path / "original"))
+    code = samples.BROKEN_SAMPLES[name].code
+    if name == "still_jpg" and extension:
+        # A .jpg name picks image2, which can read other files, so it is refused; the
+        # store's extensionless "original" is read by jpeg_pipe, a still image.
+        code = "input_unsupported"
     with pytest.raises(TaskFailure) as caught:
         probe_media(path)
-    assert caught.value.code == FailureCode(samples.BROKEN_SAMPLES[name].code)
+    assert caught.value.code == FailureCode(code)
     assert not caught.value.recoverable
     assert caught.value.message
 
@@ -92,6 +99,31 @@ def test_a_playlist_cannot_make_ffprobe_fetch_a_url(tmp_path: Path) -> None:
         assert not caught.value.recoverable
         with pytest.raises(BlockingIOError):
             server.accept()  # nobody knocked
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"), [("hls", "playlist"), ("concat", "ffconcat"), ("concat", "named")]
+)
+def test_a_playlist_cannot_make_ffmpeg_read_another_local_file(
+    kind: str, name: str, tmp_path: Path
+) -> None:
+    """The file a playlist names is a FIFO: opening it would block until the timeout,
+    so a quick ``input_unsupported`` proves that neither ffprobe nor ffmpeg opened it."""
+    secret = tmp_path / "secret.mp4"
+    os.mkfifo(secret)
+    # ffconcat accepts only relative names by default; HLS takes absolute ones.
+    target = str(secret) if kind == "hls" else secret.name
+    upload = samples.make_reference_list(
+        tmp_path / ("original.m3u8" if name == "named" else "original"), kind, target
+    )
+    with pytest.raises(TaskFailure) as caught:
+        probe_media(upload, timeout_s=10)
+    assert caught.value.code is FailureCode.INPUT_UNSUPPORTED, caught.value
+    assert f"{kind} format" in caught.value.message
+    decode = [*media_input(upload), "-f", "null", "-"]
+    with pytest.raises(TaskFailure) as caught:
+        run_ffmpeg(decode, duration_s=1, limits=FfmpegLimits(stall_timeout_s=10, timeout_s=10))
+    assert caught.value.code is FailureCode.INPUT_UNSUPPORTED, caught.value
 
 
 def test_missing_file_is_a_storage_problem(tmp_path: Path) -> None:
@@ -126,16 +158,20 @@ INFO = MediaInfo(
     frame_rate=25.0,
     format_name="mov,mp4,m4a,3gp,3g2,mj2",
     size_bytes=1,
+    coded_width=1920,
+    coded_height=1088,
+    frame_count=15000,
 )
+NO_LIMIT = 10**12
 
 
 def test_limits_allow_a_video_exactly_at_them() -> None:
-    check_limits(INFO, max_duration_s=600, max_pixels=1920 * 1080)
+    check_limits(INFO, max_duration_s=600, max_pixels=1920 * 1088, max_frames=15000)
 
 
 def test_limits_refuse_a_long_video_naming_the_limit() -> None:
     with pytest.raises(TaskFailure) as caught:
-        check_limits(INFO, max_duration_s=599, max_pixels=10**9)
+        check_limits(INFO, max_duration_s=599, max_pixels=NO_LIMIT, max_frames=NO_LIMIT)
     assert caught.value.code is FailureCode.INPUT_TOO_LARGE
     assert "0:10:00" in caught.value.message and "0:09:59" in caught.value.message
     assert "duration" in caught.value.message
@@ -143,9 +179,56 @@ def test_limits_refuse_a_long_video_naming_the_limit() -> None:
 
 def test_limits_refuse_large_frames_naming_the_limit() -> None:
     with pytest.raises(TaskFailure) as caught:
-        check_limits(INFO, max_duration_s=3600, max_pixels=1280 * 720)
+        check_limits(INFO, max_duration_s=3600, max_pixels=1280 * 720, max_frames=NO_LIMIT)
     assert caught.value.code is FailureCode.INPUT_TOO_LARGE
-    assert "1920x1080" in caught.value.message and "0.9 megapixels" in caught.value.message
+    assert "1920x1088 stored" in caught.value.message
+    assert "0.9 megapixels" in caught.value.message
+
+
+def test_limits_refuse_a_frame_stored_larger_than_it_is_shown(tmp_path: Path) -> None:
+    """A tiny pixel aspect ratio shows 640x64 stored pixels as 64x64: the limit is on
+    what decoding costs, not on what a player shows."""
+    info = probe_media(samples.make_hidden_wide_frames(tmp_path / "narrow.mp4"))
+    assert (info.width, info.height, info.coded_width, info.coded_height) == (64, 64, 640, 64)
+    check_limits(info, max_duration_s=60, max_pixels=640 * 64, max_frames=NO_LIMIT)
+    with pytest.raises(TaskFailure) as caught:
+        check_limits(info, max_duration_s=60, max_pixels=10_000, max_frames=NO_LIMIT)
+    assert caught.value.code is FailureCode.INPUT_TOO_LARGE
+    assert "640x64 stored, shown as 64x64 (40960 pixels)" in caught.value.message
+    assert "limit of 10000 pixels (max pixels)" in caught.value.message
+
+
+def test_limits_refuse_more_frames_than_allowed(good_infos: dict[str, MediaInfo]) -> None:
+    info = good_infos["h264"]  # 1 s at 25 frames a second
+    assert info.frame_count == 25
+    check_limits(info, max_duration_s=60, max_pixels=NO_LIMIT, max_frames=25)
+    with pytest.raises(TaskFailure) as caught:
+        check_limits(info, max_duration_s=60, max_pixels=NO_LIMIT, max_frames=24)
+    assert caught.value.code is FailureCode.INPUT_TOO_LARGE
+    assert "25 frames (25 a second)" in caught.value.message
+    assert "limit of 24 frames (max frames)" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("video", "frames"),
+    [
+        ({"nb_frames": "100", "avg_frame_rate": "25/1"}, 100),  # stated, more than rate x time
+        ({"nb_frames": "10", "avg_frame_rate": "1000000/1"}, 2_000_000),  # rate x time, more
+        ({"avg_frame_rate": "0/0", "r_frame_rate": "30/1"}, 60),
+        ({}, 0),
+    ],
+)
+def test_frames_are_the_stated_count_or_rate_times_duration(
+    video: dict[str, Any], frames: int
+) -> None:
+    assert media_info_from_report(report(**video), 1).frame_count == frames
+
+
+def test_the_stored_size_is_the_larger_of_width_and_coded_width() -> None:
+    info = media_info_from_report(report(coded_width=640, coded_height=368), 1)
+    assert (info.width, info.height, info.coded_width, info.coded_height) == (640, 360, 640, 368)
+    rotated = media_info_from_report(report(side_data_list=[{"rotation": -90}]), 1)
+    assert (rotated.width, rotated.coded_width) == (360, 640)  # stored as it is, not turned
 
 
 def report(**video: Any) -> dict[str, Any]:

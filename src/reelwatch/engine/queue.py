@@ -491,7 +491,11 @@ def fail_task(
 ) -> str | None:
     """Record a failure: schedule a retry when its code is recoverable and attempts
     remain, otherwise fail the workflow. Returns the new task state, or None when the
-    claim was fenced out."""
+    claim was fenced out.
+
+    What is recorded (events, the video's error, e-mails) is shown to users, so it
+    carries no server path; the caller logs the full text."""
+    failure = failure.without_paths()
     with db.write() as session:
         workflow = _lock_workflow(session, claim.workflow_id)
         now = utcnow()  # after the lock: the timeline's order is the commit order

@@ -399,8 +399,15 @@ class Worker:
         state = self._persist(
             lambda: queue.fail_task(self.db, claim, failure, backoff_scale=self.backoff_scale)
         )
+        # The full text, paths included: what is recorded for users has none.
         log.info(
-            "task %s (%s) failed with %s -> %s", claim.id, claim.name, failure.code.value, state
+            "task %s (%s) failed with %s -> %s: %s\n%s",
+            claim.id,
+            claim.name,
+            failure.code.value,
+            state,
+            failure.message,
+            failure.detail,
         )
 
     def _flush(self, request: queue.ClaimRequest | None) -> list[queue.ClaimedTask]:

@@ -6,6 +6,7 @@ those of real runs, captured by the tests in ``tests/media/test_classify.py``.
 
 from __future__ import annotations
 
+import re
 import signal
 from dataclasses import dataclass
 
@@ -19,6 +20,33 @@ class _Rule:
     patterns: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class MemoryUse:
+    """The address space ffmpeg was granted (its RLIMIT_AS), and the most it was seen using."""
+
+    cap_mb: int
+    peak_mb: float = 0.0
+
+    @property
+    def near_cap(self) -> bool:
+        return self.peak_mb >= NEAR_CAP * self.cap_mb
+
+
+# A process this close to its address-space cap was killed for the memory it needed.
+NEAR_CAP = 0.9
+
+# What ffmpeg and its libraries say when an allocation fails (ENOMEM): under the
+# RLIMIT_AS each ffmpeg runs with, the input needs more memory than a job is granted.
+_OUT_OF_MEMORY = ("Cannot allocate memory", "Could not allocate", "malloc of size", "Out of memory")
+
+# The loader's words when the cap is too small to even load ffmpeg's libraries: our
+# configuration, not the input.
+_CAP_TOO_SMALL_TO_START = "failed to map segment"
+
+_NEEDS_MORE_MEMORY = "the video needs more memory to process than a video may use here"
+
+_NOT_ON_WHITELIST = re.compile(r"\[([\w,]+) @ 0x[0-9a-f]+\] Format not on whitelist")
+
 # Order matters: our own storage trouble outranks what ffmpeg then says about the input.
 _RULES = (
     _Rule(
@@ -27,9 +55,14 @@ _RULES = (
         ("No space left on device", "Disk quota exceeded"),
     ),
     _Rule(
-        FailureCode.FFMPEG_CRASHED,
-        "ffmpeg ran out of memory",
-        ("Cannot allocate memory", "malloc of size", "Out of memory", "failed to map segment"),
+        FailureCode.DEPENDENCY_DOWN,
+        "ffmpeg cannot start within its memory limit (REELWATCH_FFMPEG_MEMORY_MB is too low)",
+        (_CAP_TOO_SMALL_TO_START,),
+    ),
+    _Rule(
+        FailureCode.INPUT_TOO_LARGE,
+        _NEEDS_MORE_MEMORY,
+        _OUT_OF_MEMORY,
     ),
     _Rule(
         FailureCode.DEPENDENCY_DOWN,
@@ -52,6 +85,11 @@ _RULES = (
         FailureCode.INPUT_UNSUPPORTED,
         "the video's codec cannot be decoded here",
         ("Decoder (codec", "Unknown decoder", "unknown codec", "Unsupported codec"),
+    ),
+    _Rule(
+        FailureCode.INPUT_UNSUPPORTED,
+        "the file's format is not one this service accepts",
+        ("Format not on whitelist",),
     ),
     _Rule(
         FailureCode.INPUT_INVALID,
@@ -86,23 +124,47 @@ _NOTABLE = (
 )
 
 
-def classify_ffmpeg_failure(returncode: int, stderr_tail: str) -> TaskFailure:
-    """The failure a nonzero exit means; ``detail`` carries the stderr tail as evidence."""
-    if returncode < 0:
-        return TaskFailure(
-            FailureCode.FFMPEG_CRASHED,
-            f"ffmpeg was killed by {_signal_name(-returncode)}",
-            detail=stderr_tail,
-        )
-    if returncode == _STOPPED_BY_SIGNAL:
-        return TaskFailure(
-            FailureCode.FFMPEG_CRASHED, "ffmpeg was stopped by a signal", detail=stderr_tail
-        )
+def classify_ffmpeg_failure(
+    returncode: int, stderr_tail: str, memory: MemoryUse | None = None
+) -> TaskFailure:
+    """The failure a nonzero exit means; ``detail`` carries the stderr tail as evidence.
+
+    ffmpeg killed by a signal is a crash, retried, unless there is evidence that it ran
+    out of the memory it was granted (an allocation failure in its stderr, or a peak
+    near the cap): then the input is too large, which no retry can change.
+    """
+    if returncode < 0 or returncode == _STOPPED_BY_SIGNAL:
+        if _ran_out_of_memory(stderr_tail, memory):
+            return _too_large_for_memory(stderr_tail, memory)
+        how = f"killed by {_signal_name(-returncode)}" if returncode < 0 else "stopped by a signal"
+        return TaskFailure(FailureCode.FFMPEG_CRASHED, f"ffmpeg was {how}", detail=stderr_tail)
+    refused = _NOT_ON_WHITELIST.search(stderr_tail)
+    if refused:
+        message = f"the file is in the {refused[1]} format, which this service does not accept"
+        return TaskFailure(FailureCode.INPUT_UNSUPPORTED, message, detail=stderr_tail)
     for rule in _RULES:
         if any(pattern in stderr_tail for pattern in rule.patterns):
+            if rule.code is FailureCode.INPUT_TOO_LARGE:
+                return _too_large_for_memory(stderr_tail, memory)
             return TaskFailure(rule.code, rule.message, detail=stderr_tail)
     return TaskFailure(
         FailureCode.UNKNOWN, f"ffmpeg failed with exit status {returncode}", detail=stderr_tail
+    )
+
+
+def _ran_out_of_memory(stderr_tail: str, memory: MemoryUse | None) -> bool:
+    if _CAP_TOO_SMALL_TO_START in stderr_tail:
+        return False
+    said_so = any(pattern in stderr_tail for pattern in _OUT_OF_MEMORY)
+    return said_so or (memory is not None and memory.near_cap)
+
+
+def _too_large_for_memory(stderr_tail: str, memory: MemoryUse | None) -> TaskFailure:
+    granted = f" (ffmpeg memory limit: {memory.cap_mb} MB)" if memory else ""
+    return TaskFailure(
+        FailureCode.INPUT_TOO_LARGE,
+        f"{_NEEDS_MORE_MEMORY}{granted}",
+        detail=stderr_tail,
     )
 
 

@@ -20,6 +20,7 @@ from typing import IO
 
 from reelwatch.failures import FailureCode, TaskFailure
 from reelwatch.media.classify import (
+    MemoryUse,
     classify_ffmpeg_failure,
     failure_of_clean_exit,
     is_notable_stderr_line,
@@ -30,6 +31,18 @@ FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"
 STDERR_TAIL_BYTES = 4096
 DEFAULT_MEMORY_MB = 4096
+
+# The demuxers an upload may be read with: each reads the one file it is given, never
+# another (no hls, dash, concat, image2, imf, sdp: they open files or URLs the upload
+# names). Besides video containers and raw camera streams, audio files, single images
+# and text are accepted so that probing can tell the user exactly what they sent.
+ACCEPTED_FORMATS = (
+    *("mov", "matroska", "avi", "flv", "mpegts", "mpeg", "mpegvideo", "asf", "ogg", "dv"),
+    *("h264", "hevc", "m4v", "gif"),
+    *("mp3", "aac", "wav", "flac"),
+    *("png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe"),
+    "tty",
+)
 
 # How often the supervising loop wakes to look at the cancel event and the clocks.
 _POLL_INTERVAL_S = 0.1
@@ -65,11 +78,13 @@ def media_url(path: Path) -> str:
 
 
 def media_input(path: Path) -> list[str]:
-    """Input arguments for an uploaded file, which may only ever read local files.
+    """Input arguments for an uploaded file, which may only ever read that one file.
 
-    A playlist disguised as a video would otherwise make ffmpeg fetch URLs it names.
+    A playlist disguised as a video would otherwise make ffmpeg fetch the URLs or read
+    the local files it names; any other format is refused before its demuxer runs.
     """
-    return ["-protocol_whitelist", "file", "-i", media_url(path)]
+    formats = ",".join(ACCEPTED_FORMATS)
+    return ["-protocol_whitelist", "file", "-format_whitelist", formats, "-i", media_url(path)]
 
 
 def child_preexec(memory_mb: int) -> Callable[[], None]:
@@ -108,7 +123,7 @@ def run_ffmpeg(
     assert process.stdout is not None and process.stderr is not None
     stderr = _StderrCollector(process.stderr)
     progress = _ProgressReader(process.stdout)
-    guard = _Guard(limits, cancel, stderr)
+    guard = _Guard(limits, cancel, stderr, process.pid)
     try:
         out_time_s = _follow(process, progress, guard, _fraction_reporter(on_progress, duration_s))
     finally:
@@ -116,7 +131,8 @@ def run_ffmpeg(
         progress.join()
         stderr.join()
     if process.returncode != 0:
-        raise classify_ffmpeg_failure(process.returncode, stderr.text())
+        memory = MemoryUse(cap_mb=limits.memory_mb, peak_mb=guard.peak_memory_mb)
+        raise classify_ffmpeg_failure(process.returncode, stderr.text(), memory)
     unwritten = failure_of_clean_exit(stderr.text())
     if unwritten is not None:
         raise unwritten
@@ -174,18 +190,28 @@ def _fraction_reporter(
 
 
 class _Guard:
-    """Decides when a run must be stopped: cancelled, stalled, or over its wall clock."""
+    """Decides when a run must be stopped: cancelled, stalled, or over its wall clock.
+
+    It also notes the most memory ffmpeg used, the evidence that tells a run killed
+    for the memory its input needs from one killed for another reason.
+    """
 
     def __init__(
-        self, limits: FfmpegLimits, cancel: threading.Event | None, stderr: _StderrCollector
+        self,
+        limits: FfmpegLimits,
+        cancel: threading.Event | None,
+        stderr: _StderrCollector,
+        pid: int,
     ) -> None:
-        self._limits, self._cancel, self._stderr = limits, cancel, stderr
+        self._limits, self._cancel, self._stderr, self._pid = limits, cancel, stderr, pid
         self._started = self._last_progress = time.monotonic()
+        self.peak_memory_mb = 0.0
 
     def saw_progress(self) -> None:
         self._last_progress = time.monotonic()
 
     def check(self) -> None:
+        self.peak_memory_mb = max(self.peak_memory_mb, _peak_memory_mb(self._pid))
         if self._cancel is not None and self._cancel.is_set():
             raise FfmpegCancelled("ffmpeg was cancelled")
         now, limits = time.monotonic(), self._limits
@@ -196,6 +222,19 @@ class _Guard:
 
     def _time_out(self, why: str) -> None:
         raise TaskFailure(FailureCode.TIMEOUT, f"{why} and was stopped", detail=self._stderr.text())
+
+
+def _peak_memory_mb(pid: int) -> float:
+    """The most address space the process has had (the kernel's VmPeak, which RLIMIT_AS
+    caps); 0 once it has exited."""
+    try:
+        with Path(f"/proc/{pid}/status").open("rb") as status:
+            for line in status:
+                if line.startswith(b"VmPeak:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 def _exited(process: subprocess.Popen[bytes], *, timeout: float) -> bool:

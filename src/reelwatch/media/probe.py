@@ -1,7 +1,8 @@
 """Reading what an uploaded file is with ffprobe, and refusing what reelwatch cannot process.
 
 ``probe_media`` turns ffprobe's JSON into a ``MediaInfo`` or a permanent input failure
-(invalid, no video, unsupported); ``check_limits`` enforces the duration and pixel limits.
+(invalid, no video, unsupported); ``check_limits`` enforces the duration, pixel and frame
+limits.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reelwatch.failures import FailureCode, TaskFailure, failure_from_os_error
-from reelwatch.media.classify import classify_ffmpeg_failure
+from reelwatch.media.classify import MemoryUse, classify_ffmpeg_failure
 from reelwatch.media.ffmpeg import (
     DEFAULT_MEMORY_MB,
     FFPROBE,
@@ -46,33 +47,55 @@ class MediaInfo:
     frame_rate: float | None  # the average, for variable frame rates
     format_name: str  # ffprobe's container name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
     size_bytes: int
+    # What decoding costs, whatever the display: the stored frame (the larger of ffprobe's
+    # width and coded_width, so a tiny pixel aspect ratio cannot hide a huge frame) and
+    # the number of frames. 0 in probe outputs recorded before they were measured.
+    coded_width: int = 0
+    coded_height: int = 0
+    frame_count: int = 0
 
 
-def probe_media(path: Path, *, timeout_s: float = 60) -> MediaInfo:
-    """Probe ``path``; raise ``TaskFailure`` when it is not a video reelwatch can process."""
+def probe_media(
+    path: Path, *, timeout_s: float = 60, memory_mb: int = DEFAULT_MEMORY_MB
+) -> MediaInfo:
+    """Probe ``path``; raise ``TaskFailure`` when it is not a video reelwatch can process.
+
+    ffprobe runs with ``memory_mb`` of address space, like ffmpeg (``FfmpegLimits``).
+    """
     size_bytes = _size_of(path)
     if size_bytes == 0:
         raise TaskFailure(FailureCode.INPUT_INVALID, "the file is empty")
-    report = _run_ffprobe(path, timeout_s)
+    report = _run_ffprobe(path, timeout_s, memory_mb)
     if not _states_a_duration(report):
-        report = _with_measured_duration(report, path, timeout_s)
+        report = _with_measured_duration(report, path, timeout_s, memory_mb)
     return media_info_from_report(report, size_bytes)
 
 
-def check_limits(info: MediaInfo, *, max_duration_s: float, max_pixels: int) -> None:
-    """Raise ``INPUT_TOO_LARGE`` when the video is longer or has larger frames than allowed."""
+def check_limits(
+    info: MediaInfo, *, max_duration_s: float, max_pixels: int, max_frames: int
+) -> None:
+    """Raise ``INPUT_TOO_LARGE`` when the video is longer, has larger frames (as stored
+    or as shown) or more frames than allowed; the message names the limit crossed."""
     if info.duration_s > max_duration_s:
         raise TaskFailure(
             FailureCode.INPUT_TOO_LARGE,
             f"the video lasts {_clock(info.duration_s)}, longer than the limit of "
             f"{_clock(max_duration_s)} (max duration)",
         )
-    pixels = info.width * info.height
+    # Decoding costs the stored frame, scaling and encoding the shown one.
+    pixels = max(info.width * info.height, info.coded_width * info.coded_height)
     if pixels > max_pixels:
         raise TaskFailure(
             FailureCode.INPUT_TOO_LARGE,
-            f"the video's frames are {info.width}x{info.height} ({pixels / 1e6:.1f} megapixels), "
-            f"more than the limit of {max_pixels / 1e6:.1f} megapixels (max pixels)",
+            f"the video's frames are {_frame_size(info)} ({_pixels(pixels)}), "
+            f"more than the limit of {_pixels(max_pixels)} (max pixels)",
+        )
+    if info.frame_count > max_frames:
+        raise TaskFailure(
+            FailureCode.INPUT_TOO_LARGE,
+            f"the video has {info.frame_count} frames{_per_second(info.frame_rate)}, "
+            f"more than the limit of "
+            f"{max_frames} frames (max frames)",
         )
 
 
@@ -99,8 +122,9 @@ def media_info_from_report(report: Json, size_bytes: int) -> MediaInfo:
         raise TaskFailure(FailureCode.INPUT_INVALID, "the video stream has no picture size")
     rotation = _rotation_of(video)
     display_width, display_height = _display_size(width, height, video, rotation)
+    duration_s = _duration_of(container, streams, video)
     return MediaInfo(
-        duration_s=_duration_of(container, streams, video),
+        duration_s=duration_s,
         width=display_width,
         height=display_height,
         rotation=rotation,
@@ -109,6 +133,9 @@ def media_info_from_report(report: Json, size_bytes: int) -> MediaInfo:
         frame_rate=_frame_rate(video),
         format_name=format_name,
         size_bytes=size_bytes,
+        coded_width=max(width, int(video.get("coded_width") or 0)),
+        coded_height=max(height, int(video.get("coded_height") or 0)),
+        frame_count=_frame_count(video, duration_s),
     )
 
 
@@ -119,12 +146,12 @@ def _size_of(path: Path) -> int:
         raise failure_from_os_error(exc, "reading the original") from exc
 
 
-def _run_ffprobe(path: Path, timeout_s: float) -> Json:
+def _run_ffprobe(path: Path, timeout_s: float, memory_mb: int) -> Json:
     command = [FFPROBE, "-v", "error", "-of", "json", "-show_format", "-show_streams"]
-    result = _run_guarded([*command, *media_input(path)], timeout_s)
+    result = _run_guarded([*command, *media_input(path)], timeout_s, memory_mb)
     stderr = result.stderr.decode("utf-8", "replace")[-STDERR_TAIL_BYTES:]
     if result.returncode != 0:
-        raise _probe_failure(result.returncode, stderr)
+        raise _probe_failure(result.returncode, stderr, memory_mb)
     try:
         report = json.loads(result.stdout.decode("utf-8", "replace"))
     except ValueError as exc:
@@ -141,12 +168,12 @@ def _states_a_duration(report: Json) -> bool:
     return any(_positive_float(section.get("duration")) is not None for section in sections)
 
 
-def _with_measured_duration(report: Json, path: Path, timeout_s: float) -> Json:
+def _with_measured_duration(report: Json, path: Path, timeout_s: float, memory_mb: int) -> Json:
     """Live recordings (a browser's WebM) and raw streams (a camera's .h264) state no
     duration; measure it from the packets' timestamps, or add up their durations."""
     command = [FFPROBE, "-v", "error", "-of", "compact"]
     command += ["-show_entries", "packet=stream_index,pts_time,duration_time"]
-    result = _run_guarded([*command, *media_input(path)], timeout_s)
+    result = _run_guarded([*command, *media_input(path)], timeout_s, memory_mb)
     if result.returncode != 0:
         return report
     seconds = _longest_stream(result.stdout.decode("utf-8", "replace").splitlines())
@@ -181,7 +208,9 @@ def _compact_fields(line: str) -> dict[str, str]:
     return fields
 
 
-def _run_guarded(command: list[str], timeout_s: float) -> subprocess.CompletedProcess[bytes]:
+def _run_guarded(
+    command: list[str], timeout_s: float, memory_mb: int = DEFAULT_MEMORY_MB
+) -> subprocess.CompletedProcess[bytes]:
     try:
         return subprocess.run(
             command,
@@ -190,7 +219,7 @@ def _run_guarded(command: list[str], timeout_s: float) -> subprocess.CompletedPr
             timeout=timeout_s,
             check=False,
             env=child_environment(),
-            preexec_fn=child_preexec(DEFAULT_MEMORY_MB),
+            preexec_fn=child_preexec(memory_mb),
         )
     except subprocess.TimeoutExpired as exc:
         raise TaskFailure(
@@ -204,8 +233,8 @@ def _run_guarded(command: list[str], timeout_s: float) -> subprocess.CompletedPr
         ) from exc
 
 
-def _probe_failure(returncode: int, stderr: str) -> TaskFailure:
-    failure = classify_ffmpeg_failure(returncode, stderr)
+def _probe_failure(returncode: int, stderr: str, memory_mb: int) -> TaskFailure:
+    failure = classify_ffmpeg_failure(returncode, stderr, MemoryUse(cap_mb=memory_mb))
     if failure.code is FailureCode.UNKNOWN:
         # ffprobe fails only to open or parse the file, and it says little more than that.
         return TaskFailure(
@@ -312,6 +341,13 @@ def _display_size(width: int, height: int, stream: Json, rotation: int) -> tuple
     return (height, width) if rotation in (90, 270) else (width, height)
 
 
+def _frame_count(stream: Json, duration_s: float) -> int:
+    """The frames to decode: the stated count, or frame rate times duration if more."""
+    stated = _positive_float(stream.get("nb_frames")) or 0.0
+    rate = _frame_rate(stream) or 0.0
+    return math.ceil(max(stated, rate * duration_s))
+
+
 def _frame_rate(stream: Json) -> float | None:
     for key in ("avg_frame_rate", "r_frame_rate"):
         numerator, denominator = _ratio(stream.get(key))
@@ -342,6 +378,20 @@ def _number(value: object) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def _frame_size(info: MediaInfo) -> str:
+    shown, stored = f"{info.width}x{info.height}", f"{info.coded_width}x{info.coded_height}"
+    same = sorted((info.width, info.height)) == sorted((info.coded_width, info.coded_height))
+    return shown if same or not info.coded_width else f"{stored} stored, shown as {shown}"
+
+
+def _per_second(frame_rate: float | None) -> str:
+    return f" ({frame_rate:.4g} a second)" if frame_rate else ""
+
+
+def _pixels(count: int) -> str:
+    return f"{count / 1e6:.1f} megapixels" if count >= 100_000 else f"{count} pixels"
 
 
 def _clock(seconds: float) -> str:

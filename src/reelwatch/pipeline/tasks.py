@@ -36,9 +36,12 @@ class VideoTasks:
             original.stat()
         except OSError as exc:
             raise failure_from_os_error(exc, "reading the original") from exc
-        info = media.probe_media(original)
+        info = media.probe_media(original, memory_mb=self.limits.memory_mb)
         media.check_limits(
-            info, max_duration_s=self.settings.max_duration_s, max_pixels=self.settings.max_pixels
+            info,
+            max_duration_s=self.settings.max_duration_s,
+            max_pixels=self.settings.max_pixels,
+            max_frames=self.settings.frame_limit,
         )
         return asdict(info)
 
