@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import User
+from reelwatch.inputs import parse_address
 
 TOKEN_PREFIX = "rw_"  # noqa: S105 (a prefix, not a secret)
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
@@ -40,9 +41,7 @@ def hash_token(token: str) -> str:
 
 
 def create_user(session: Session, email: str, *, is_admin: bool = False) -> NewUser:
-    email = email.strip().lower()
-    if "@" not in email:
-        raise ValueError(f"not an email address: {email!r}")
+    email = parse_address(email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise UserExists(f"a user with email {email} already exists")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -17,6 +17,7 @@ from sqlalchemy.sql.dml import Update
 
 from reelwatch.db.database import Database, retry_on_conflict, utcnow
 from reelwatch.db.models import OutboxMessage
+from reelwatch.inputs import one_line
 
 PENDING, SENDING, SENT, REJECTED = "pending", "sending", "sent", "rejected"
 EMAIL, ALERT = "email", "alert"
@@ -24,6 +25,7 @@ ADMINS = "admins"  # the recipient of alerts: REELWATCH_ALERT_URLS, or every adm
 MAX_BACKOFF_S = 900.0
 # Alerts wait this long before their first delivery, so a burst becomes one digest.
 ALERT_GROUP_WAIT_S = 10.0
+MAX_SUBJECT_LENGTH = 500  # the column's size
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ def enqueue(session: Session, message: Message) -> bool:
             key=message.key,
             channel=message.channel,
             recipient=message.recipient,
-            subject=message.subject,
+            # One line, whatever a title held: a line break would make it unsendable.
+            subject=one_line(message.subject)[:MAX_SUBJECT_LENGTH],
             body_text=message.body_text,
             body_html=message.body_html,
             group_key=message.group_key,

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from reelwatch.api.deps import ServicesDep
 from reelwatch.db.database import utcnow
+from reelwatch.inputs import InvalidInput
 from reelwatch.monitor.checks import list_checks
 from reelwatch.monitor.uptime import DailyUptime, daily_uptime, overall
 from reelwatch.notices.service import past_incidents
@@ -79,10 +80,10 @@ def subscribe_form(request: Request, svc: ServicesDep, form: FormDep) -> Redirec
             flash(request, "reelwatch is working normally right now: nothing to wait for.")
         else:
             try:
-                subscribe(session, email, now)
-                flash(request, f"We will e-mail {email.strip().lower()} once when it is back.")
-            except ValueError:
-                flash(request, "That does not look like an e-mail address.")
+                subscription = subscribe(session, email, now)
+                flash(request, f"We will e-mail {subscription.email} once when it is back.")
+            except InvalidInput:
+                flash(request, "That is not one e-mail address (such as name@example.com).")
     return RedirectResponse("/status", status_code=303)
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from reelwatch.api.deps import ServicesDep
 from reelwatch.api.errors import ApiError
 from reelwatch.db.database import utcnow
+from reelwatch.inputs import MAX_ADDRESS_LENGTH, parse_address
 from reelwatch.monitor.metrics import Snapshot, read_snapshot, render_metrics
 from reelwatch.notices.service import notice_as_dict
 from reelwatch.notices.status import OPERATIONAL, read_status, subscribe
@@ -78,20 +79,18 @@ def public_status(svc: ServicesDep) -> dict[str, Any]:
 
 
 class Subscription(BaseModel):
-    email: str = Field(min_length=3, max_length=320)
+    email: str = Field(min_length=3, max_length=MAX_ADDRESS_LENGTH)
 
 
 @router.post("/api/v1/status/subscribe", status_code=202)
 def subscribe_to_status(svc: ServicesDep, body: Subscription) -> dict[str, str]:
-    """Public: one e-mail to ``email`` when the service is operational again (only while
-    it is not)."""
+    """Public: one e-mail to ``email`` (exactly one address) when the service is
+    operational again (only while it is not)."""
+    email = parse_address(body.email)  # InvalidInput: 422 before any database work
     now = utcnow()
     with svc.db.write() as session:
         status = read_status(session, lease_s=svc.settings.lease_seconds, now=now)
         if status.status == OPERATIONAL:
             raise ApiError(409, "operational", "reelwatch is working normally right now")
-        try:
-            subscribe(session, body.email, now)
-        except ValueError as exc:
-            raise ApiError(422, "invalid_email", str(exc)) from None
-    return {"status": "subscribed", "email": body.email.strip().lower()}
+        subscribe(session, email, now)
+    return {"status": "subscribed", "email": email}
