@@ -1,5 +1,6 @@
-"""E-mail commands: ``reelwatch mail`` lists or shows what the built-in sink stored, and
-``reelwatch mock smtp`` runs that sink on its own.
+"""E-mail commands: ``reelwatch mail`` lists or shows what the built-in sink stored,
+``reelwatch mock smtp`` runs that sink on its own, and ``reelwatch outbox`` lists the
+notifications not sent (``--parked``: those that never can be, with the reason).
 
 Both use ``$REELWATCH_HOME/mail``, where ``reelwatch up`` has its embedded sink store mail
 when ``REELWATCH_SMTP_URL`` is unset.
@@ -16,7 +17,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from reelwatch.cli.common import console, err, settings_or_exit
+from reelwatch.cli.common import console, err, operator_database, settings_or_exit
+from reelwatch.inputs import shown
+from reelwatch.notify import outbox
 from reelwatch.notify.sink import MailSink, StoredMail, list_mail, read_mail
 
 app = typer.Typer()
@@ -70,6 +73,32 @@ def mock_smtp(
         signal.sigwait(STOP_SIGNALS)
     finally:
         sink.stop()
+
+
+@app.command("outbox")
+def outbox_command(
+    parked: Annotated[
+        bool, typer.Option("--parked", help="Only the messages that can never be delivered.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, newest first.")] = 50,
+) -> None:
+    """Operator: the notifications not sent yet, and the parked ones with the reason."""
+    with operator_database() as (_, db), db.read() as session:
+        messages = outbox.undelivered(session, parked_only=parked, limit=limit)
+        if not messages:
+            console.print("no parked message" if parked else "every notification was sent")
+            return
+        table = Table("key", "state", "recipient", "attempts", "reason")
+        for message in messages:
+            # Text and shown(): a stored value is neither markup nor terminal control.
+            table.add_row(
+                Text(shown(message.key)),
+                message.state,
+                Text(shown(message.recipient)),
+                str(message.attempts),
+                Text(shown(message.last_error or "-")),
+            )
+        console.print(table)
 
 
 def configured_mail_folder() -> Path:

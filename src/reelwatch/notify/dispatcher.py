@@ -1,11 +1,11 @@
 """The dispatcher: delivers the outbox's due messages, by e-mail or Apprise.
 
-It runs beside every worker, server and monitor (``dispatching``). Each round leases a batch of due messages, sends e-mails
-one by one, and sends each group of alerts as one digest (no sooner than
-``ALERT_GROUP_INTERVAL_S`` after the group's previous digest), so a burst of a hundred
-failures is one message. Failed deliveries go back to the outbox with a backoff; a
-message that cannot be built or sent at all is parked (``rejected``, with its reason)
-and the rest of the round goes on.
+It runs beside every worker, server and monitor (``dispatching``). Each round leases a
+batch of due messages, sends e-mails one by one, and sends each group of alerts as one
+digest (no sooner than ``ALERT_GROUP_INTERVAL_S`` after the group's previous digest), so
+a burst of a hundred failures is one message. Failed deliveries go back to the outbox
+with a backoff; a message that cannot be built or sent at all is parked (``rejected``,
+with its reason) and the rest of the round goes on.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class Dispatcher:
             return False
         except DBAPIError:
             raise  # the database is away: the round stops, the leases keep the messages
-        except Exception as exc:  # noqa: BLE001 (whatever it is, this message is at fault)
+        except Exception as exc:  # whatever it is, this message is at fault
             # It cannot be built or sent (a CR/LF in a header, say) and never will be:
             # parked, with its reason, so it never holds up the others.
             log.error("message %s cannot be built or sent; parked: %r", first.key, exc)

@@ -182,6 +182,19 @@ def retry_delay(attempts: int, scale: float = 1.0) -> float:
     return float(delay / 2 + random.uniform(0, delay / 2))
 
 
+def undelivered(session: Session, *, parked_only: bool, limit: int) -> list[OutboxMessage]:
+    """The newest messages not sent: waiting or being sent, and parked (``rejected``:
+    they can never be delivered, ``last_error`` says why)."""
+    states = [REJECTED] if parked_only else [PENDING, SENDING, REJECTED]
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.state.in_(states))
+        .order_by(OutboxMessage.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 def last_sent_at(db: Database, group_key: str) -> datetime | None:
     with db.read() as session:
         return session.scalar(
