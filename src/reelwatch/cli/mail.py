@@ -88,17 +88,19 @@ def outbox_command(
         if not messages:
             console.print("no parked message" if parked else "every notification was sent")
             return
-        table = Table("key", "state", "recipient", "attempts", "reason")
-        for message in messages:
-            # Text and shown(): a stored value is neither markup nor terminal control.
-            table.add_row(
-                Text(shown(message.key)),
-                message.state,
-                Text(shown(message.recipient)),
-                str(message.attempts),
-                Text(shown(message.last_error or "-")),
-            )
-        console.print(table)
+        # shown(): a stored value may hold control characters; they are printed escaped.
+        rows = [
+            [shown(m.key), m.state, shown(m.recipient), str(m.attempts), shown(m.last_error or "-")]
+            for m in messages
+        ]
+    if not console.is_terminal:  # one plain record per line, for scripts
+        for row in rows:
+            typer.echo("\t".join(row))  # Rich would turn the tabs into spaces
+        return
+    table = Table("key", "state", "recipient", "attempts", "reason")
+    for row in rows:
+        table.add_row(*(Text(value) for value in row))  # Text: not Rich markup
+    console.print(table)
 
 
 def configured_mail_folder() -> Path:

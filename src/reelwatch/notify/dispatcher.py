@@ -159,14 +159,14 @@ class Dispatcher:
     def _send_email(self, to: str, key: str, subject: str, text: str, html: str | None) -> None:
         if self.smtp is None:
             raise DeliveryError("REELWATCH_SMTP_URL is not set", permanent=False)
-        send_email(self.smtp, self._compose(to, key, subject, text, html))
+        send_email(self.smtp, self.compose(to, key, subject, text, html))
 
-    def _compose(
-        self, to: str, key: str, subject: str, text: str, html: str | None
-    ) -> EmailMessage:
+    def compose(self, to: str, key: str, subject: str, text: str, html: str | None) -> EmailMessage:
+        """The e-mail as it is sent; raises (and the message is parked) when it cannot be
+        built: a recipient that is not one address, a line break in the subject…"""
         email = EmailMessage()
         email["From"] = self.mail_from
-        email["To"] = to
+        email["To"] = parse_address(to)  # never a list: one stored address, one recipient
         email["Subject"] = subject
         email["Date"] = formatdate(usegmt=True)
         # Derived from the idempotency key: a re-send after a crash is the same message.
