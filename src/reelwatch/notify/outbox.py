@@ -54,8 +54,7 @@ def enqueue(session: Session, message: Message) -> bool:
             key=message.key,
             channel=message.channel,
             recipient=message.recipient,
-            # One line, whatever a title held: a line break would make it unsendable.
-            subject=one_line(message.subject)[:MAX_SUBJECT_LENGTH],
+            subject=subject_line(message.subject),
             body_text=message.body_text,
             body_html=message.body_html,
             group_key=message.group_key,
@@ -67,6 +66,12 @@ def enqueue(session: Session, message: Message) -> bool:
         )
     )
     return True
+
+
+def subject_line(subject: str) -> str:
+    """One line within the column, whatever a title held: a line break in a Subject
+    makes the e-mail impossible to build."""
+    return one_line(subject)[:MAX_SUBJECT_LENGTH]
 
 
 @retry_on_conflict
