@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import User
+from reelwatch.inputs import parse_address
 from reelwatch.sessions import revoke_all
 
 TOKEN_PREFIX = "rw_"  # noqa: S105 (a prefix, not a secret)
@@ -42,9 +43,7 @@ def hash_token(token: str) -> str:
 
 
 def create_user(session: Session, email: str, *, is_admin: bool = False) -> NewUser:
-    email = email.strip().lower()
-    if "@" not in email:
-        raise ValueError(f"not an email address: {email!r}")
+    email = parse_address(email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise UserExists(f"a user with email {email} already exists")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

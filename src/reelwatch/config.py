@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from email.utils import getaddresses
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from reelwatch.inputs import InvalidInput, parse_address
 from reelwatch.notify.smtp import SmtpTarget
 
 # The fastest frame rate a camera records (slow-motion phones); sets the default frame limit.
@@ -135,6 +137,21 @@ class Settings(BaseSettings):
     def _smtp_url_parses(cls, value: str | None) -> str | None:
         if value:
             SmtpTarget.from_url(value)  # its ValueError names the problem
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from_is_one_sender(cls, value: str) -> str:
+        # Every message carries it: one that cannot be built would park them all.
+        senders = getaddresses([value])
+        try:
+            if len(senders) != 1 or not value.isprintable():
+                raise InvalidInput(value)
+            parse_address(senders[0][1])
+        except InvalidInput:
+            raise ValueError(
+                "must be one sender, e.g. reelwatch@example.com or Name <reelwatch@example.com>"
+            ) from None
         return value
 
     @field_validator("database_url")

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reelwatch.inputs import InvalidInput
 from reelwatch.videos.service import NotRetryable, VideoNotFound
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotRetryable)
     async def _not_retryable(_: Request, exc: NotRetryable) -> JSONResponse:
         return error_response(409, "not_retryable", str(exc))
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
+        return error_response(422, "invalid_request", str(exc))
 
     @app.exception_handler(PermissionError)
     async def _forbidden(_: Request, exc: PermissionError) -> JSONResponse:

@@ -249,6 +249,9 @@ def show_queue() -> None:
     table.add_row("failure ratio (1 h)", f"{overview['failure_ratio']:.0%}")
     table.add_row("videos", _pairs(overview["videos"]["by_status"]))
     table.add_row("undelivered notifications", str(overview["outbox_pending"]))
+    parked = overview["parked_messages"]
+    shown_parked = f"{parked} (reelwatch outbox --parked)" if parked else "0"
+    table.add_row("parked notifications", shown_parked)
     console.print(table)
 
 

@@ -1,5 +1,6 @@
-"""E-mail commands: ``reelwatch mail`` lists or shows what the built-in sink stored, and
-``reelwatch mock smtp`` runs that sink on its own.
+"""E-mail commands: ``reelwatch mail`` lists or shows what the built-in sink stored,
+``reelwatch mock smtp`` runs that sink on its own, and ``reelwatch outbox`` lists the
+notifications not sent (``--parked``: those that never can be, with the reason).
 
 Both use ``$REELWATCH_HOME/mail``, where ``reelwatch up`` has its embedded sink store mail
 when ``REELWATCH_SMTP_URL`` is unset.
@@ -16,7 +17,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from reelwatch.cli.common import console, err, settings_or_exit
+from reelwatch.cli.common import console, err, operator_database, settings_or_exit
+from reelwatch.inputs import shown
+from reelwatch.notify import outbox
 from reelwatch.notify.sink import MailSink, StoredMail, list_mail, read_mail
 
 app = typer.Typer()
@@ -70,6 +73,34 @@ def mock_smtp(
         signal.sigwait(STOP_SIGNALS)
     finally:
         sink.stop()
+
+
+@app.command("outbox")
+def outbox_command(
+    parked: Annotated[
+        bool, typer.Option("--parked", help="Only the messages that can never be delivered.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, newest first.")] = 50,
+) -> None:
+    """Operator: the notifications not sent yet, and the parked ones with the reason."""
+    with operator_database() as (_, db), db.read() as session:
+        messages = outbox.undelivered(session, parked_only=parked, limit=limit)
+        if not messages:
+            console.print("no parked message" if parked else "every notification was sent")
+            return
+        # shown(): a stored value may hold control characters; they are printed escaped.
+        rows = [
+            [shown(m.key), m.state, shown(m.recipient), str(m.attempts), shown(m.last_error or "-")]
+            for m in messages
+        ]
+    if not console.is_terminal:  # one plain record per line, for scripts
+        for row in rows:
+            typer.echo("\t".join(row))  # Rich would turn the tabs into spaces
+        return
+    table = Table("key", "state", "recipient", "attempts", "reason")
+    for row in rows:
+        table.add_row(*(Text(value) for value in row))  # Text: not Rich markup
+    console.print(table)
 
 
 def configured_mail_folder() -> Path:

@@ -65,7 +65,8 @@ def up() -> None:
 def server(
     bootstrap: Annotated[bool, typer.Option(help="Migrate and create the admin first.")] = True,
 ) -> None:
-    """Run the HTTP API server (any number may share one PostgreSQL)."""
+    """Run the HTTP API server, which also delivers the outbox (any number may share one
+    PostgreSQL)."""
     from reelwatch.runtime.bootstrap import prepare_instance
     from reelwatch.runtime.server import run_server
 
@@ -122,7 +123,8 @@ def worker(
 def monitor(
     name: Annotated[str | None, typer.Option(help="Monitor id (default host:pid).")] = None,
 ) -> None:
-    """Run a monitor: checks, alert rules, probes and lease rescue, on the elected one."""
+    """Run a monitor: checks, alert rules, probes and lease rescue, on the elected one;
+    every monitor also delivers the outbox."""
     from reelwatch.runtime.monitor import run_monitor
 
     settings = settings_or_exit()

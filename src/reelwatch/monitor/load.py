@@ -45,6 +45,7 @@ class Load:
     failure_ratio: float
     outcomes_last_hour: int
     outbox_pending: int
+    outbox_parked: int = 0  # rejected for good: a bad address, or a message never buildable
     workers: list[WorkerView] = field(default_factory=list)
 
     @property
@@ -72,7 +73,8 @@ def read_load(session: Session, *, lease_s: float) -> Load:
         / (THROUGHPUT_WINDOW.total_seconds() / 60),
         failure_ratio=failed / outcomes if outcomes else 0.0,
         outcomes_last_hour=outcomes,
-        outbox_pending=_count_outbox(session),
+        outbox_pending=_count_outbox(session, outbox.PENDING, outbox.SENDING),
+        outbox_parked=_count_outbox(session, outbox.REJECTED),
         workers=workers,
     )
 
@@ -88,12 +90,8 @@ def _count(session: Session, *where: ColumnElement[bool]) -> int:
     return int(session.scalar(select(func.count()).select_from(Task).where(*where)) or 0)
 
 
-def _count_outbox(session: Session) -> int:
-    query = (
-        select(func.count())
-        .select_from(OutboxMessage)
-        .where(OutboxMessage.state.in_([outbox.PENDING, outbox.SENDING]))
-    )
+def _count_outbox(session: Session, *states: str) -> int:
+    query = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state.in_(states))
     return int(session.scalar(query) or 0)
 
 

@@ -103,6 +103,10 @@ def _load_metrics(load: Load) -> Iterator[Metric]:
             "Notifications not delivered yet.",
             load.outbox_pending,
         ),
+        "reelwatch_outbox_parked_messages": (
+            "Notifications that can never be delivered (see `reelwatch outbox --parked`).",
+            load.outbox_parked,
+        ),
         "reelwatch_workers_alive": ("Workers heartbeating.", load.live_workers),
     }
     for name, (documentation, value) in gauges.items():

@@ -42,6 +42,7 @@ def build_overview(session: Session, settings: Settings) -> dict[str, Any]:
         },
         "failure_ratio": load.failure_ratio,
         "outbox_pending": load.outbox_pending,
+        "parked_messages": load.outbox_parked,
         "workers": [asdict(worker) for worker in load.workers],
         "live_workers": load.live_workers,
         "alerts": list_alerts(session, now),

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelwatch.db.models import AlertState, Notice, StatusSubscription
+from reelwatch.inputs import parse_address
 from reelwatch.monitor.capacity import Capacity, estimate_capacity
 from reelwatch.monitor.load import Load, read_load
 from reelwatch.notices.service import MAINTENANCE, active_notices, upcoming_notices
@@ -56,10 +57,9 @@ def read_status(session: Session, *, lease_s: float, now: datetime) -> ServiceSt
 
 
 def subscribe(session: Session, email: str, now: datetime) -> StatusSubscription:
-    """One "it is back" e-mail for ``email``; subscribing twice while waiting is once."""
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 320:
-        raise ValueError(f"not an email address: {email!r}")
+    """One "it is back" e-mail for ``email`` (exactly one address, else ``InvalidInput``);
+    subscribing twice while waiting is once."""
+    email = parse_address(email)
     waiting = session.scalar(
         select(StatusSubscription).where(
             StatusSubscription.email == email, StatusSubscription.notified_at.is_(None)

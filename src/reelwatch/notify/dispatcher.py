@@ -1,9 +1,11 @@
 """The dispatcher: delivers the outbox's due messages, by e-mail or Apprise.
 
-It runs beside every worker. Each round leases a batch of due messages, sends e-mails
-one by one, and sends each group of alerts as one digest (no sooner than
-``ALERT_GROUP_INTERVAL_S`` after the group's previous digest), so a burst of a hundred
-failures is one message. Failed deliveries go back to the outbox with a backoff.
+It runs beside every worker, server and monitor (``dispatching``). Each round leases a
+batch of due messages, sends e-mails one by one, and sends each group of alerts as one
+digest (no sooner than ``ALERT_GROUP_INTERVAL_S`` after the group's previous digest), so
+a burst of a hundred failures is one message. Failed deliveries go back to the outbox
+with a backoff; a message that cannot be built or sent at all is parked (``rejected``,
+with its reason) and the rest of the round goes on.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -23,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import OutboxMessage, User
+from reelwatch.inputs import InvalidInput, parse_address, shown
 from reelwatch.notify import outbox
 from reelwatch.notify.alerts import parse_alert_urls, send_alert
 from reelwatch.notify.messages import failure_digest
@@ -34,6 +38,24 @@ LEASE_S = 120.0
 RECORD_ATTEMPTS = 8  # about half a minute of database outage
 IDLE_WAIT_S = 0.5
 ALERT_GROUP_INTERVAL_S = 300.0
+
+
+@contextmanager
+def dispatching(db: Database, settings: Settings, *, owner: str) -> Iterator[Dispatcher]:
+    """A dispatcher thread beside a role (worker, server or monitor) while the block
+    runs, so the outbox is delivered as long as any role is alive: the alert that no
+    worker is alive is sent by the others."""
+    stop = threading.Event()
+    dispatcher = Dispatcher(db, settings, owner=owner)
+    # A daemon: a send stuck past the join cannot keep the role from exiting (its
+    # lease hands the message to another dispatcher).
+    thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True)
+    thread.start()
+    try:
+        yield dispatcher
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 class Dispatcher:
@@ -100,25 +122,33 @@ class Dispatcher:
                 "permanent" if exc.permanent else "will retry",
                 exc,
             )
-            error, permanent = str(exc), exc.permanent
-            _record_outcome(
-                lambda: outbox.mark_failed(
-                    self.db,
-                    messages,
-                    error,
-                    permanent=permanent,
-                    backoff_scale=self.backoff_scale,
-                )
-            )
+            self._record_failure(messages, str(exc), permanent=exc.permanent)
+            return False
+        except DBAPIError:
+            raise  # the database is away: the round stops, the leases keep the messages
+        except Exception as exc:  # whatever it is, this message is at fault
+            # It cannot be built or sent (a CR/LF in a header, say) and never will be:
+            # parked, with its reason, so it never holds up the others.
+            log.error("message %s cannot be built or sent; parked: %r", first.key, exc)
+            self._record_failure(messages, f"cannot be built or sent: {exc!r}", permanent=True)
             return False
         _record_outcome(lambda: outbox.mark_sent(self.db, messages))
         return True
+
+    def _record_failure(
+        self, messages: list[OutboxMessage], error: str, *, permanent: bool
+    ) -> None:
+        _record_outcome(
+            lambda: outbox.mark_failed(
+                self.db, messages, error, permanent=permanent, backoff_scale=self.backoff_scale
+            )
+        )
 
     def _send_alert(self, message: OutboxMessage, subject: str, text: str) -> None:
         if self.alert_urls:
             send_alert(self.alert_urls, subject, text)
             return
-        admins = self._admin_emails()
+        admins = [admin for admin in self._admin_emails() if _addressable(admin)]
         if not admins:
             raise DeliveryError(
                 "no REELWATCH_ALERT_URLS and no admin user to mail", permanent=False
@@ -129,14 +159,14 @@ class Dispatcher:
     def _send_email(self, to: str, key: str, subject: str, text: str, html: str | None) -> None:
         if self.smtp is None:
             raise DeliveryError("REELWATCH_SMTP_URL is not set", permanent=False)
-        send_email(self.smtp, self._compose(to, key, subject, text, html))
+        send_email(self.smtp, self.compose(to, key, subject, text, html))
 
-    def _compose(
-        self, to: str, key: str, subject: str, text: str, html: str | None
-    ) -> EmailMessage:
+    def compose(self, to: str, key: str, subject: str, text: str, html: str | None) -> EmailMessage:
+        """The e-mail as it is sent; raises (and the message is parked) when it cannot be
+        built: a recipient that is not one address, a line break in the subject…"""
         email = EmailMessage()
         email["From"] = self.mail_from
-        email["To"] = to
+        email["To"] = parse_address(to)  # never a list: one stored address, one recipient
         email["Subject"] = subject
         email["Date"] = formatdate(usegmt=True)
         # Derived from the idempotency key: a re-send after a crash is the same message.
@@ -163,6 +193,17 @@ def _record_outcome(record: Callable[[], None]) -> None:
                 raise
             log.warning("cannot record a delivery yet (%s); retrying", exc.orig)
             time.sleep(min(8.0, 0.25 * 2**attempt))
+
+
+def _addressable(email: str) -> bool:
+    """One admin row with a bad address (stored before addresses were checked) must not
+    keep the alert from the other admins."""
+    try:
+        parse_address(email)
+        return True
+    except InvalidInput:
+        log.warning("admin address %s is not one e-mail address; not mailing it", shown(email))
+        return False
 
 
 def _safe(key: str) -> str:

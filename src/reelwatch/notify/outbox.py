@@ -17,6 +17,7 @@ from sqlalchemy.sql.dml import Update
 
 from reelwatch.db.database import Database, retry_on_conflict, utcnow
 from reelwatch.db.models import OutboxMessage
+from reelwatch.inputs import one_line
 
 PENDING, SENDING, SENT, REJECTED = "pending", "sending", "sent", "rejected"
 EMAIL, ALERT = "email", "alert"
@@ -24,6 +25,7 @@ ADMINS = "admins"  # the recipient of alerts: REELWATCH_ALERT_URLS, or every adm
 MAX_BACKOFF_S = 900.0
 # Alerts wait this long before their first delivery, so a burst becomes one digest.
 ALERT_GROUP_WAIT_S = 10.0
+MAX_SUBJECT_LENGTH = 500  # the column's size
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def enqueue(session: Session, message: Message) -> bool:
             key=message.key,
             channel=message.channel,
             recipient=message.recipient,
-            subject=message.subject,
+            subject=subject_line(message.subject),
             body_text=message.body_text,
             body_html=message.body_html,
             group_key=message.group_key,
@@ -64,6 +66,12 @@ def enqueue(session: Session, message: Message) -> bool:
         )
     )
     return True
+
+
+def subject_line(subject: str) -> str:
+    """One line within the column, whatever a title held: a line break in a Subject
+    makes the e-mail impossible to build."""
+    return one_line(subject)[:MAX_SUBJECT_LENGTH]
 
 
 @retry_on_conflict
@@ -177,6 +185,19 @@ def retry_delay(attempts: int, scale: float = 1.0) -> float:
     which shortens the waits of deliveries as it does those of tasks."""
     delay = min(MAX_BACKOFF_S, 5.0 * 2.0 ** max(0, attempts - 1)) * scale
     return float(delay / 2 + random.uniform(0, delay / 2))
+
+
+def undelivered(session: Session, *, parked_only: bool, limit: int) -> list[OutboxMessage]:
+    """The newest messages not sent: waiting or being sent, and parked (``rejected``:
+    they can never be delivered, ``last_error`` says why)."""
+    states = [REJECTED] if parked_only else [PENDING, SENDING, REJECTED]
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.state.in_(states))
+        .order_by(OutboxMessage.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
 
 
 def last_sent_at(db: Database, group_key: str) -> datetime | None:

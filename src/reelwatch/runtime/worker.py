@@ -15,7 +15,7 @@ from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.engine.worker import Worker
 from reelwatch.monitor.resources import node_resources
-from reelwatch.notify.dispatcher import Dispatcher
+from reelwatch.notify.dispatcher import dispatching
 from reelwatch.pipeline import register_workflows
 from reelwatch.storage import MediaStore
 
@@ -36,18 +36,14 @@ def run_worker(
         resources=lambda: node_resources(settings.media_root, settings.home),
     )
     stop = threading.Event()
-    dispatcher = Dispatcher(db, settings, owner=worker.id)
-    dispatching = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher")
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    dispatching.start()
     try:
-        worker.run(stop)
+        with dispatching(db, settings, owner=worker.id):
+            worker.run(stop)
     finally:
-        stop.set()
-        dispatching.join(timeout=30)
         db.dispose()

@@ -18,12 +18,12 @@ from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import Event, Rendition, User, Video, Workflow
 from reelwatch.engine import queue
 from reelwatch.engine.spec import workflow_spec
+from reelwatch.inputs import clean_filename, clean_title
 from reelwatch.pipeline.workflow import VIDEO_WORKFLOW
 from reelwatch.storage import MediaStore
 from reelwatch.storage.local import IncomingFile
 from reelwatch.videos.status import VideoStatus
 
-MAX_TITLE_LENGTH = 200
 T = TypeVar("T", "Video", "VideoItem")
 
 
@@ -94,6 +94,8 @@ def accept_upload(
     Fair share: the workflow's priority is the number of the user's videos still
     unfinished, so a burst from one user interleaves with everyone else's uploads
     instead of queueing ahead of them."""
+    filename = clean_filename(filename)
+    title = clean_title(title, filename=filename)  # before anything is kept: may refuse
     stored = incoming.finish()
     video_id = uuid.uuid4().hex
     now = utcnow()
@@ -105,8 +107,8 @@ def accept_upload(
             video = Video(
                 id=video_id,
                 user_id=user.id,
-                title=(title or filename).strip()[:MAX_TITLE_LENGTH] or "untitled",
-                filename=filename[:500],
+                title=title,
+                filename=filename,
                 size_bytes=stored.size_bytes,
                 sha256=stored.sha256,
                 status=VideoStatus.QUEUED,

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from reelwatch.api.deps import ServicesDep
 from reelwatch.api.throttles import check_subscription, retry_message
 from reelwatch.db.database import utcnow
+from reelwatch.inputs import InvalidInput, parse_address
 from reelwatch.monitor.checks import list_checks
 from reelwatch.monitor.uptime import DailyUptime, daily_uptime, overall
 from reelwatch.notices.service import past_incidents
@@ -73,7 +74,11 @@ def status_page(request: Request, svc: ServicesDep) -> HTMLResponse:
 @router.post("/status/subscribe")
 def subscribe_form(request: Request, svc: ServicesDep, form: FormDep) -> RedirectResponse:
     now = utcnow()
-    email = str(form.get("email", ""))
+    try:
+        email = parse_address(str(form.get("email", "")))
+    except InvalidInput:
+        flash(request, "That is not one e-mail address (such as name@example.com).")
+        return RedirectResponse("/status", status_code=303)
     retry_after = check_subscription(svc, request, email)
     if retry_after is not None:
         message = retry_message("Too many subscriptions from here or to this address", retry_after)
@@ -83,11 +88,8 @@ def subscribe_form(request: Request, svc: ServicesDep, form: FormDep) -> Redirec
         if status.status == OPERATIONAL:
             flash(request, "reelwatch is working normally right now: nothing to wait for.")
         else:
-            try:
-                subscribe(session, email, now)
-                flash(request, f"We will e-mail {email.strip().lower()} once when it is back.")
-            except ValueError:
-                flash(request, "That does not look like an e-mail address.")
+            subscription = subscribe(session, email, now)
+            flash(request, f"We will e-mail {subscription.email} once when it is back.")
     return RedirectResponse("/status", status_code=303)
 
 

@@ -14,6 +14,7 @@ from reelwatch.api.deps import ServicesDep
 from reelwatch.api.errors import ApiError
 from reelwatch.api.throttles import check_subscription, too_many_requests
 from reelwatch.db.database import utcnow
+from reelwatch.inputs import MAX_ADDRESS_LENGTH, parse_address
 from reelwatch.monitor.metrics import Snapshot, read_snapshot, render_metrics
 from reelwatch.notices.service import notice_as_dict
 from reelwatch.notices.status import OPERATIONAL, read_status, subscribe
@@ -79,14 +80,16 @@ def public_status(svc: ServicesDep) -> dict[str, Any]:
 
 
 class Subscription(BaseModel):
-    email: str = Field(min_length=3, max_length=320)
+    email: str = Field(min_length=3, max_length=MAX_ADDRESS_LENGTH)
 
 
 @router.post("/api/v1/status/subscribe", status_code=202)
 def subscribe_to_status(request: Request, svc: ServicesDep, body: Subscription) -> dict[str, str]:
-    """Public: one e-mail to ``email`` when the service is operational again (only while
-    it is not). Throttled per client IP and per address (429 + Retry-After)."""
-    retry_after = check_subscription(svc, request, body.email)
+    """Public: one e-mail to ``email`` (exactly one address) when the service is
+    operational again (only while it is not). Throttled per client IP and per address
+    (429 + Retry-After)."""
+    email = parse_address(body.email)  # InvalidInput: 422 before any database work
+    retry_after = check_subscription(svc, request, email)
     if retry_after is not None:
         raise too_many_requests("Too many subscriptions from here or to this address", retry_after)
     now = utcnow()
@@ -94,8 +97,5 @@ def subscribe_to_status(request: Request, svc: ServicesDep, body: Subscription) 
         status = read_status(session, lease_s=svc.settings.lease_seconds, now=now)
         if status.status == OPERATIONAL:
             raise ApiError(409, "operational", "reelwatch is working normally right now")
-        try:
-            subscribe(session, body.email, now)
-        except ValueError as exc:
-            raise ApiError(422, "invalid_email", str(exc)) from None
-    return {"status": "subscribed", "email": body.email.strip().lower()}
+        subscribe(session, email, now)
+    return {"status": "subscribed", "email": email}
