@@ -17,6 +17,7 @@ from reelwatch.accounts import UserExists, create_user, set_password
 from reelwatch.cli import client, demo, mail, monitoring, notices, operations
 from reelwatch.cli.common import console, err, settings_or_exit
 from reelwatch.failures import render_failure_docs
+from reelwatch.runtime.permissions import restrict_new_files
 
 app = typer.Typer(
     name="reelwatch",
@@ -34,6 +35,13 @@ app.add_typer(notices.app)
 app.add_typer(operations.app)
 app.add_typer(mail.app)
 app.add_typer(demo.app)
+
+
+@app.callback()
+def main() -> None:
+    """A video processing service that never loses a video and always says what happened."""
+    # Before any command writes to REELWATCH_HOME: 0600 files, 0700 folders.
+    restrict_new_files()
 
 
 def configure_logging() -> None:
