@@ -15,7 +15,7 @@ import typer
 
 from reelwatch.accounts import UserExists, create_user, set_password
 from reelwatch.cli import client, demo, mail, monitoring, notices, operations
-from reelwatch.cli.common import console, err, settings_or_exit
+from reelwatch.cli.common import console, err, literal, settings_or_exit
 from reelwatch.failures import render_failure_docs
 from reelwatch.runtime.permissions import restrict_new_files
 
@@ -198,7 +198,7 @@ def users_add(
             if password:
                 set_password(session, user.email, secret)
     except (UserExists, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {literal(exc)}")
         raise typer.Exit(1) from None
     finally:
         db.dispose()
