@@ -15,9 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
+from typer.testing import CliRunner
 
 from instance import free_port, wait_until
 from reelwatch.accounts import create_user
+from reelwatch.api import create_app
+from reelwatch.cli.main import app as cli
 from reelwatch.config import Settings, load_settings
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
@@ -34,10 +38,10 @@ EVERYWHERE = {
 
 
 @contextmanager
-def serving(settings: Settings) -> Iterator[str]:
+def serving(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
     """``reelwatch server``'s uvicorn in a thread; its base URL."""
     upgrade_database(settings.resolved_database_url)
-    server = uvicorn.Server(server_config(settings))
+    server = uvicorn.Server(server_config(settings, app))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started, timeout=20)
@@ -130,6 +134,23 @@ def test_every_response_carries_the_security_headers(guarded: tuple[Settings, st
     assert "script-src 'self';" in responses["page"].headers["content-security-policy"]
 
 
+def test_even_an_unexpected_500_carries_the_security_headers(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, public_url="https://videos.example.com")
+    app = create_app(settings)
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)  # answered by Starlette's outermost error layer
+    with serving(settings, app) as url, httpx.Client(base_url=url) as client:
+        response = client.get("/broken")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    for header, value in EVERYWHERE.items():
+        assert response.headers.get(header) == value, header
+    assert response.headers["strict-transport-security"] == "max-age=31536000"
+
+
 def test_production_hides_the_api_docs_sends_hsts_and_warns_about_http(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -148,6 +169,15 @@ def test_production_hides_the_api_docs_sends_hsts_and_warns_about_http(
     with caplog.at_level(logging.WARNING):
         log_startup_warnings(enabled)  # what ``reelwatch server`` does before serving
     assert "REELWATCH_PUBLIC_URL is http://x: in production, serve over https" in caplog.text
+    env = {
+        "REELWATCH_HOME": str(enabled.home),
+        "REELWATCH_ENV": "production",
+        "REELWATCH_SMTP_URL": "smtp://127.0.0.1:9",
+        "REELWATCH_PUBLIC_URL": "http://x",
+        "COLUMNS": "400",
+    }
+    doctor = CliRunner().invoke(cli, ["doctor"], env=env)
+    assert "REELWATCH_PUBLIC_URL is http://x: in production" in doctor.output
 
 
 def test_a_stalled_upload_body_is_answered_408_and_its_connection_closed(

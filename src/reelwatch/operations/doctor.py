@@ -93,12 +93,14 @@ def _alert_targets(settings: Settings) -> Finding:
 def _production(settings: Settings) -> Finding:
     if settings.env != "production":
         return Finding("environment", CheckResult(OK, f"{settings.env} (not production)"))
+    problems, fixes = list(settings.startup_warnings()), []
+    if problems:
+        fixes.append("set REELWATCH_PUBLIC_URL to an https:// URL")
     if settings.resolved_database_url.startswith("sqlite"):
-        result = CheckResult(WARNING, "production on SQLite: one machine only")
-        return Finding("environment", result, "use PostgreSQL to run several machines")
-    for warning in settings.startup_warnings():
-        result = CheckResult(WARNING, warning)
-        return Finding("environment", result, "set REELWATCH_PUBLIC_URL to an https:// URL")
+        problems.append("production on SQLite: one machine only")
+        fixes.append("use PostgreSQL to run several machines")
+    if problems:
+        return Finding("environment", CheckResult(WARNING, "; ".join(problems)), "; ".join(fixes))
     return Finding("environment", CheckResult(OK, "production"))
 
 
