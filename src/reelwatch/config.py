@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     # client IP the throttles count. List nginx's address when it runs on another host.
     forwarded_allow_ips: str = "127.0.0.1,::1"
 
+    # The HTTP server's guard rails (docs/web.md, "Hardening"): /docs and /openapi.json
+    # (unset: on except in production), how long an idle keep-alive connection and a
+    # stalled request body are kept.
+    api_docs: bool | None = None
+    keep_alive_seconds: int = Field(5, ge=1)
+    body_timeout_seconds: float = Field(60, gt=0)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -186,6 +193,23 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.bind}").rstrip("/")
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.env != "production"
+
+    @property
+    def https(self) -> bool:
+        return self.resolved_public_url.startswith("https://")
+
+    def startup_warnings(self) -> list[str]:
+        """What is allowed but unsafe, for the log at start and ``reelwatch doctor``."""
+        if self.env == "production" and not self.https:
+            return [
+                f"REELWATCH_PUBLIC_URL is {self.resolved_public_url}: in production, serve "
+                "over https (sign-in cookies and API tokens travel in clear over http)"
+            ]
+        return []
 
     def queue_for(self, kind: str) -> str:
         """The queue that tasks of ``kind`` are routed to (``REELWATCH_TASK_QUEUES``)."""

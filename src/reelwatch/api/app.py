@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from reelwatch import __version__
 from reelwatch.api.deps import Services
 from reelwatch.api.errors import install_error_handlers
+from reelwatch.api.protection import ReelwatchApp
 from reelwatch.api.routes import admin, system, videos
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
@@ -30,7 +31,12 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         db.dispose()
 
-    app = FastAPI(
+    docs = settings.api_docs_enabled  # off: /docs, /redoc and /openapi.json answer 404
+    app = ReelwatchApp(
+        settings,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
         title="reelwatch",
         version=__version__,
         description="Upload videos, follow their processing, fetch the renditions.",

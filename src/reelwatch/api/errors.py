@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reelwatch.api.protection import BodyTimeout
 from reelwatch.inputs import InvalidInput
 from reelwatch.videos.service import NotRetryable, VideoNotFound
 
@@ -61,6 +62,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VideoNotFound)
     async def _not_found(_: Request, exc: VideoNotFound) -> JSONResponse:
         return error_response(404, "not_found", f"no video {exc}")
+
+    @app.exception_handler(BodyTimeout)
+    async def _body_timeout(_: Request, exc: BodyTimeout) -> JSONResponse:
+        # Closed after the answer: the rest of the body may still be on its way.
+        return error_response(408, "request_timeout", str(exc), {"Connection": "close"})
 
     @app.exception_handler(NotRetryable)
     async def _not_retryable(_: Request, exc: NotRetryable) -> JSONResponse:

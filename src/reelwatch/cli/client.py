@@ -28,7 +28,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from reelwatch.cli.common import console, err
+from reelwatch.cli.common import console, err, from_server, literal
 
 app = typer.Typer()
 
@@ -64,20 +64,21 @@ class Connection:
 
 
 def request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    """Send a request; print the server's error message and exit on failure."""
+    """Send a request; print the server's error message and exit on failure. The answer's
+    strings are ``literal``: safe to print, in markup or not."""
     try:
         response = client.request(method, path, **kwargs)
     except httpx.TransportError as exc:
-        err.print(f"[red]error:[/] cannot reach {client.base_url}: {exc}")
+        err.print(f"[red]error:[/] cannot reach {client.base_url}: {literal(exc)}")
         raise typer.Exit(3) from None
     if response.is_error:
         try:
             message = response.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = response.text[:200]
-        err.print(f"[red]error {response.status_code}:[/] {message}")
+        err.print(f"[red]error {response.status_code}:[/] {literal(message)}")
         raise typer.Exit(1)
-    return response.json() if response.content else None
+    return from_server(response.json()) if response.content else None
 
 
 class _ProgressReader:
@@ -321,12 +322,14 @@ def _pairs(counts: dict[str, int]) -> str:
 def _print_videos(videos: list[dict[str, Any]]) -> None:
     table = Table()
     table.add_column("id", no_wrap=True, min_width=32)  # ids are for copying: never cut
-    for header in ("title", "status", "progress", "attempts", "duration", "renditions", "error"):
+    # Cut as shown, not as escaped for markup (cutting that could strand a backslash).
+    table.add_column("title", max_width=40, no_wrap=True, overflow="ellipsis")
+    for header in ("status", "progress", "attempts", "duration", "renditions", "error"):
         table.add_column(header)
     for video in videos:
         table.add_row(
             video["id"],
-            video["title"][:40],
+            video["title"],
             video["status"],
             f"{video['progress']:.0%}",
             str(video["attempts"]),

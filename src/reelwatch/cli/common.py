@@ -1,28 +1,89 @@
-"""What every command module shares: the consoles and loading the settings."""
+"""What every command module shares: the consoles, what they may print, and loading the
+settings.
+
+Text from the server or the database (a video title, an error message, a notice) must
+not drive the terminal. Two layers keep it inert: the consoles drop every control
+character from the text they write (``SafeConsole``), so no escape sequence reaches the
+terminal whatever its source; and data is made literal for Rich's markup where it enters
+(``from_server``, ``literal``), so a title such as ``[bold red]x[/]`` prints as typed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.markup import escape
+from rich.segment import Segment
 
 from reelwatch.config import ConfigError, Settings, load_settings
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
+from reelwatch.runtime.permissions import open_to_others
 
-console = Console()
-err = Console(stderr=True)
+# C0 controls but newline and tab, DEL, C1 controls (ESC, CSI, OSC start sequences that
+# set titles, move the cursor, clear the screen), and the bidirectional embeddings,
+# overrides and isolates that reorder what a line seems to say.
+UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# In data, a line break or tab would also start a fake line or column.
+UNPRINTABLE_IN_DATA = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    return UNPRINTABLE.sub("", text)
+
+
+def literal(value: object) -> str:
+    """One value from the server or the database, ready to put in markup: on one line,
+    no control characters, Rich markup escaped."""
+    return escape(UNPRINTABLE_IN_DATA.sub(" ", str(value)))
+
+
+def from_server(data: Any) -> Any:
+    """A decoded JSON answer with every string (keys too) made ``literal``."""
+    if isinstance(data, str):
+        return literal(data)
+    if isinstance(data, list):
+        return [from_server(item) for item in data]
+    if isinstance(data, dict):
+        return {from_server(key): from_server(value) for key, value in data.items()}
+    return data
+
+
+class SafeConsole(Console):
+    """A console whose text carries no control character: only Rich's own control
+    segments (cursor moves of progress bars) and styles reach the terminal."""
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control or not UNPRINTABLE.search(segment.text):
+                yield segment
+            else:
+                yield Segment(printable(segment.text), segment.style)
+
+
+console = SafeConsole()
+err = SafeConsole(stderr=True)
 
 
 def settings_or_exit() -> Settings:
-    """The settings, or exit 2 with the one-line configuration error."""
+    """The settings, or exit 2 with the one-line configuration error; warns when the
+    home folder is open to other users."""
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigError as exc:
         err.print(f"[red]configuration error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    exposure = open_to_others(settings.home)
+    if exposure:
+        err.print(f"[yellow]warning:[/] {escape(exposure)}", highlight=False, soft_wrap=True)
+    return settings
 
 
 @contextmanager

@@ -15,8 +15,9 @@ import typer
 
 from reelwatch.accounts import UserExists, create_user, set_password
 from reelwatch.cli import client, demo, mail, monitoring, notices, operations
-from reelwatch.cli.common import console, err, settings_or_exit
+from reelwatch.cli.common import console, err, literal, settings_or_exit
 from reelwatch.failures import render_failure_docs
+from reelwatch.runtime.permissions import restrict_new_files
 
 app = typer.Typer(
     name="reelwatch",
@@ -34,6 +35,13 @@ app.add_typer(notices.app)
 app.add_typer(operations.app)
 app.add_typer(mail.app)
 app.add_typer(demo.app)
+
+
+@app.callback()
+def main() -> None:
+    """A video processing service that never loses a video and always says what happened."""
+    # Before any command writes to REELWATCH_HOME: 0600 files, 0700 folders.
+    restrict_new_files()
 
 
 def configure_logging() -> None:
@@ -192,7 +200,7 @@ def users_add(
             if password:
                 set_password(session, user.email, secret)
     except (UserExists, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {literal(exc)}")
         raise typer.Exit(1) from None
     finally:
         db.dispose()

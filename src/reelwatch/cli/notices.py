@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from reelwatch.cli.common import console, err, operator_database
+from reelwatch.cli.common import console, err, literal, operator_database
 from reelwatch.db.database import utcnow
 from reelwatch.db.models import Notice
 from reelwatch.engine.queue import release_held_tasks
@@ -73,7 +73,7 @@ def maintenance_schedule(
                 now=now,
             )
         except NoticeError as exc:
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {literal(exc)}")
             raise typer.Exit(1) from None
         mailed = 0
         if notify:
@@ -120,7 +120,7 @@ def incidents_open(
                 session, message=message, uploads=uploads, by="operator", now=now
             )
         except NoticeError as exc:
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {literal(exc)}")
             raise typer.Exit(1) from None
     console.print(f"incident {notice.id} open")
 
@@ -147,7 +147,7 @@ def _close(session: Session, notice_id: int, now: datetime, kind: str) -> Notice
     try:
         return close_notice(session, notice_id, now)
     except LookupError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {literal(exc)}")
         raise typer.Exit(1) from None
 
 
@@ -162,8 +162,8 @@ def _print_notices(notices: list[Notice]) -> None:
             notice.kind,
             f"{notice.starts_at:%Y-%m-%d %H:%M}",
             f"{notice.ends_at:%Y-%m-%d %H:%M}" if notice.ends_at else "until resolved",
-            notice.uploads,
-            notice.source,
-            notice.message,
+            literal(notice.uploads),
+            literal(notice.source),
+            literal(notice.message),
         )
     console.print(table)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from reelwatch.cli.common import console, err, operator_database, settings_or_exit
+from reelwatch.cli.common import console, err, literal, operator_database, settings_or_exit
 from reelwatch.db.database import utcnow
 from reelwatch.operations.backup import BackupError, backup, restore
 from reelwatch.operations.doctor import examine
@@ -33,7 +33,9 @@ def gc(
         store = MediaStore(settings.media_root)
         garbage = find_garbage(db, store, now=utcnow(), retention_days=settings.retention_days)
         for item in garbage:
-            console.print(f"{item.path}  [dim]{item.size_bytes / 1e6:.1f} MB, {item.reason}[/]")
+            console.print(
+                f"{literal(item.path)}  [dim]{item.size_bytes / 1e6:.1f} MB, {item.reason}[/]"
+            )
         if dry_run:
             console.print(f"{len(garbage)} items would be removed (dry run)")
             return
@@ -50,7 +52,7 @@ def backup_command(destination: Path) -> None:
         try:
             manifest = backup(settings, destination)
         except BackupError as exc:
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {literal(exc)}")
             raise typer.Exit(1) from None
     console.print(
         f"backed up {manifest['videos']} videos ({manifest['media_bytes'] / 1e6:.1f} MB of "
@@ -70,7 +72,7 @@ def restore_command(
     try:
         result = restore(settings, source, force=force)
     except BackupError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {literal(exc)}")
         raise typer.Exit(1) from None
     console.print(f"restored {result.videos} videos")
     for video_id in result.missing:
@@ -90,7 +92,9 @@ def doctor() -> None:
     for finding in findings:
         state = finding.result.state
         fix = finding.fix if state in ("warning", "critical") else ""
-        table.add_row(finding.name, f"[{STYLE[state]}]{state}[/]", finding.result.detail, fix)
+        table.add_row(
+            finding.name, f"[{STYLE[state]}]{state}[/]", literal(finding.result.detail), fix
+        )
     console.print(table)
     if any(f.result.state == "critical" for f in findings):
         raise typer.Exit(1)

@@ -19,6 +19,7 @@ from reelwatch.monitor import checks
 from reelwatch.monitor.checks import CRITICAL, OK, UNKNOWN, WARNING, CheckResult
 from reelwatch.notify.alerts import parse_alert_urls
 from reelwatch.operations.gc import find_garbage
+from reelwatch.runtime.permissions import open_to_others
 from reelwatch.storage import MediaStore
 
 
@@ -49,6 +50,7 @@ def examine(settings: Settings) -> list[Finding]:
         Finding("ffmpeg", checks.check_ffmpeg(), "apt-get install ffmpeg"),
         _ffprobe(),
         _alert_targets(settings),
+        _home(settings),
         _production(settings),
     ]
 
@@ -91,7 +93,19 @@ def _alert_targets(settings: Settings) -> Finding:
 def _production(settings: Settings) -> Finding:
     if settings.env != "production":
         return Finding("environment", CheckResult(OK, f"{settings.env} (not production)"))
+    problems, fixes = list(settings.startup_warnings()), []
+    if problems:
+        fixes.append("set REELWATCH_PUBLIC_URL to an https:// URL")
     if settings.resolved_database_url.startswith("sqlite"):
-        result = CheckResult(WARNING, "production on SQLite: one machine only")
-        return Finding("environment", result, "use PostgreSQL to run several machines")
+        problems.append("production on SQLite: one machine only")
+        fixes.append("use PostgreSQL to run several machines")
+    if problems:
+        return Finding("environment", CheckResult(WARNING, "; ".join(problems)), "; ".join(fixes))
     return Finding("environment", CheckResult(OK, "production"))
+
+
+def _home(settings: Settings) -> Finding:
+    exposure = open_to_others(settings.home)
+    if exposure:
+        return Finding("home", CheckResult(WARNING, exposure), "make it the service user's only")
+    return Finding("home", CheckResult(OK, "readable by the service's user only"))

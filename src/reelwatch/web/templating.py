@@ -1,5 +1,6 @@
-"""Rendering pages: the Jinja2 environment (autoescaped), its filters, the context every
-page shares (user, CSRF token, environment, banners) and the security headers."""
+"""Rendering pages: the Jinja2 environment (autoescaped), its filters and the context every
+page shares (user, CSRF token, environment, banners). The security headers are on every
+response (reelwatch.api.protection)."""
 
 from __future__ import annotations
 
@@ -25,18 +26,8 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 VENDOR = STATIC / "vendor"
 
-# Scripts only from this site; inline styles allowed for e-mail bodies and SVG.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+# Pages show one signed-in user's data: never kept by a browser or a proxy.
+PAGE_HEADERS = {"Cache-Control": "no-store"}
 
 
 def human_bytes(size: float | None) -> str:
@@ -132,7 +123,7 @@ def render(
         "mailbox_available": svc.settings.env != "production",
     }
     return templates.TemplateResponse(
-        request, name, {**shared, **context}, status_code=status_code, headers=SECURITY_HEADERS
+        request, name, {**shared, **context}, status_code=status_code, headers=PAGE_HEADERS
     )
 
 
