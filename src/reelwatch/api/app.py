@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from reelwatch import __version__
 from reelwatch.api.deps import Services
 from reelwatch.api.errors import install_error_handlers
+from reelwatch.api.inputs import NulFreeUrls
 from reelwatch.api.routes import admin, system, videos
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(NulFreeUrls)
     app.include_router(videos.router)
     app.include_router(admin.router)
     app.include_router(system.router)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from reelwatch.api.deps import ServicesDep
 from reelwatch.api.errors import ApiError
+from reelwatch.api.inputs import Text
 from reelwatch.db.database import utcnow
 from reelwatch.monitor.metrics import Snapshot, read_snapshot, render_metrics
 from reelwatch.notices.service import notice_as_dict
@@ -78,7 +79,7 @@ def public_status(svc: ServicesDep) -> dict[str, Any]:
 
 
 class Subscription(BaseModel):
-    email: str = Field(min_length=3, max_length=320)
+    email: Text = Field(min_length=3, max_length=320)
 
 
 @router.post("/api/v1/status/subscribe", status_code=202)
