@@ -6,7 +6,7 @@ from __future__ import annotations
 import select
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -58,9 +58,12 @@ def send_raw(
     *,
     pause_s: float = 0.0,
     timeout_s: float = 20.0,
-) -> RawAnswer:
+    half_close: bool = False,
+) -> RawAnswer | None:
     """Send ``head`` then each chunk (``pause_s`` apart, so that each reaches the server
-    in its own read), stop sending once the server answers, and read the answer."""
+    in its own read), stop sending once the server answers, and read the answer; None
+    when the server closes the connection without one. ``half_close`` ends the sending
+    side after the chunks, as a client that dies mid-upload."""
     deadline = time.monotonic() + timeout_s
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -74,13 +77,27 @@ def send_raw(
                 break
             if pause_s:
                 time.sleep(pause_s)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         return _read_answer(sock, deadline)
 
 
-def _read_answer(sock: socket.socket, deadline: float) -> RawAnswer:
+def chunked(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks`` framed for ``Transfer-Encoding: chunked`` (a body of unknown length)."""
+    for chunk in chunks:
+        yield b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    yield b"0\r\n\r\n"
+
+
+def _read_answer(sock: socket.socket, deadline: float) -> RawAnswer | None:
     data = b""
     while b"\r\n\r\n" not in data:
-        data += _receive(sock, deadline)
+        received = _receive(sock, deadline)
+        if not received:
+            if data:
+                raise AssertionError(f"the server closed the connection mid-answer: {data!r}")
+            return None
+        data += received
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     headers = {}
@@ -89,16 +106,16 @@ def _read_answer(sock: socket.socket, deadline: float) -> RawAnswer:
         headers[name.strip().lower()] = value.strip()
     length = int(headers.get("content-length", "0"))
     while len(body) < length:
-        body += _receive(sock, deadline)
+        received = _receive(sock, deadline)
+        if not received:
+            raise AssertionError(f"the server closed the connection mid-answer: {data!r}")
+        body += received
     return RawAnswer(int(status_line.split()[1]), headers, body[:length])
 
 
 def _receive(sock: socket.socket, deadline: float) -> bytes:
     sock.settimeout(max(0.01, deadline - time.monotonic()))
     try:
-        data = sock.recv(65536)
+        return sock.recv(65536)
     except ConnectionResetError:
-        data = b""
-    if not data:
-        raise AssertionError("the server closed the connection without a whole answer")
-    return data
+        return b""

@@ -4,6 +4,7 @@ between two reads of a real server keeps its first half."""
 
 from __future__ import annotations
 
+import itertools
 import string
 import tempfile
 from pathlib import Path
@@ -45,7 +46,7 @@ def uploads(draw: st.DrawFn) -> tuple[bytes, bytes, bytes, dict[str, str]]:
 
 def cut(body: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({0, len(body), *(point % (len(body) + 1) for point in cuts)})
-    return [body[start:end] for start, end in zip(points, points[1:], strict=False)]
+    return [body[start:end] for start, end in itertools.pairwise(points)]
 
 
 def receive(store: MediaStore, boundary: bytes, chunks: list[bytes]) -> ParsedUpload:
@@ -106,14 +107,14 @@ def test_a_header_name_split_between_two_reads_keeps_its_first_half(
     second = body.index(b"Disposition", first + 1)
     title = body.index("Köln".encode()) + 2
     points = [0, first, title, second, len(body)]
-    chunks = [body[start:end] for start, end in zip(points, points[1:], strict=False)]
+    chunks = [body[start:end] for start, end in itertools.pairwise(points)]
     headers = {
         "Authorization": f"Bearer {hostile.token('split@example.com')}",
         "Content-Type": f"multipart/form-data; boundary={boundary.decode()}",
     }
     head = request_head("POST", "/api/v1/videos", headers, content_length=len(body))
     answer = send_raw(hostile.settings.host_port[1], head, chunks, pause_s=0.05)
-    assert answer.status == 201, answer.body
+    assert answer is not None and answer.status == 201, answer.body
     with hostile.client("split@example.com") as client:
         video = client.get(answer.headers["location"]).json()
     assert (video["title"], video["filename"], video["size_bytes"]) == (
