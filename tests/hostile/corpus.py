@@ -15,7 +15,7 @@ JSON = "application/json"
 MB = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Case:
     name: str
     method: str
@@ -30,6 +30,9 @@ class Case:
     created: int = 0  # videos the request may create
     filename: str | None = None  # the filename the created video shows
     memory_mb: int | None = None  # the RSS growth it may cause
+
+    def __repr__(self) -> str:  # not the megabytes of some bodies
+        return f"Case({self.name!r})"
 
 
 def upload(parts: list[Part], *, close: bool = True) -> bytes:
@@ -235,7 +238,8 @@ SILENCE = {"Content-Type": JSON}
 
 
 def admin(method: str, path: str, status: int, code: str, body: bytes = b"") -> Case:
-    return Case(f"{method} {path[:60]}", method, path, status, code, body, SILENCE, "admin")
+    name = f"{method} {path[:50]} {body.decode()[:50]}".strip()
+    return Case(name, method, path, status, code, body, SILENCE, "admin")
 
 
 IDS_AND_QUERIES = [

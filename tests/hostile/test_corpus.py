@@ -72,7 +72,7 @@ def test_a_hostile_input_gets_its_4xx_and_keeps_nothing(hostile: LiveInstance, c
 
     rss_growth_mb = (process.memory_info().rss - rss_before) / 2**20
     if case.status is None:  # the client gave up: no answer, or a 4xx, is right
-        assert answer is None or 400 <= answer.status < 500, answer
+        assert answer is None or 400 <= answer.status < 500, answer.body[:500]
     else:
         assert answer is not None, "the server closed the connection without answering"
         assert answer.status == case.status, answer.body[:500]
