@@ -72,11 +72,20 @@ def up(
     body: bytes | Callable[[], Iterable[bytes]],
     status: int | None,
     code: str | None,
-    **more: object,
+    *,
+    content_length: int | None = -1,
+    half_close: bool = False,
+    created: int = 0,
+    filename: str | None = None,
+    memory_mb: int | None = None,
+    auth: str | None = "user",
 ) -> Case:
+    """An upload: a POST of ``body`` as multipart/form-data."""
+    headers = {"Content-Type": MULTIPART}
     return Case(
-        name, "POST", "/api/v1/videos", status, code, body, {"Content-Type": MULTIPART}, **more
-    )  # type: ignore[arg-type]
+        name, "POST", "/api/v1/videos", status, code, body, headers, auth,
+        content_length, half_close, created, filename, memory_mb,
+    )  # fmt: skip
 
 
 WELL_FORMED = upload([Part("title", b"a title"), video()])

@@ -78,7 +78,8 @@ def get_alerts(svc: ServicesDep, user: UserDep) -> dict[str, Any]:
 
 class SilenceRequest(BaseModel):
     rule: Text = Field(min_length=1, max_length=200, description="a rule name or pattern")
-    minutes: float = Field(gt=0, le=366 * 24 * 60)
+    # At least a second: a tinier positive float is no time at all to a timedelta.
+    minutes: float = Field(ge=1 / 60, le=366 * 24 * 60)
     comment: Text = Field("", max_length=2000)
 
 
