@@ -6,18 +6,23 @@ with this pytest."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.openapi import from_url
 
 from instance import LiveInstance
 
 EXAMPLES_PER_OPERATION = 25
+AnyOperation = APIOperation[Any, Any, Any, Any]
 
 
-def fuzz(operation: APIOperation, mode: GenerationMode, instance: LiveInstance) -> None:
+def fuzz(operation: AnyOperation, mode: GenerationMode, instance: LiveInstance) -> None:
     headers = {"Authorization": f"Bearer {instance.token('fuzz-admin@example.com', admin=True)}"}
 
     @settings(
@@ -28,7 +33,7 @@ def fuzz(operation: APIOperation, mode: GenerationMode, instance: LiveInstance) 
         suppress_health_check=list(HealthCheck),
     )
     @given(case=operation.as_strategy(mode))
-    def no_server_error(case: Case) -> None:
+    def no_server_error(case: Case[AnyOperation]) -> None:
         response = case.call(base_url=instance.url, headers=headers, timeout=10)
         case.validate_response(response, checks=[not_a_server_error])
 
@@ -38,9 +43,14 @@ def fuzz(operation: APIOperation, mode: GenerationMode, instance: LiveInstance) 
         assert mode is GenerationMode.NEGATIVE
 
 
+# SQLite only: a minute per database, and the corpus covers PostgreSQL's own refusals.
+@pytest.mark.parametrize("hostile", ["sqlite"], indirect=True)
 def test_no_request_near_the_schema_is_a_server_error(hostile: LiveInstance) -> None:
     schema = from_url(f"{hostile.url}/openapi.json").exclude(method="POST", path="/api/v1/videos")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
+        operations.append(result.ok())
     assert len(operations) > 10
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
