@@ -12,6 +12,7 @@ from reelwatch.api.deps import Services
 from reelwatch.api.errors import install_error_handlers
 from reelwatch.api.protection import ReelwatchApp
 from reelwatch.api.routes import admin, system, videos
+from reelwatch.api.validation import NulFreeUrls
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.pipeline import register_video_workflow
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(NulFreeUrls)
     app.include_router(videos.router)
     app.include_router(admin.router)
     app.include_router(system.router)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelwatch.api.protection import BodyTimeout
@@ -97,6 +97,15 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
         message = "the database is unreachable for a moment; please try again"
         return error_response(503, "unavailable", message, {"Retry-After": "5"})
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # A safety net: inputs are checked at the edge (api/validation.py), so a value the
+        # database still refuses (a NUL, a number out of range) is the request's fault.
+        log.warning(
+            "database refused a value on %s %s: %s", request.method, request.url.path, exc.orig
+        )
+        return error_response(422, "invalid_request", "a value in this request cannot be stored")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from fastapi import Depends, Request
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
 from reelwatch.api.deps import ServicesDep
 from reelwatch.db.models import User
 from reelwatch.web.session import CSRF_FIELD, check_csrf, session_user
+
+# The pages' forms hold a few short fields (a token, an address, a password).
+MAX_PAGE_FORM_BYTES = 16 * 1024
 
 
 class LoginRequired(Exception):
@@ -49,10 +52,31 @@ AdminUserDep = Annotated[User, Depends(admin_page_user)]
 
 
 async def checked_form(request: Request) -> FormData:
-    """The posted form, once its CSRF token matched the session's."""
-    form = await request.form()
+    """The posted form (what a page's HTML form sends), once its CSRF token matched the
+    session's. Read within ``MAX_PAGE_FORM_BYTES``, and no field may hold a NUL (no text
+    input may: PostgreSQL cannot store it)."""
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise PageError(415, "This page takes its own form only; please send it again.")
+    body = await _bounded_body(request, MAX_PAGE_FORM_BYTES)
+    text = body.decode("utf-8", "replace")
+    pairs: list[tuple[str, str | UploadFile]] = [
+        *parse_qsl(text, keep_blank_values=True, errors="replace")
+    ]
+    form = FormData(pairs)
     check_csrf(request, form.get(CSRF_FIELD))
+    if any("\x00" in str(value) for _, value in pairs):
+        raise PageError(400, "The form holds a NUL character; please type it again.")
     return form
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PageError(413, "That form is far larger than any page here sends.")
+    return bytes(body)
 
 
 FormDep = Annotated[FormData, Depends(checked_form)]

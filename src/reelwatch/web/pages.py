@@ -11,6 +11,7 @@ from starlette.datastructures import FormData
 from reelwatch.accounts import user_for_password, user_for_token
 from reelwatch.api.deps import Services, ServicesDep
 from reelwatch.api.throttles import check_sign_in, retry_message, signed_in
+from reelwatch.api.validation import PathId
 from reelwatch.db.models import User
 from reelwatch.videos import service
 from reelwatch.videos.service import NotRetryable
@@ -39,7 +40,7 @@ def home(request: Request, svc: ServicesDep) -> RedirectResponse:
 def login_page(
     request: Request,
     svc: ServicesDep,
-    next_path: Annotated[str, Query(alias="next")] = "/videos",
+    next_path: Annotated[str, Query(alias="next", max_length=2048)] = "/videos",
 ) -> Response:
     if session_user(request, svc.db):
         return see_other(safe_next(next_path))
@@ -123,7 +124,7 @@ def videos_page(
 
 
 @router.get("/videos/{video_id}")
-def video_page(request: Request, svc: ServicesDep, user: PageUserDep, video_id: str) -> Response:
+def video_page(request: Request, svc: ServicesDep, user: PageUserDep, video_id: PathId) -> Response:
     with svc.db.read() as session:
         detail = video_detail(session, user, video_id)
     context = {**detail.context(), "explanation": status_explanation(detail.video.status)}
@@ -132,7 +133,7 @@ def video_page(request: Request, svc: ServicesDep, user: PageUserDep, video_id: 
 
 @router.post("/videos/{video_id}/retry")
 def retry_video(
-    request: Request, svc: ServicesDep, user: PageUserDep, form: FormDep, video_id: str
+    request: Request, svc: ServicesDep, user: PageUserDep, form: FormDep, video_id: PathId
 ) -> RedirectResponse:
     with svc.db.read() as session:
         video_detail(session, user, video_id)  # 404 page for a video that is not theirs
@@ -153,7 +154,9 @@ def mailbox_page(request: Request, svc: ServicesDep, user: PageUserDep) -> HTMLR
 
 
 @router.get("/mail/{mail_id}")
-def mail_page(request: Request, svc: ServicesDep, user: PageUserDep, mail_id: str) -> HTMLResponse:
+def mail_page(
+    request: Request, svc: ServicesDep, user: PageUserDep, mail_id: PathId
+) -> HTMLResponse:
     require_mailbox(svc)
     opened = open_mail(svc.settings.mail_folder, user, mail_id)
     if opened is None:

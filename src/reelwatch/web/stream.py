@@ -24,6 +24,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from reelwatch.api.deps import Services, ServicesDep
+from reelwatch.api.validation import PathId
 from reelwatch.db.models import User, Video
 from reelwatch.videos import service
 from reelwatch.web.dashboard import dashboard_data
@@ -89,7 +90,7 @@ def video_list_stream(svc: ServicesDep, user: PageUserDep) -> StreamingResponse:
 
 @router.get("/videos/{video_id}")
 def video_stream(
-    request: Request, svc: ServicesDep, user: PageUserDep, video_id: str
+    request: Request, svc: ServicesDep, user: PageUserDep, video_id: PathId
 ) -> StreamingResponse:
     """One video's page: status, progress, summary, timeline and workflow graph."""
     with svc.db.read() as session:

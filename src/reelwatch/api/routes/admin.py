@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from reelwatch.api.deps import ServicesDep, UserDep
 from reelwatch.api.errors import ApiError
+from reelwatch.api.validation import PathId, RowId, Text
 from reelwatch.db.database import utcnow
 from reelwatch.db.models import User
 from reelwatch.engine.worker import request_drain
@@ -76,9 +77,10 @@ def get_alerts(svc: ServicesDep, user: UserDep) -> dict[str, Any]:
 
 
 class SilenceRequest(BaseModel):
-    rule: str = Field(min_length=1, max_length=200, description="a rule name or pattern")
-    minutes: float = Field(gt=0, le=366 * 24 * 60)
-    comment: str = Field("", max_length=2000)
+    rule: Text = Field(min_length=1, max_length=200, description="a rule name or pattern")
+    # At least a second: a tinier positive float is no time at all to a timedelta.
+    minutes: float = Field(ge=1 / 60, le=366 * 24 * 60)
+    comment: Text = Field("", max_length=2000)
 
 
 @router.post("/silences", status_code=201)
@@ -98,7 +100,7 @@ def create_silence(svc: ServicesDep, user: UserDep, body: SilenceRequest) -> dic
 
 
 @router.delete("/silences/{silence_id}", status_code=204)
-def delete_silence(silence_id: int, svc: ServicesDep, user: UserDep) -> Response:
+def delete_silence(silence_id: RowId, svc: ServicesDep, user: UserDep) -> Response:
     """End a silence now."""
     _require_admin(user)
     with svc.db.write() as session:
@@ -108,7 +110,7 @@ def delete_silence(silence_id: int, svc: ServicesDep, user: UserDep) -> Response
 
 
 @router.post("/workers/{worker_id}/drain", status_code=202)
-def drain_worker(worker_id: str, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
+def drain_worker(worker_id: PathId, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
     """Ask a worker to finish its task, claim no more, and exit."""
     _require_admin(user)
     if not request_drain(svc.db, worker_id):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from reelwatch.api.deps import ServicesDep
 from reelwatch.api.errors import ApiError
 from reelwatch.api.throttles import check_subscription, too_many_requests
+from reelwatch.api.validation import Text
 from reelwatch.db.database import utcnow
 from reelwatch.inputs import MAX_ADDRESS_LENGTH, parse_address
 from reelwatch.monitor.metrics import Snapshot, read_snapshot, render_metrics
@@ -80,7 +81,7 @@ def public_status(svc: ServicesDep) -> dict[str, Any]:
 
 
 class Subscription(BaseModel):
-    email: str = Field(min_length=3, max_length=MAX_ADDRESS_LENGTH)
+    email: Text = Field(min_length=3, max_length=MAX_ADDRESS_LENGTH)
 
 
 @router.post("/api/v1/status/subscribe", status_code=202)

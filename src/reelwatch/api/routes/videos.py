@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from reelwatch.api.deps import Services, ServicesDep, UserDep
 from reelwatch.api.errors import ApiError
 from reelwatch.api.upload import receive_upload
+from reelwatch.api.validation import MAX_ID_LENGTH, PathId
 from reelwatch.db.database import utcnow
 from reelwatch.db.models import User
 from reelwatch.notices.admission import Decision, admit_upload
@@ -69,9 +70,9 @@ def list_videos(
     svc: ServicesDep,
     user: UserDep,
     status: VideoStatus | None = None,
-    owner: Annotated[str | None, Query(alias="user")] = None,
+    owner: Annotated[str | None, Query(alias="user", max_length=320)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=2 * MAX_ID_LENGTH)] = None,
 ) -> dict[str, Any]:
     with svc.db.read() as session:
         try:
@@ -88,32 +89,32 @@ def list_videos(
 
 
 @router.get("/{video_id}")
-def get_video(video_id: str, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
+def get_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
     with svc.db.read() as session:
         video = service.get_video(session, user, video_id)
         return service.video_as_dict(video, svc.settings.resolved_public_url)
 
 
 @router.get("/{video_id}/events")
-def get_events(video_id: str, svc: ServicesDep, user: UserDep) -> list[dict[str, Any]]:
+def get_events(video_id: PathId, svc: ServicesDep, user: UserDep) -> list[dict[str, Any]]:
     with svc.db.read() as session:
         return [service.event_as_dict(e) for e in service.video_events(session, user, video_id)]
 
 
 @router.post("/{video_id}/retry", status_code=202)
-def retry_video(video_id: str, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
+def retry_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
     service.retry_video(svc.db, user, video_id)
     return get_video(video_id, svc, user)
 
 
 @router.delete("/{video_id}", status_code=204)
-def delete_video(video_id: str, svc: ServicesDep, user: UserDep) -> Response:
+def delete_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> Response:
     service.delete_video(svc.db, svc.store, user, video_id)
     return Response(status_code=204)
 
 
 @router.get("/{video_id}/renditions/{name}")
-def get_rendition(video_id: str, name: str, svc: ServicesDep, user: UserDep) -> FileResponse:
+def get_rendition(video_id: PathId, name: PathId, svc: ServicesDep, user: UserDep) -> FileResponse:
     with svc.db.read() as session:
         video = service.get_video(session, user, video_id)
         if name not in {r.name for r in video.renditions}:
@@ -126,7 +127,7 @@ def get_rendition(video_id: str, name: str, svc: ServicesDep, user: UserDep) -> 
 
 
 @router.get("/{video_id}/thumbnail")
-def get_thumbnail(video_id: str, svc: ServicesDep, user: UserDep) -> FileResponse:
+def get_thumbnail(video_id: PathId, svc: ServicesDep, user: UserDep) -> FileResponse:
     with svc.db.read() as session:
         if not service.get_video(session, user, video_id).has_thumbnail:
             raise ApiError(404, "not_found", f"video {video_id} has no thumbnail yet")
