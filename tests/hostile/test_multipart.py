@@ -33,7 +33,9 @@ def uploads(draw: st.DrawFn) -> tuple[bytes, bytes, bytes, dict[str, str]]:
     )
     fields = draw(
         st.lists(
-            st.tuples(st.sampled_from(FIELD_NAMES), st.text(st.characters(min_codepoint=1))),
+            st.tuples(
+                st.sampled_from(FIELD_NAMES), st.text(st.characters(min_codepoint=1, codec="utf-8"))
+            ),
             max_size=5,
         )
     )

@@ -10,7 +10,6 @@ make the server hold more than a few dozen KiB besides the file it writes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,7 +36,6 @@ MULTIPART_OVERHEAD_BYTES = MAX_FORM_BYTES + 16 * 1024
 KEPT_FIELDS = frozenset({"title"})
 FILE_FIELD = "file"
 INCOMPLETE_BODY = "the multipart body ended before its closing boundary: the upload is incomplete"
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -110,7 +108,7 @@ class _PartCollector:
         if self._part_name == FILE_FIELD:
             if self.result.incoming is not None:
                 raise ApiError(400, "bad_request", "send one file per upload")
-            self.result.filename = _clean_filename(options.get(b"filename", b""))
+            self.result.filename = _last_path_piece(options.get(b"filename", b""))
             self.result.incoming = self.store.open_incoming()
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
@@ -131,22 +129,18 @@ class _PartCollector:
         if self._part_name == FILE_FIELD:
             self.file_complete = True
         elif self._part_name in KEPT_FIELDS:
-            value = self._field_value.decode("utf-8", "replace")
-            if "\x00" in value:  # no text input may hold NUL (PostgreSQL refuses it)
-                raise ApiError(
-                    422, "invalid_request", f"field {self._part_name!r} contains a NUL byte"
-                )
-            self.result.fields[self._part_name] = value
+            # Kept as sent: the title is made one printable line where it is accepted
+            # (reelwatch.inputs), which also drops NUL, which PostgreSQL cannot store.
+            self.result.fields[self._part_name] = self._field_value.decode("utf-8", "replace")
 
     def _end(self) -> None:
         self.ended = True
 
 
-def _clean_filename(raw: bytes) -> str:
-    """The last path piece, without control characters: the name is only shown, never
-    used as a path (the store names files itself)."""
-    name = raw.decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
-    return _CONTROL_CHARACTERS.sub("", name)[:255] or "upload"
+def _last_path_piece(raw: bytes) -> str:
+    """The file's name without the client's folders; it is only shown, never used as a
+    path (the store names files itself), and made one line where it is accepted."""
+    return raw.decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
 
 
 class MultipartReceiver:
