@@ -1,4 +1,6 @@
-"""The monitor role: ``monitor.service.Monitor`` until SIGTERM or SIGINT."""
+"""The monitor role: ``monitor.service.Monitor`` until SIGTERM or SIGINT, standing as a
+candidate for the engine's maintenance beside it (``engine.maintenance``), so the
+maintenance runs while any worker or monitor is alive."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from types import FrameType
 
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
+from reelwatch.engine.maintenance import Maintainer, maintenance_lease_s
 from reelwatch.monitor.service import Monitor
+from reelwatch.operations.prune import maintenance_duties
 
 
 def run_monitor(settings: Settings, *, name: str | None = None) -> None:
@@ -20,7 +24,18 @@ def run_monitor(settings: Settings, *, name: str | None = None) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    monitor = Monitor(db, settings, name=name)
+    maintainer = Maintainer(
+        db,
+        maintenance_duties(db, settings),
+        name=monitor.name,
+        ttl_s=maintenance_lease_s(settings.lease_seconds),
+    )
+    maintaining = threading.Thread(target=maintainer.run, args=(stop,), name="maintainer")
+    maintaining.start()
     try:
-        Monitor(db, settings, name=name).run(stop)
+        monitor.run(stop)
     finally:
+        stop.set()
+        maintaining.join(timeout=30)
         db.dispose()
