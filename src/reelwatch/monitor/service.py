@@ -1,7 +1,7 @@
 """The monitor: runs the checks and evaluates the alert rules on the elected node.
 
 Any number of ``reelwatch monitor`` processes may run; each round, one holds the
-``monitor`` lease (``leadership``) and does the singleton duties, the others stand by
+``monitor`` lease (``engine.leadership``) and does the singleton duties, the others stand by
 and take over within one lease when it dies. A round runs the component checks that are
 due (outside any transaction: some take seconds), then records them with the worker and
 node checks, the ping and a load sample in one transaction, and evaluates the rules on
