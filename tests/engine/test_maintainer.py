@@ -110,3 +110,9 @@ def test_the_leader_rescues_an_expired_lease_without_any_worker(db: Database) ->
 def _state(db: Database, task_id: int) -> str:
     with db.read() as session:
         return str(session.get_one(Task, task_id).state)
+
+
+def test_a_leader_without_duties_only_keeps_its_lease(db: Database) -> None:
+    idle = Maintainer(db, [], name="idle", ttl_s=TTL_S)
+    wait = idle.tick()
+    assert idle.leading and 0 < wait <= TTL_S / 3

@@ -95,7 +95,7 @@ class Maintainer:
     def _next_wake(self) -> float:
         if not self.leading:
             return self._next_election
-        return min(self._next_election, *self._next_run.values())
+        return min([self._next_election, *self._next_run.values()])
 
     def _resign(self) -> None:
         try:
