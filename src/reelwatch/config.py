@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from email.utils import getaddresses
 from functools import cached_property
 from pathlib import Path
@@ -81,6 +82,10 @@ class Settings(BaseSettings):
     admission_policy: Literal["refuse", "warn"] = "warn"
     # `reelwatch gc` deletes finished videos older than this (0: keep them for ever).
     retention_days: int = Field(0, ge=0)
+    # The engine's maintenance (docs/architecture.md, "Maintenance") deletes finished
+    # internal workflows (pings) with their tasks and events, leftover probe videos and
+    # the delivered messages of deleted videos this long after (0: keep them for ever).
+    prune_finished_hours: float = Field(24, ge=0)
     # Who gets the upfront e-mail of a maintenance window scheduled with --notify.
     notify_active_days: int = Field(30, ge=1)
 
@@ -224,6 +229,12 @@ class Settings(BaseSettings):
     def frame_limit(self) -> int:
         """``max_frames``, or by default 240 frames a second for ``max_duration_s``."""
         return self.max_frames or round(MAX_FRAME_RATE * self.max_duration_s)
+
+    @property
+    def prune_retention(self) -> timedelta | None:
+        """How long finished engine rows are kept; None keeps them for ever."""
+        hours = self.prune_finished_hours
+        return timedelta(hours=hours) if hours else None
 
     @property
     def max_upload_bytes(self) -> int:

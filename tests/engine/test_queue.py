@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import queue, states
+from reelwatch.engine.maintenance import expire_stale_leases
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
 from reelwatch.failures import FailureCode, TaskFailure
 
@@ -169,10 +170,10 @@ def test_expired_lease_is_rescued_as_worker_lost_and_fences_the_old_worker(
 ) -> None:
     workflow_id = start(db, SINGLE)
     lost = claim(db, "doomed", lease_s=30)
-    assert queue.expire_stale_leases(db) == 0, "a live lease must not be rescued"
+    assert expire_stale_leases(db) == 0, "a live lease must not be rescued"
     with db.write() as session:
         session.execute(update(Task).values(lease_expires_at=utcnow()))
-    assert queue.expire_stale_leases(db, backoff_scale=0) == 1
+    assert expire_stale_leases(db, backoff_scale=0) == 1
     rerun = claim(db, "survivor")
     assert rerun.id == lost.id and rerun.attempt == 2
     assert not queue.complete_task(db, lost, {}), "the old worker was fenced out"
@@ -188,7 +189,7 @@ def test_heartbeat_keeps_the_lease_and_records_progress_milestones(db: Database)
     workflow_id = start(db, SINGLE)
     claimed = claim(db, lease_s=1)
     assert queue.renew_lease(db, claimed, lease_s=30, progress=0.6)
-    assert queue.expire_stale_leases(db) == 0
+    assert expire_stale_leases(db) == 0
     milestones = [kind for kind, _ in event_kinds(db, workflow_id) if kind == "task_progress"]
     assert len(milestones) == 2  # 25 % and 50 %
 

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import Event, Task, WorkerRecord, Workflow
 from reelwatch.engine import queue, states
+from reelwatch.engine.maintenance import expire_stale_leases
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
 from reelwatch.engine.worker import Worker, request_drain
 
@@ -148,7 +149,7 @@ def test_lost_lease_cancels_the_handler_and_records_nothing(
     assert started.wait(20)
     with db.write() as session:  # another node decides this worker is gone
         session.execute(update(Task).values(lease_expires_at=utcnow()))
-    queue.expire_stale_leases(db)  # a lost worker's task is retried at once
+    expire_stale_leases(db)  # a lost worker's task is retried at once
     assert cancelled.wait(20)
     wait_until(lambda: workflow_state(db, workflow_id) == states.WF_SUCCEEDED)
     with db.read() as session:

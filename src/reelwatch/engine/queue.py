@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from reelwatch.db.database import Database, retry_on_conflict, utcnow
 from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import rows, states
-from reelwatch.engine.rows import TASK_COLUMNS, TASKS, WORKFLOW_COLUMNS, TaskRow, WorkflowRow
+from reelwatch.engine.rows import TASK_COLUMNS, TASKS, TaskRow, WorkflowRow
 from reelwatch.engine.spec import (
     TaskSpec,
     TaskView,
@@ -355,7 +355,7 @@ def _claim(session: Session, request: ClaimRequest) -> list[ClaimedTask]:
             workflow = workflows[task.workflow_id]  # the foreign key guarantees it
             record_event(session, "task_started", workflow, task=task, at=now)
             _observer(workflow).task_started(session, workflow, task)
-    return [_claim_of(task, workflows[task.workflow_id]) for task in claimed]
+    return [claim_of(task, workflows[task.workflow_id]) for task in claimed]
 
 
 def _urgency(task: TaskRow) -> tuple[int, datetime, int]:
@@ -624,46 +624,6 @@ def _fail_workflow(
     _observer(workflow).workflow_failed(session, workflow, failure)
 
 
-def find_expired_leases(
-    db: Database, *, worker_id: str | None = None, limit: int = 100
-) -> list[ClaimedTask]:
-    """Running tasks whose lease has run out, or every task held by ``worker_id``
-    (a worker its supervisor saw die, which need not wait for the lease)."""
-    query = select(*TASK_COLUMNS, *WORKFLOW_COLUMNS).join_from(
-        TASKS, rows.WORKFLOWS, TASKS.c.workflow_id == rows.WORKFLOWS.c.id
-    )
-    query = query.where(TASKS.c.state == states.RUNNING)
-    if worker_id is None:
-        query = query.where(TASKS.c.lease_expires_at < utcnow())
-    else:
-        query = query.where(TASKS.c.worker_id == worker_id)
-    with db.read() as session:
-        found = session.execute(query.order_by(TASKS.c.lease_expires_at).limit(limit)).all()
-    split = len(TASK_COLUMNS)
-    return [_claim_of(TaskRow(*row[:split]), WorkflowRow(*row[split:])) for row in found]
-
-
-def expire_stale_leases(
-    db: Database, *, worker_id: str | None = None, backoff_scale: float = 1.0
-) -> int:
-    """Re-queue tasks whose worker is gone as ``worker_lost``; safe to run anywhere,
-    any number of times, because each rescue is fenced like a completion."""
-    rescued = 0
-    for claim in find_expired_leases(db, worker_id=worker_id):
-        failure = TaskFailure(
-            FailureCode.WORKER_LOST,
-            f"worker {claim.worker_id} stopped heartbeating during attempt {claim.attempt}",
-        )
-        if (
-            fail_task(
-                db, claim, failure, backoff_scale=backoff_scale, expired_lease=worker_id is None
-            )
-            is not None
-        ):
-            rescued += 1
-    return rescued
-
-
 DEPENDENCY_CODES = (
     FailureCode.STORAGE_UNAVAILABLE,
     FailureCode.DISK_FULL,
@@ -794,7 +754,8 @@ def _tasks_of(session: Session, workflow: Workflow, *, lock: bool = False) -> li
     return list(session.scalars(query.with_for_update() if lock else query))
 
 
-def _claim_of(task: TaskRow, workflow: WorkflowRow) -> ClaimedTask:
+def claim_of(task: TaskRow, workflow: WorkflowRow) -> ClaimedTask:
+    """The claim a worker holds on ``task`` (as its row stands now)."""
     return ClaimedTask(
         id=task.id,
         workflow_id=workflow.id,

@@ -6,8 +6,9 @@ bookkeeping tasks, never an ffmpeg) are claimed and recorded in batches.
 
 The heartbeat thread renews the lease, flushes progress and enforces the task's time
 limit; when the lease is lost (the task was rescued, cancelled or deleted) it sets the
-task's ``cancelled`` event so the handler stops its ffmpeg. Idle workers also rescue
-expired leases, so recovery needs no other process.
+task's ``cancelled`` event so the handler stops its ffmpeg. Each worker also stands as
+a candidate for the engine's maintenance (``engine.maintenance``): whichever leads
+rescues expired leases, so recovery needs no other kind of process.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import Task, WorkerRecord
 from reelwatch.engine import queue
+from reelwatch.engine.maintenance import Duty, Maintainer, engine_duties, maintenance_lease_s
 from reelwatch.engine.notifier import WorkNotifier, notifier_for
 from reelwatch.engine.spec import TaskHandler, WorkflowSpec, workflow_spec
 from reelwatch.failures import FailureCode, TaskFailure
@@ -41,8 +43,6 @@ R = TypeVar("R")
 
 PROGRESS_FLUSH_INTERVAL_S = 1.0
 PRESENCE_INTERVAL_S = 5.0
-# A dead worker's task is taken over at most this long after its lease ran out.
-RESCUE_INTERVAL_S = 0.5
 MAX_IDLE_WAIT_S = 1.0
 PREFLIGHT_RETRY_S = 2.0
 # While the dependencies are up, they are checked at most this often (a media store
@@ -202,6 +202,7 @@ class Worker:
         presence_interval_s: float = PRESENCE_INTERVAL_S,
         exit_process: Callable[[int], None] = os._exit,
         batch_size: int = BATCH_SIZE,
+        maintenance: Sequence[Duty] | None = None,
     ) -> None:
         self.db = db
         self.lease_s = lease_s
@@ -224,7 +225,14 @@ class Worker:
         self.tasks_done = 0
         # Set when `reelwatch workers drain` asks: finish the task, claim no more, exit.
         self.draining = threading.Event()
-        self._next_rescue = 0.0
+        # The periodic duties this worker runs while it leads the maintenance (default:
+        # the engine's own, with the default retention).
+        self.maintainer = Maintainer(
+            db,
+            engine_duties(db, backoff_scale=backoff_scale) if maintenance is None else maintenance,
+            name=self.id,
+            ttl_s=maintenance_lease_s(lease_s),
+        )
         self._next_preflight = 0.0
         # Kinds batched (QUICK_TASK_S), up to how many, and the successes of a batch
         # not recorded yet.
@@ -241,6 +249,13 @@ class Worker:
             target=self._beat_presence, args=(stop,), daemon=True, name="presence"
         )
         presence.start()
+        # Its own event: the maintainer stops (and resigns) when this loop ends, drained
+        # or stopped.
+        ended = threading.Event()
+        maintaining = threading.Thread(
+            target=self.maintainer.run, args=(ended,), daemon=True, name="maintainer"
+        )
+        maintaining.start()
         outage = 0
         # Claimed and not started yet: the rest of a batch, or the task the last
         # completion claimed in its own transaction.
@@ -271,6 +286,8 @@ class Worker:
             if self._heartbeat_thread is not None:
                 self._heartbeat_thread.closed.set()
             self.notifier.close()
+            ended.set()
+            maintaining.join(timeout=10)
             self._announce("stopped")
             log.info("worker %s stopped after %d tasks", self.id, self.tasks_done)
 
@@ -291,7 +308,6 @@ class Worker:
         must not take a task now (stopping, draining, or a dependency is down)."""
         if stop.is_set() or self.draining.is_set():
             return None
-        self._run_housekeeping()
         if not self._dependencies_up():
             return None
         return queue.ClaimRequest(
@@ -479,21 +495,12 @@ class Worker:
         return spec.handler_for(claim.kind)
 
     def _idle_wait(self) -> float:
-        """Until the next scheduled retry or the next rescue round, whichever is first: a
-        longer sleep would let an expired lease wait up to a second more."""
-        wait = min(MAX_IDLE_WAIT_S, max(0.0, self._next_rescue - time.monotonic()))
+        """Until the next scheduled retry, at most MAX_IDLE_WAIT_S (a rescued task wakes
+        the worker through the notifier)."""
         due = queue.next_due_at(self.db, self.queues)
         if due is None:
-            return wait
-        return min(wait, max(0.0, (due - utcnow()).total_seconds()))
-
-    def _run_housekeeping(self) -> None:
-        now = time.monotonic()
-        if now >= self._next_rescue:
-            self._next_rescue = now + RESCUE_INTERVAL_S
-            rescued = queue.expire_stale_leases(self.db, backoff_scale=self.backoff_scale)
-            if rescued:
-                log.warning("rescued %d tasks whose worker stopped heartbeating", rescued)
+            return MAX_IDLE_WAIT_S
+        return min(MAX_IDLE_WAIT_S, max(0.0, (due - utcnow()).total_seconds()))
 
     def _beat_presence(self, stop: threading.Event) -> None:
         while not stop.wait(self.presence_interval_s):

@@ -26,7 +26,6 @@ from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.db.models import CheckState, CheckTransition, Leadership
 from reelwatch.media.ffmpeg import FFMPEG
-from reelwatch.monitor.leadership import MONITOR_LEASE
 from reelwatch.monitor.load import Load
 from reelwatch.monitor.resources import disk_free_percent
 from reelwatch.notify.smtp import DeliveryError, SmtpTarget, check_smtp
@@ -35,6 +34,8 @@ from reelwatch.storage import MediaStore
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
 SEVERITY = {OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3}
 HISTORY_KEPT = timedelta(days=90)
+# The lease (``engine.leadership``) of the monitor's singleton duties.
+MONITOR_LEASE = "monitor"
 
 
 @dataclass(frozen=True)

@@ -2,25 +2,23 @@
 
 Each round the elected monitor looks at the latest ping: done → the check passes (its
 value is the time from enqueue to done), failed or older than the timeout → critical.
-A new ping starts when the latest one finished and the interval has passed. Pings older
-than a day are deleted, with their tasks and events.
+A new ping starts when the latest one finished and the interval has passed. Finished
+pings are deleted, with their tasks and events, by the engine's pruner.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reelwatch.db.models import Event, Task, Workflow
+from reelwatch.db.models import Task, Workflow
 from reelwatch.engine import states
 from reelwatch.engine.queue import start_workflow
 from reelwatch.engine.spec import WorkflowSpec
 from reelwatch.monitor.checks import CRITICAL, OK, CheckResult
 from reelwatch.pipeline import PING_WORKFLOW
-
-PINGS_KEPT = timedelta(days=1)
 
 
 def ping_ffmpeg(
@@ -37,7 +35,6 @@ def ping_ffmpeg(
     ).first()
     if latest is None or _due_again(latest, now, interval_s):
         start_workflow(session, spec, origin={"by": "monitor"})
-        _prune(session, now)
     if latest is None:
         return None
     return _result_of(session, latest, now, timeout_s)
@@ -62,12 +59,3 @@ def _result_of(
             CRITICAL, f"the test encode enqueued {age_s:.0f} s ago is not done", age_s
         )
     return None  # under way: the check keeps its last result
-
-
-def _prune(session: Session, now: datetime) -> None:
-    old = select(Workflow.id).where(
-        Workflow.name == PING_WORKFLOW, Workflow.created_at < now - PINGS_KEPT
-    )
-    session.execute(delete(Event).where(Event.workflow_id.in_(old)))
-    session.execute(delete(Task).where(Task.workflow_id.in_(old)))
-    session.execute(delete(Workflow).where(Workflow.id.in_(old)))

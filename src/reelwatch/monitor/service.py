@@ -1,8 +1,7 @@
-"""The monitor: runs the checks, evaluates the alert rules and rescues expired leases,
-on the elected node.
+"""The monitor: runs the checks and evaluates the alert rules on the elected node.
 
 Any number of ``reelwatch monitor`` processes may run; each round, one holds the
-``monitor`` lease (``leadership``) and does the singleton duties, the others stand by
+``monitor`` lease (``engine.leadership``) and does the singleton duties, the others stand by
 and take over within one lease when it dies. A round runs the component checks that are
 due (outside any transaction: some take seconds), then records them with the worker and
 node checks, the ping and a load sample in one transaction, and evaluates the rules on
@@ -28,11 +27,10 @@ from sqlalchemy.orm import Session
 from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import WorkerRecord
-from reelwatch.engine.queue import expire_stale_leases
+from reelwatch.engine.leadership import hold_lease, release_lease
 from reelwatch.monitor import checks
 from reelwatch.monitor.functional import ping_ffmpeg
 from reelwatch.monitor.history import record_sample
-from reelwatch.monitor.leadership import MONITOR_LEASE, hold_lease, release_lease
 from reelwatch.monitor.load import read_load
 from reelwatch.monitor.outage import DatabaseOutage
 from reelwatch.monitor.probe import EndToEndProbe
@@ -94,17 +92,16 @@ class Monitor:
             if self._probe_thread:
                 self._probe_thread.join(timeout=30)
             if self.leading:
-                release_lease(self.db, MONITOR_LEASE, self.name)
+                release_lease(self.db, checks.MONITOR_LEASE, self.name)
 
     def run_round(self) -> list[str]:
         """One round; returns the firing rules (empty when not the leader)."""
-        leading = hold_lease(self.db, MONITOR_LEASE, self.name, ttl_s=self.lease_s)
+        leading = hold_lease(self.db, checks.MONITOR_LEASE, self.name, ttl_s=self.lease_s)
         if leading != self.leading:
             log.warning("monitor %s %s", self.name, "leads" if leading else "stands by")
             self.leading = leading
         if not leading:
             return []
-        expire_stale_leases(self.db, backoff_scale=self.settings.retry_backoff_scale)
         results = self.components.run_due()
         own_node = node_resources(self.settings.media_root, self.settings.home)
         self._start_probe_if_due()

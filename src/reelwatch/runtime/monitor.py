@@ -1,6 +1,7 @@
-"""The monitor role: ``monitor.service.Monitor``, and a notification dispatcher beside
-it, until SIGTERM or SIGINT. The dispatcher is what delivers the monitor's alerts when
-no worker (whose dispatchers deliver the rest) is alive."""
+"""The monitor role: ``monitor.service.Monitor`` until SIGTERM or SIGINT, with a
+notification dispatcher beside it, which delivers the monitor's alerts when no worker is
+alive, and standing as a candidate for the engine's maintenance (``engine.maintenance``),
+so the maintenance runs while any worker or monitor is alive."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from types import FrameType
 
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
+from reelwatch.engine.maintenance import Maintainer, maintenance_lease_s
 from reelwatch.monitor.service import Monitor
 from reelwatch.notify.dispatcher import dispatching
+from reelwatch.operations.prune import maintenance_duties
 
 
 def run_monitor(settings: Settings, *, name: str | None = None) -> None:
@@ -24,8 +27,18 @@ def run_monitor(settings: Settings, *, name: str | None = None) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     monitor = Monitor(db, settings, name=name)
+    maintainer = Maintainer(
+        db,
+        maintenance_duties(db, settings),
+        name=monitor.name,
+        ttl_s=maintenance_lease_s(settings.lease_seconds),
+    )
+    maintaining = threading.Thread(target=maintainer.run, args=(stop,), name="maintainer")
+    maintaining.start()
     try:
         with dispatching(db, settings, owner=f"{monitor.name}:dispatcher"):
             monitor.run(stop)
     finally:
+        stop.set()
+        maintaining.join(timeout=30)
         db.dispose()

@@ -25,7 +25,7 @@ from typing import Any
 
 from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
-from reelwatch.engine.queue import expire_stale_leases
+from reelwatch.engine.maintenance import expire_stale_leases
 from reelwatch.engine.worker import mark_worker_lost, request_drain
 from reelwatch.notify import outbox
 from reelwatch.processes import die_with_parent

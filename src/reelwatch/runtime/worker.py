@@ -1,5 +1,6 @@
 """The worker role: one process running ``engine.Worker`` (and a notification
-dispatcher beside it) until SIGTERM or SIGINT.
+dispatcher beside it) until SIGTERM or SIGINT; the worker stands as a candidate for the
+engine's maintenance, with every duty (``operations.prune.maintenance_duties``).
 
 A signal stops claiming, stops the running task's ffmpeg and hands the task back to
 the queue at once, so a restart never waits for a lease to expire.
@@ -16,6 +17,7 @@ from reelwatch.db.database import Database
 from reelwatch.engine.worker import Worker
 from reelwatch.monitor.resources import node_resources
 from reelwatch.notify.dispatcher import dispatching
+from reelwatch.operations.prune import maintenance_duties
 from reelwatch.pipeline import register_workflows
 from reelwatch.storage import MediaStore
 
@@ -34,6 +36,7 @@ def run_worker(
         preflight=store.describe_problem,
         workflows=register_workflows(settings, store),
         resources=lambda: node_resources(settings.media_root, settings.home),
+        maintenance=maintenance_duties(db, settings),
     )
     stop = threading.Event()
 

@@ -1,7 +1,8 @@
-"""Leader election through a lease row: one monitor holds the singleton duties at a time.
+"""Leader election through a lease row: one process holds a singleton duty at a time.
 
 The holder renews its lease every round; when it dies, the lease runs out and the next
-monitor to ask takes over. Works on SQLite and PostgreSQL alike (a locked row read).
+candidate to ask takes over. Works on SQLite and PostgreSQL alike (a locked row read).
+Each duty has its own lease name: the monitor's, the engine's maintenance.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from sqlalchemy import select
 
 from reelwatch.db.database import Database, retry_on_conflict, utcnow
 from reelwatch.db.models import Leadership
-
-MONITOR_LEASE = "monitor"
 
 
 @retry_on_conflict
@@ -42,3 +41,12 @@ def release_lease(db: Database, name: str, holder: str) -> None:
         lease = session.get(Leadership, name)
         if lease is not None and lease.holder == holder:
             lease.expires_at = utcnow()
+
+
+def lease_holder(db: Database, name: str) -> str | None:
+    """Who holds the lease ``name`` now (None: nobody, or it ran out)."""
+    with db.read() as session:
+        lease = session.get(Leadership, name)
+        if lease is None or lease.expires_at <= utcnow():
+            return None
+        return lease.holder
