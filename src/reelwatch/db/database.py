@@ -23,6 +23,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Seconds to wait for each PostgreSQL host when the URL does not say (psycopg's own
+# default is 130 s per address): a dead primary must not hold a request for minutes.
+DEFAULT_CONNECT_TIMEOUT_S = 5
 # PostgreSQL SQLSTATEs worth re-running a transaction for: deadlock, serialization.
 _TRANSIENT_SQLSTATES = {"40P01", "40001"}
 
@@ -41,7 +44,7 @@ class Database:
     """Sessions for reads and writes, with the dialect's quirks handled in one place."""
 
     def __init__(self, url: str | URL, *, pool_size: int = 5) -> None:
-        self.url = make_url(url)
+        self.url = with_connect_timeout(make_url(url))
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.engine = self._create_engine(pool_size)
         writer = self.engine.execution_options(reelwatch_immediate=True)
@@ -81,6 +84,22 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def connect_arguments(self) -> dict[str, Any]:
+        """What psycopg.connect takes for this URL, for a connection of our own (LISTEN):
+        the dialect's translation, which turns several ``host=h:port`` into libpq's
+        ``host=h1,h2 port=p1,p2`` (a URL rendered as a string would keep the last host)."""
+        args, kwargs = self.engine.dialect.create_connect_args(self.url)
+        if args:
+            raise ValueError("unexpected positional connection arguments")
+        return dict(kwargs)
+
+
+def with_connect_timeout(url: URL) -> URL:
+    """``url`` with a bounded ``connect_timeout`` unless it is SQLite or sets its own."""
+    if url.get_backend_name() == "sqlite" or "connect_timeout" in url.query:
+        return url
+    return url.update_query_dict({"connect_timeout": str(DEFAULT_CONNECT_TIMEOUT_S)})
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
