@@ -23,9 +23,18 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# Seconds to wait for each PostgreSQL host when the URL does not say (psycopg's own
-# default is 130 s per address): a dead primary must not hold a request for minutes.
-DEFAULT_CONNECT_TIMEOUT_S = 5
+# libpq options a PostgreSQL URL gets unless it sets them, so that a dead primary holds
+# nothing for minutes: 5 s to connect to each host (psycopg's own default is 130 s per
+# address); an idle connection (LISTEN, the pool) to a host that vanished without
+# closing it is found dead after about 25 s of keepalives, and one whose sent data is
+# not acknowledged after 30 s (instead of the kernel's ~15 min of retransmissions).
+POSTGRES_CONNECTION_DEFAULTS = {
+    "connect_timeout": "5",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
 # PostgreSQL SQLSTATEs worth re-running a transaction for: deadlock, serialization.
 _TRANSIENT_SQLSTATES = {"40P01", "40001"}
 
@@ -44,7 +53,7 @@ class Database:
     """Sessions for reads and writes, with the dialect's quirks handled in one place."""
 
     def __init__(self, url: str | URL, *, pool_size: int = 5) -> None:
-        self.url = with_connect_timeout(make_url(url))
+        self.url = with_connection_defaults(make_url(url))
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.engine = self._create_engine(pool_size)
         writer = self.engine.execution_options(reelwatch_immediate=True)
@@ -95,11 +104,13 @@ class Database:
         return dict(kwargs)
 
 
-def with_connect_timeout(url: URL) -> URL:
-    """``url`` with a bounded ``connect_timeout`` unless it is SQLite or sets its own."""
-    if url.get_backend_name() == "sqlite" or "connect_timeout" in url.query:
+def with_connection_defaults(url: URL) -> URL:
+    """A PostgreSQL ``url`` with ``POSTGRES_CONNECTION_DEFAULTS`` for the options it does
+    not set itself."""
+    if url.get_backend_name() == "sqlite":
         return url
-    return url.update_query_dict({"connect_timeout": str(DEFAULT_CONNECT_TIMEOUT_S)})
+    missing = {k: v for k, v in POSTGRES_CONNECTION_DEFAULTS.items() if k not in url.query}
+    return url.update_query_dict(missing)
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:

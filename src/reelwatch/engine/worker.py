@@ -484,7 +484,13 @@ class Worker:
         now = time.monotonic()
         if now >= self._next_rescue:
             self._next_rescue = now + RESCUE_INTERVAL_S
-            rescued = queue.expire_stale_leases(self.db, backoff_scale=self.backoff_scale)
+            try:
+                rescued = queue.expire_stale_leases(self.db, backoff_scale=self.backoff_scale)
+            except DBAPIError as exc:
+                # Best effort: it runs right after a task, whose result must still be
+                # recorded (``_persist``) when the database is away; the next round retries.
+                log.warning("cannot rescue expired leases now (%s)", exc.orig)
+                return
             if rescued:
                 log.warning("rescued %d tasks whose worker stopped heartbeating", rescued)
 
