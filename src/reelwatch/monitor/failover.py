@@ -29,7 +29,9 @@ FAILOVER_ACTION = (
     "You now run without a standby: build a new one from the new primary "
     "(`pg_basebackup -R`, docs/scale-out.md) and name it in the new primary's "
     "synchronous_standby_names; never restart the old primary as a primary. With "
-    "asynchronous replication, run `reelwatch doctor` for uploads whose rows were lost."
+    "asynchronous replication, uploads accepted just before the failover may have lost "
+    "their rows: `reelwatch gc --dry-run` lists their folders (\"no video row\"); move "
+    "them aside before any `reelwatch gc`, which would delete them."
 )
 
 
