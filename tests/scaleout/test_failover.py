@@ -128,7 +128,7 @@ def test_standby_promoted_mid_processing_takes_over_and_loses_nothing(
             f"\nfailover: API answers {api_s:.2f} s after the promotion, first task claimed "
             f"{claim_s:.2f} s after it; on the new primary LISTEN wakes in "
             f"{wake_s * 1000:.0f} ms, a new upload's first task is claimed "
-            f"{pickup_s * 1000:.0f} ms after its 201"
+            f"{pickup_s * 1000:.0f} ms after the upload's commit"
         )
         assert wake_s < 0.5, "LISTEN, not the one-second fallback, woke the notifier"
         assert len(receiver.about("database_failover")) == 1, "one alert, not one per round"

@@ -30,7 +30,7 @@ FAILOVER_ACTION = (
     "(`pg_basebackup -R`, docs/scale-out.md) and name it in the new primary's "
     "synchronous_standby_names; never restart the old primary as a primary. With "
     "asynchronous replication, uploads accepted just before the failover may have lost "
-    "their rows: `reelwatch gc --dry-run` lists their folders (\"no video row\"); move "
+    'their rows: `reelwatch gc --dry-run` lists their folders ("no video row"); move '
     "them aside before any `reelwatch gc`, which would delete them."
 )
 
