@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     probe_interval_seconds: float = Field(300, ge=0)
     probe_timeout_seconds: float = Field(600, gt=0)
     probe_email: str = "probe@reelwatch.invalid"
+    # Each monitor alerts straight through REELWATCH_ALERT_URLS when the database has
+    # been unreachable this long (the outbox lives in it).
+    database_outage_alert_seconds: float = Field(30, ge=0)
 
     # Admission control (docs/notices.md): an upload that would wait longer than this
     # is refused (503 + Retry-After) or accepted with a warning; 0 turns it off.

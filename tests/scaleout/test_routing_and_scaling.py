@@ -79,9 +79,10 @@ def test_transcodes_go_to_the_workers_tagged_for_them(
 
 
 def test_database_outage_alerts_once_then_says_it_is_back(receiver: AlertReceiver) -> None:
-    settings = load_settings(alert_urls=receiver.url, env="staging")
+    settings = load_settings(
+        alert_urls=receiver.url, env="staging", database_outage_alert_seconds=0
+    )
     outage = DatabaseOutage("monitor-1", settings)
-    outage.ALERT_AFTER_S = 0
     outage.failed("connection refused")
     outage.failed("connection refused")
     outage.recovered()

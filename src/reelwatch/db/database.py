@@ -23,6 +23,18 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# libpq options a PostgreSQL URL gets unless it sets them, so that a dead primary holds
+# nothing for minutes: 5 s to connect to each host (psycopg's own default is 130 s per
+# address); an idle connection (LISTEN, the pool) to a host that vanished without
+# closing it is found dead after about 25 s of keepalives, and one whose sent data is
+# not acknowledged after 30 s (instead of the kernel's ~15 min of retransmissions).
+POSTGRES_CONNECTION_DEFAULTS = {
+    "connect_timeout": "5",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
 # PostgreSQL SQLSTATEs worth re-running a transaction for: deadlock, serialization.
 _TRANSIENT_SQLSTATES = {"40P01", "40001"}
 
@@ -41,7 +53,7 @@ class Database:
     """Sessions for reads and writes, with the dialect's quirks handled in one place."""
 
     def __init__(self, url: str | URL, *, pool_size: int = 5) -> None:
-        self.url = make_url(url)
+        self.url = with_connection_defaults(make_url(url))
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.engine = self._create_engine(pool_size)
         writer = self.engine.execution_options(reelwatch_immediate=True)
@@ -81,6 +93,24 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def connect_arguments(self) -> dict[str, Any]:
+        """What psycopg.connect takes for this URL, for a connection of our own (LISTEN):
+        the dialect's translation, which turns several ``host=h:port`` into libpq's
+        ``host=h1,h2 port=p1,p2`` (a URL rendered as a string would keep the last host)."""
+        args, kwargs = self.engine.dialect.create_connect_args(self.url)
+        if args:
+            raise ValueError("unexpected positional connection arguments")
+        return dict(kwargs)
+
+
+def with_connection_defaults(url: URL) -> URL:
+    """A PostgreSQL ``url`` with ``POSTGRES_CONNECTION_DEFAULTS`` for the options it does
+    not set itself."""
+    if url.get_backend_name() == "sqlite":
+        return url
+    missing = {k: v for k, v in POSTGRES_CONNECTION_DEFAULTS.items() if k not in url.query}
+    return url.update_query_dict(missing)
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:

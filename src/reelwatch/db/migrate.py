@@ -9,6 +9,9 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+from reelwatch.db.database import with_connection_defaults
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -28,7 +31,7 @@ def upgrade_database(database_url: str, revision: str = "head") -> None:
 def schema_revisions(database_url: str) -> tuple[str | None, str]:
     """The database's current revision (None: never migrated) and the code's head."""
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    engine = create_engine(database_url)
+    engine = create_engine(with_connection_defaults(make_url(database_url)))
     try:
         with engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()

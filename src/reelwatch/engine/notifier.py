@@ -31,7 +31,7 @@ class WorkNotifier(Protocol):
 
 
 def notifier_for(db: Database) -> WorkNotifier:
-    return SqliteNotifier(db.url) if db.is_sqlite else PostgresNotifier(db.url)
+    return SqliteNotifier(db.url) if db.is_sqlite else PostgresNotifier(db)
 
 
 class SqliteNotifier:
@@ -60,8 +60,11 @@ class SqliteNotifier:
 
 
 class PostgresNotifier:
-    def __init__(self, url: URL) -> None:
-        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    """LISTENs on its own connection, to whichever host of the URL accepts writes
+    (``target_session_attrs=read-write``): after a failover, to the promoted standby."""
+
+    def __init__(self, db: Database) -> None:
+        self._connect_arguments = db.connect_arguments()
         self._connection: psycopg.Connection[tuple[object, ...]] | None = None
         try:  # listen from the start: a NOTIFY sent before the first wait is not lost
             self._listening_connection()
@@ -70,9 +73,16 @@ class PostgresNotifier:
 
     def _listening_connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._connection is None or self._connection.closed:
-            self._connection = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+            self._connection = psycopg.connect(**self._connect_arguments, autocommit=True)
             self._connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            log.info("listening for new work on %s", self.listening_on())
         return self._connection
+
+    def listening_on(self) -> str | None:
+        """``host:port`` of the server this notifier listens to, if connected."""
+        if self._connection is None or self._connection.closed:
+            return None
+        return f"{self._connection.info.host}:{self._connection.info.port}"
 
     def wait(self, timeout: float) -> None:
         try:
@@ -80,7 +90,8 @@ class PostgresNotifier:
             for _ in connection.notifies(timeout=timeout, stop_after=1):
                 pass
         except psycopg.Error as exc:
-            # The database went away: fall back to sleeping; the next wait reconnects.
+            # The database went away: fall back to sleeping; the next wait reconnects
+            # (the worker polls the queue meanwhile, so no work waits for LISTEN).
             log.warning("LISTEN connection lost (%s); reconnecting", exc)
             self.close()
             time.sleep(min(timeout, 1.0))

@@ -15,21 +15,21 @@ log = logging.getLogger(__name__)
 
 class DatabaseOutage:
     """Alerts straight through Apprise when the database is unreachable (the outbox lives
-    in it), once after ``ALERT_AFTER_S``, and once more when it answers again. Every
-    monitor does this on its own: with the database away, none can be elected."""
-
-    ALERT_AFTER_S = 30.0
+    in it), once after ``REELWATCH_DATABASE_OUTAGE_ALERT_SECONDS``, and once more when
+    it answers again. Every monitor does this on its own: with the database away, none
+    can be elected."""
 
     def __init__(self, monitor: str, settings: Settings) -> None:
         self.monitor = monitor
         self.settings = settings
+        self.alert_after_s = settings.database_outage_alert_seconds
         self.since: datetime | None = None
         self.alerted = False
 
     def failed(self, error: str) -> None:
         now = utcnow()
         self.since = self.since or now
-        if not self.alerted and (now - self.since).total_seconds() >= self.ALERT_AFTER_S:
+        if not self.alerted and (now - self.since).total_seconds() >= self.alert_after_s:
             self.alerted = self._tell(
                 "CRITICAL database unreachable",
                 f"What: {error}.\nSince: {self.since:%Y-%m-%d %H:%M:%S} UTC (seen by "

@@ -4,8 +4,9 @@ Any number of ``reelwatch monitor`` processes may run; each round, one holds the
 ``monitor`` lease (``engine.leadership``) and does the singleton duties, the others stand by
 and take over within one lease when it dies. A round runs the component checks that are
 due (outside any transaction: some take seconds), then records them with the worker and
-node checks, the ping and a load sample in one transaction, and evaluates the rules on
-the result; then it opens or resolves the automatic incidents and, once the service is
+node checks, the ping, the database's timeline (``failover``: a promoted standby is
+alerted once) and a load sample in one transaction, and evaluates the rules on the
+result; then it opens or resolves the automatic incidents and, once the service is
 operational, mails the "tell me when it is back" subscribers. The end-to-end probe runs
 in its own thread, every
 ``REELWATCH_PROBE_INTERVAL_SECONDS``, because it takes as long as a real upload does.
@@ -28,7 +29,7 @@ from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import WorkerRecord
 from reelwatch.engine.leadership import hold_lease, release_lease
-from reelwatch.monitor import checks
+from reelwatch.monitor import checks, failover
 from reelwatch.monitor.functional import ping_ffmpeg
 from reelwatch.monitor.history import record_sample
 from reelwatch.monitor.load import read_load
@@ -110,6 +111,9 @@ class Monitor:
             _forget_silent_workers(session, now)
             load = read_load(session, lease_s=self.settings.lease_seconds)
             results |= checks.worker_checks(load) | checks.node_checks(load, own_node)
+            if not self.db.is_sqlite:
+                timeline = failover.check_timeline(session, now, self.settings.env)
+                results[failover.TIMELINE_CHECK] = timeline
             ping = self._ping(session, now)
             if ping:
                 results["ping_ffmpeg"] = ping
