@@ -19,7 +19,7 @@ from reelwatch.monitor import checks
 from reelwatch.monitor.checks import CRITICAL, OK, UNKNOWN, WARNING, CheckResult
 from reelwatch.notify.alerts import parse_alert_urls
 from reelwatch.operations.gc import find_garbage
-from reelwatch.runtime.permissions import open_to_others
+from reelwatch.permissions import open_to_others
 from reelwatch.storage import MediaStore
 
 
