@@ -28,7 +28,8 @@ from reelwatch.db.models import CheckState, CheckTransition, Leadership
 from reelwatch.media.ffmpeg import FFMPEG
 from reelwatch.monitor.load import Load
 from reelwatch.monitor.resources import disk_free_percent
-from reelwatch.notify.smtp import DeliveryError, SmtpTarget, check_smtp
+from reelwatch.notify.smtp import DeliveryError, check_smtp
+from reelwatch.smtp_target import SmtpTarget
 from reelwatch.storage import MediaStore
 
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
