@@ -20,8 +20,8 @@ from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.engine.worker import Worker
 from reelwatch.notify.dispatcher import Dispatcher
-from reelwatch.pipeline import build_workflows
 from reelwatch.storage import MediaStore
+from reelwatch.videos.pipeline import build_workflows
 
 TERMINAL = {"ready", "failed"}
 

@@ -15,8 +15,8 @@ from reelwatch.api.routes import admin, system, videos
 from reelwatch.api.validation import NulFreeUrls
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
-from reelwatch.pipeline import register_video_workflow
 from reelwatch.storage import MediaStore
+from reelwatch.videos.pipeline import register_video_workflow
 
 
 def create_app(settings: Settings) -> FastAPI:

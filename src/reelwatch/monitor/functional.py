@@ -18,7 +18,7 @@ from reelwatch.engine import states
 from reelwatch.engine.queue import start_workflow
 from reelwatch.engine.spec import WorkflowSpec
 from reelwatch.monitor.checks import CRITICAL, OK, CheckResult
-from reelwatch.pipeline import PING_WORKFLOW
+from reelwatch.videos.pipeline import PING_WORKFLOW
 
 
 def ping_ffmpeg(

@@ -38,8 +38,8 @@ from reelwatch.monitor.resources import node_resources
 from reelwatch.monitor.rules import evaluate_rules
 from reelwatch.notices.service import sync_auto_incidents
 from reelwatch.notices.status import OPERATIONAL, read_status, tell_subscribers_it_is_back
-from reelwatch.pipeline import build_ping_workflow
 from reelwatch.storage import MediaStore
+from reelwatch.videos.pipeline import build_ping_workflow
 
 log = logging.getLogger(__name__)
 
