@@ -31,6 +31,7 @@ from reelwatch.engine.leadership import hold_lease, release_lease
 from reelwatch.insights import checks as records
 from reelwatch.insights.history import record_sample
 from reelwatch.insights.load import read_load
+from reelwatch.insights.queue_wait import record_queue_wait
 from reelwatch.monitor import checks
 from reelwatch.monitor.functional import ping_ffmpeg
 from reelwatch.monitor.outage import DatabaseOutage
@@ -138,6 +139,7 @@ class Monitor:
         """Incidents follow the alerts users feel; "it is back" once it is."""
         sync_auto_incidents(session, firing, now)
         status = read_status(session, lease_s=self.settings.lease_seconds, now=now)
+        record_queue_wait(session, status.capacity.expected_wait_s, now)  # for admission
         if status.status == OPERATIONAL:
             public_url = self.settings.resolved_public_url
             tell_subscribers_it_is_back(session, public_url=public_url, now=now)
