@@ -9,6 +9,7 @@ scripts/setup.sh --test
 ruff check src tests chaos
 ruff format --check src tests chaos
 mypy
+lint-imports  # the package layering: pyproject.toml [tool.importlinter]
 mypy tests
 mypy chaos
 python3 -m pytest -q -p no:cacheprovider "$@"

@@ -14,14 +14,14 @@ import httpx
 import uvicorn
 
 from reelwatch.accounts import create_user
-from reelwatch.api import create_app
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.engine.worker import Worker
 from reelwatch.notify.dispatcher import Dispatcher
-from reelwatch.pipeline import build_workflows
 from reelwatch.storage import MediaStore
+from reelwatch.videos.pipeline import build_workflows
+from reelwatch.web import create_app
 
 TERMINAL = {"ready", "failed"}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reelwatch.monitor.load import Load
+from reelwatch.insights.load import Load
 
 IDLE = Load(
     tasks_by_state={},

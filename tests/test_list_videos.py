@@ -10,13 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from reelwatch.accounts import create_user
-from reelwatch.api import create_app
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Rendition, User, Video
 from reelwatch.videos import service
 from reelwatch.videos.status import VideoStatus
+from reelwatch.web import create_app
 
 START = datetime(2026, 3, 1, 12, 0, 0, 250000)
 Lister = Callable[..., service.Page[Any]]

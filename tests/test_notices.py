@@ -18,7 +18,7 @@ from reelwatch.config import load_settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import AlertState, Event, Notice, OutboxMessage, Task
 from reelwatch.engine.worker import Worker
-from reelwatch.monitor.load import read_load
+from reelwatch.insights.load import read_load
 from reelwatch.monitor.rules import evaluate_rules
 from reelwatch.monitor.service import Monitor
 from reelwatch.notices.service import (

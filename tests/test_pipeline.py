@@ -21,8 +21,8 @@ from pg import PostgresCluster
 from reelwatch.config import Settings, load_settings
 from reelwatch.db.models import Task, Workflow
 from reelwatch.engine.spec import TaskContext, WorkflowSpec, register_workflow, workflow_spec
-from reelwatch.pipeline import VIDEO_WORKFLOW, build_video_workflow
 from reelwatch.storage import MediaStore
+from reelwatch.videos.pipeline import VIDEO_WORKFLOW, build_video_workflow
 
 PERMANENT = {"input_invalid", "input_no_video", "input_unsupported", "input_too_large"}
 

@@ -15,9 +15,9 @@ from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Event, OutboxMessage, User, Video
 from reelwatch.notify import outbox
 from reelwatch.operations.prune import OutboxPruner, ProbeVideoPruner, maintenance_duties
-from reelwatch.pipeline import register_workflows
 from reelwatch.storage import MediaStore
 from reelwatch.videos import service
+from reelwatch.videos.pipeline import register_workflows
 
 LATER = timedelta(hours=25)
 

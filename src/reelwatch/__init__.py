@@ -1,7 +1,7 @@
 """reelwatch: a video upload-and-processing service that never loses a video.
 
 The package layout follows the data flow: ``api`` accepts uploads into ``storage``,
-``pipeline`` declares the video workflow that the ``engine`` runs on workers using
+``videos.pipeline`` declares the video workflow that the ``engine`` runs on workers using
 ``media`` (ffmpeg), and ``cli`` starts every role.
 """
 

@@ -24,7 +24,7 @@ from pydantic_settings import (
 )
 
 from reelwatch.inputs import InvalidInput, parse_address
-from reelwatch.notify.smtp import SmtpTarget
+from reelwatch.smtp_target import SmtpTarget
 
 # The fastest frame rate a camera records (slow-motion phones); sets the default frame limit.
 MAX_FRAME_RATE = 240

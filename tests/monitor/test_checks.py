@@ -15,17 +15,18 @@ from receivers import AlertReceiver
 from reelwatch.config import load_settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import CheckState, CheckTransition, OutboxMessage, Video
+from reelwatch.insights.alerts import list_alerts
+from reelwatch.insights.checks import CRITICAL, OK, CheckResult, forget_checks, record_check
+from reelwatch.insights.load import WorkerView
+from reelwatch.insights.silences import add_silence
 from reelwatch.monitor import checks
-from reelwatch.monitor.checks import CheckResult, record_check
-from reelwatch.monitor.load import WorkerView
 from reelwatch.monitor.probe import CHECK_NAME, EndToEndProbe
-from reelwatch.monitor.rules import evaluate_rules, list_alerts
+from reelwatch.monitor.rules import evaluate_rules
 from reelwatch.monitor.service import Monitor
-from reelwatch.monitor.silences import add_silence
 from reelwatch.notify.sink import MailSink, list_mail
 
-DOWN = CheckResult(checks.CRITICAL, "media store /x is not writable: Read-only file system")
-UP = CheckResult(checks.OK, "writable, 50 % of its disk free", 50.0)
+DOWN = CheckResult(CRITICAL, "media store /x is not writable: Read-only file system")
+UP = CheckResult(OK, "writable, 50 % of its disk free", 50.0)
 
 
 def alert_subjects(db: Database) -> list[str]:
@@ -80,12 +81,12 @@ def test_a_silence_mutes_a_rule_and_it_alerts_when_the_silence_ends(db: Database
 
 def test_a_check_that_goes_away_resolves_its_alert(db: Database) -> None:
     with db.write() as session:
-        record_check(session, "worker:w1", CheckResult(checks.CRITICAL, "no heartbeat"), START)
+        record_check(session, "worker:w1", CheckResult(CRITICAL, "no heartbeat"), START)
     step(db, 0)
     step(db, 61)
     assert alert_subjects(db) == ["[reelwatch test] CRITICAL check:worker:w1"]
     with db.write() as session:
-        checks.forget_checks(session, lambda name: not name.startswith("worker:"))
+        forget_checks(session, lambda name: not name.startswith("worker:"))
     assert step(db, 62) == []
     assert alert_subjects(db)[1:] == ["[reelwatch test] RESOLVED check:worker:w1"]
 

@@ -9,7 +9,7 @@ from pg import PostgresCluster
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import CheckState, OutboxMessage
-from reelwatch.monitor.checks import record_check
+from reelwatch.insights.checks import record_check
 from reelwatch.monitor.failover import TIMELINE_CHECK, check_timeline
 
 

@@ -16,7 +16,7 @@ from reelwatch.config import load_settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import Leadership, OutboxMessage
 from reelwatch.engine.leadership import hold_lease, release_lease
-from reelwatch.monitor.load import Load
+from reelwatch.insights.load import Load
 from reelwatch.monitor.rules import evaluate_rules
 from reelwatch.monitor.service import Monitor
 

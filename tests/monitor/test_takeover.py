@@ -14,7 +14,7 @@ from instance import wait_until
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Leadership
-from reelwatch.monitor.checks import MONITOR_LEASE
+from reelwatch.insights.checks import MONITOR_LEASE
 
 INTERVAL_S = 1.0
 LEASE_S = 3 * INTERVAL_S

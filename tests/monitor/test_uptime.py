@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from reelwatch.db.database import Database
-from reelwatch.monitor.checks import CRITICAL, OK, CheckResult, record_check
-from reelwatch.monitor.uptime import daily_uptime, overall
+from reelwatch.insights.checks import CRITICAL, OK, CheckResult, record_check
+from reelwatch.insights.uptime import daily_uptime, overall
 
 
 def test_a_six_hour_outage_is_a_quarter_of_its_day(db: Database) -> None:

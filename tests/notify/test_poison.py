@@ -20,7 +20,7 @@ from reelwatch.config import Settings, load_settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import OutboxMessage, User
-from reelwatch.monitor.overview import build_overview
+from reelwatch.insights.overview import build_overview
 from reelwatch.notify import outbox
 from reelwatch.notify.dispatcher import Dispatcher
 from reelwatch.notify.sink import MailSink, list_mail

@@ -20,7 +20,8 @@ import pytest
 
 from instance import free_port, wait_until
 from reelwatch.notify.sink import MailSink, list_mail, read_mail
-from reelwatch.notify.smtp import DeliveryError, SmtpTarget, check_smtp, send_email
+from reelwatch.notify.smtp import DeliveryError, check_smtp, send_email
+from reelwatch.smtp_target import SmtpTarget
 
 
 def compose(

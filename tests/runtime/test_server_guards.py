@@ -20,12 +20,12 @@ from typer.testing import CliRunner
 
 from instance import free_port, wait_until
 from reelwatch.accounts import create_user
-from reelwatch.api import create_app
 from reelwatch.cli.main import app as cli
 from reelwatch.config import Settings, load_settings
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.runtime.server import log_startup_warnings, server_config
+from reelwatch.web import create_app
 from samples import make_video
 
 BOUNDARY = "reelwatchboundary"

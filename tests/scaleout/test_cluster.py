@@ -31,7 +31,7 @@ from reelwatch.accounts import create_user
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Event, Leadership, Video, WorkerRecord
-from reelwatch.monitor.checks import MONITOR_LEASE
+from reelwatch.insights.checks import MONITOR_LEASE
 from reelwatch.notify.sink import MailSink, list_mail
 
 NGINX = "/usr/sbin/nginx"

@@ -15,12 +15,12 @@ from sqlalchemy import select, update
 from instance import LiveInstance, free_port
 from reelwatch import accounts
 from reelwatch.accounts import rotate_token, set_password
+from reelwatch.api.session import SESSION_COOKIE
 from reelwatch.config import load_settings
 from reelwatch.db.database import utcnow
 from reelwatch.db.models import User, WebSession
 from reelwatch.notices.service import sync_auto_incidents
 from reelwatch.operations.gc import purge_expired_rows
-from reelwatch.web.session import SESSION_COOKIE
 from web.support import form_token, signed_in_client
 
 pytestmark = pytest.mark.web

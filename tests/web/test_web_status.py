@@ -9,7 +9,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from instance import LiveInstance
 from reelwatch.db.database import utcnow
-from reelwatch.monitor.checks import CRITICAL, OK, CheckResult, record_check
+from reelwatch.insights.checks import CRITICAL, OK, CheckResult, record_check
 from reelwatch.notices.service import close_notice, schedule_maintenance, sync_auto_incidents
 from web.support import DESKTOP, PHONE, signed_in_page
 

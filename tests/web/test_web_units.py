@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from reelwatch.accounts import hash_password, password_matches
+from reelwatch.api.session import load_secret_key
 from reelwatch.web.deps import safe_next
 from reelwatch.web.graph import Node, render_svg, to_dot
-from reelwatch.web.session import load_secret_key
 
 pytestmark = pytest.mark.web
 

@@ -1,5 +1,5 @@
 """The HTTP API (SPEC §4): thin FastAPI routes over the service functions."""
 
-from reelwatch.api.app import create_app
+from reelwatch.api.app import create_api
 
-__all__ = ["create_app"]
+__all__ = ["create_api"]

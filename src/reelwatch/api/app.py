@@ -1,4 +1,6 @@
-"""The FastAPI application: wires settings, database and store into the routes."""
+"""The JSON API's FastAPI application: wires settings, database and store into the routes.
+
+The pages are installed on it one layer up (``reelwatch.web.app.create_app``)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,12 @@ from reelwatch.api.routes import admin, system, videos
 from reelwatch.api.validation import NulFreeUrls
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
-from reelwatch.pipeline import register_video_workflow
 from reelwatch.storage import MediaStore
+from reelwatch.videos.pipeline import register_video_workflow
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """An app over ``settings``' database and store; migrations are the caller's job."""
+def create_api(settings: Settings) -> FastAPI:
+    """The API over ``settings``' database and store; migrations are the caller's job."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,8 +50,4 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(videos.router)
     app.include_router(admin.router)
     app.include_router(system.router)
-    # Imported here: the web package builds on this one (deps, errors).
-    from reelwatch.web.app import install_web
-
-    install_web(app, settings)
     return app

@@ -9,11 +9,11 @@ from fastapi import Depends, Request
 
 from reelwatch.accounts import user_for_token
 from reelwatch.api.errors import ApiError
+from reelwatch.api.session import api_session_user
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.db.models import User
 from reelwatch.storage import MediaStore
-from reelwatch.web.session import api_session_user
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from rich.segment import Segment
 from reelwatch.config import ConfigError, Settings, load_settings
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
-from reelwatch.runtime.permissions import open_to_others
+from reelwatch.permissions import open_to_others
 
 # C0 controls but newline and tab, DEL, C1 controls (ESC, CSI, OSC start sequences that
 # set titles, move the cursor, clear the screen), and the bidirectional embeddings,

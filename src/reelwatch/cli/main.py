@@ -17,7 +17,7 @@ from reelwatch.accounts import UserExists, create_user, set_password
 from reelwatch.cli import client, demo, mail, monitoring, notices, operations
 from reelwatch.cli.common import console, err, literal, settings_or_exit
 from reelwatch.failures import render_failure_docs
-from reelwatch.runtime.permissions import restrict_new_files
+from reelwatch.permissions import restrict_new_files
 
 app = typer.Typer(
     name="reelwatch",

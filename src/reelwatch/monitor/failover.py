@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from reelwatch.db.models import CheckState
-from reelwatch.monitor.checks import OK, CheckResult
+from reelwatch.insights.checks import OK, CheckResult
 from reelwatch.notify import outbox
 
 TIMELINE_CHECK = "database_timeline"

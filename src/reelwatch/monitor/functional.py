@@ -17,8 +17,8 @@ from reelwatch.db.models import Task, Workflow
 from reelwatch.engine import states
 from reelwatch.engine.queue import start_workflow
 from reelwatch.engine.spec import WorkflowSpec
-from reelwatch.monitor.checks import CRITICAL, OK, CheckResult
-from reelwatch.pipeline import PING_WORKFLOW
+from reelwatch.insights.checks import CRITICAL, OK, CheckResult
+from reelwatch.videos.pipeline import PING_WORKFLOW
 
 
 def ping_ffmpeg(

@@ -20,13 +20,13 @@ from reelwatch.accounts import rotate_token
 from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import OutboxMessage
+from reelwatch.insights.checks import CRITICAL, E2E_PROBE_CHECK, OK, CheckResult, record_check
 from reelwatch.media.ffmpeg import FfmpegLimits, media_url, run_ffmpeg
-from reelwatch.monitor.checks import CRITICAL, OK, CheckResult, record_check
 from reelwatch.notify import outbox
 
 log = logging.getLogger(__name__)
 
-CHECK_NAME = "e2e_probe"
+CHECK_NAME = E2E_PROBE_CHECK
 POLL_S = 0.5
 
 

@@ -29,18 +29,20 @@ from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import WorkerRecord
 from reelwatch.engine.leadership import hold_lease, release_lease
+from reelwatch.insights import checks as records
+from reelwatch.insights.history import record_sample
+from reelwatch.insights.load import read_load
+from reelwatch.insights.queue_wait import record_queue_wait
 from reelwatch.monitor import checks, failover
 from reelwatch.monitor.functional import ping_ffmpeg
-from reelwatch.monitor.history import record_sample
-from reelwatch.monitor.load import read_load
 from reelwatch.monitor.outage import DatabaseOutage
 from reelwatch.monitor.probe import EndToEndProbe
 from reelwatch.monitor.resources import node_resources
 from reelwatch.monitor.rules import evaluate_rules
 from reelwatch.notices.service import sync_auto_incidents
 from reelwatch.notices.status import OPERATIONAL, read_status, tell_subscribers_it_is_back
-from reelwatch.pipeline import build_ping_workflow
 from reelwatch.storage import MediaStore
+from reelwatch.videos.pipeline import build_ping_workflow
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +95,11 @@ class Monitor:
             if self._probe_thread:
                 self._probe_thread.join(timeout=30)
             if self.leading:
-                release_lease(self.db, checks.MONITOR_LEASE, self.name)
+                release_lease(self.db, records.MONITOR_LEASE, self.name)
 
     def run_round(self) -> list[str]:
         """One round; returns the firing rules (empty when not the leader)."""
-        leading = hold_lease(self.db, checks.MONITOR_LEASE, self.name, ttl_s=self.lease_s)
+        leading = hold_lease(self.db, records.MONITOR_LEASE, self.name, ttl_s=self.lease_s)
         if leading != self.leading:
             log.warning("monitor %s %s", self.name, "leads" if leading else "stands by")
             self.leading = leading
@@ -118,15 +120,15 @@ class Monitor:
             if ping:
                 results["ping_ffmpeg"] = ping
             for name, result in results.items():
-                checks.record_check(session, name, result, now)
-            checks.forget_checks(session, lambda name: _kept(name, results))
-            checks.prune_history(session, now)
+                records.record_check(session, name, result, now)
+            records.forget_checks(session, lambda name: _kept(name, results))
+            records.prune_history(session, now)
             record_sample(session, load, now)
             firing = evaluate_rules(session, load, now, self.settings.env)
             self._tell_users(session, firing, now)
             return firing
 
-    def _ping(self, session: Session, now: datetime) -> checks.CheckResult | None:
+    def _ping(self, session: Session, now: datetime) -> records.CheckResult | None:
         if not self.settings.ping_interval_seconds:
             return None
         return ping_ffmpeg(
@@ -141,6 +143,7 @@ class Monitor:
         """Incidents follow the alerts users feel; "it is back" once it is."""
         sync_auto_incidents(session, firing, now)
         status = read_status(session, lease_s=self.settings.lease_seconds, now=now)
+        record_queue_wait(session, status.capacity.expected_wait_s, now)  # for admission
         if status.status == OPERATIONAL:
             public_url = self.settings.resolved_public_url
             tell_subscribers_it_is_back(session, public_url=public_url, now=now)
@@ -164,7 +167,7 @@ class Monitor:
             log.exception("the end-to-end probe could not record its result")
 
 
-def _kept(name: str, fresh: dict[str, checks.CheckResult]) -> bool:
+def _kept(name: str, fresh: dict[str, records.CheckResult]) -> bool:
     """Worker and node checks are rebuilt every round: one not rebuilt is gone."""
     return name in fresh or not name.startswith(("worker:", "node:"))
 

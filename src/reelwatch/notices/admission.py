@@ -2,10 +2,11 @@
 
 Active notices come first (the strictest upload policy wins: postponing, then retrying,
 then automatic); then the queue: when the expected wait of a new upload (the capacity
-estimate) exceeds ``REELWATCH_ADMISSION_MAX_WAIT_SECONDS``, the upload is refused with
-the wait in words (``REELWATCH_ADMISSION_POLICY=refuse``) or accepted with a warning
-(``warn``). With no live worker the wait has no bound and nothing is refused for it:
-the video is saved, the admins are alerted, and it is processed when workers are back.
+estimate, as the monitor last recorded it: ``reelwatch.insights.queue_wait``) exceeds
+``REELWATCH_ADMISSION_MAX_WAIT_SECONDS``, the upload is refused with the wait in words
+(``REELWATCH_ADMISSION_POLICY=refuse``) or accepted with a warning (``warn``). With no
+live worker the wait has no bound and nothing is refused for it: the video is saved, the
+admins are alerted, and it is processed when workers are back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from datetime import datetime
 from reelwatch.config import Settings
 from reelwatch.db.models import Notice
 from reelwatch.notices.service import AUTOMATIC, MAINTENANCE, POSTPONING, RETRYING
-from reelwatch.notices.status import ServiceStatus
 from reelwatch.timewords import span_in_words
 
 STRICTNESS = {POSTPONING: 0, RETRYING: 1, AUTOMATIC: 2}
@@ -38,11 +38,14 @@ class Decision:
 ACCEPTED = Decision(accepted=True)
 
 
-def admit_upload(status: ServiceStatus, settings: Settings, now: datetime) -> Decision:
-    if status.active:
-        strictest = min(status.active, key=lambda n: (STRICTNESS[n.uploads], n.starts_at))
+def admit_upload(
+    active: list[Notice], wait_s: float, settings: Settings, now: datetime
+) -> Decision:
+    """What an upload gets under the ``active`` notices with a queue wait of ``wait_s``."""
+    if active:
+        strictest = min(active, key=lambda n: (STRICTNESS[n.uploads], n.starts_at))
         return _under_notice(strictest, now)
-    return _by_queue(status, settings)
+    return _by_queue(wait_s, settings)
 
 
 def _under_notice(notice: Notice, now: datetime) -> Decision:
@@ -76,9 +79,8 @@ def _under_notice(notice: Notice, now: datetime) -> Decision:
     return Decision(True, f"Saved. {notice.message}")
 
 
-def _by_queue(status: ServiceStatus, settings: Settings) -> Decision:
+def _by_queue(wait: float, settings: Settings) -> Decision:
     limit = settings.admission_max_wait_seconds
-    wait = status.capacity.expected_wait_s
     if not limit or math.isinf(wait) or wait <= limit:
         return ACCEPTED
     if settings.admission_policy == "warn":

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from reelwatch.db.models import AlertState, Notice, StatusSubscription
 from reelwatch.inputs import parse_address
-from reelwatch.monitor.capacity import Capacity, estimate_capacity
-from reelwatch.monitor.load import Load, read_load
+from reelwatch.insights.capacity import Capacity, estimate_capacity
+from reelwatch.insights.load import Load, read_load
 from reelwatch.notices.service import MAINTENANCE, active_notices, upcoming_notices
 from reelwatch.notify import messages, outbox
 

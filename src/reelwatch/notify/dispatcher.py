@@ -30,7 +30,8 @@ from reelwatch.inputs import InvalidInput, parse_address, shown
 from reelwatch.notify import outbox
 from reelwatch.notify.alerts import parse_alert_urls, send_alert
 from reelwatch.notify.messages import failure_digest
-from reelwatch.notify.smtp import DeliveryError, SmtpTarget, send_email
+from reelwatch.notify.smtp import DeliveryError, send_email
+from reelwatch.smtp_target import SmtpTarget
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ import apprise
 from reelwatch.config import Settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.migrate import schema_revisions
+from reelwatch.insights.checks import CRITICAL, OK, UNKNOWN, WARNING, CheckResult
 from reelwatch.monitor import checks
-from reelwatch.monitor.checks import CRITICAL, OK, UNKNOWN, WARNING, CheckResult
 from reelwatch.notify.alerts import parse_alert_urls
 from reelwatch.operations.gc import find_garbage
-from reelwatch.runtime.permissions import open_to_others
+from reelwatch.permissions import open_to_others
 from reelwatch.storage import MediaStore
 
 

@@ -13,10 +13,10 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 
-from reelwatch.api import create_app
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.notify.dispatcher import dispatching
+from reelwatch.web import create_app
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -18,8 +18,8 @@ from reelwatch.engine.worker import Worker
 from reelwatch.monitor.resources import node_resources
 from reelwatch.notify.dispatcher import dispatching
 from reelwatch.operations.prune import maintenance_duties
-from reelwatch.pipeline import register_workflows
 from reelwatch.storage import MediaStore
+from reelwatch.videos.pipeline import register_workflows
 
 
 def run_worker(

@@ -19,9 +19,9 @@ from reelwatch.db.models import Event, Rendition, User, Video, Workflow
 from reelwatch.engine import queue
 from reelwatch.engine.spec import workflow_spec
 from reelwatch.inputs import clean_filename, clean_title
-from reelwatch.pipeline.workflow import VIDEO_WORKFLOW
 from reelwatch.storage import MediaStore
 from reelwatch.storage.local import IncomingFile
+from reelwatch.videos.pipeline.workflow import VIDEO_WORKFLOW
 from reelwatch.videos.status import VideoStatus
 
 T = TypeVar("T", "Video", "VideoItem")

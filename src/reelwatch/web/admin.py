@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from reelwatch.api.deps import ServicesDep
 from reelwatch.engine.spec import workflow_spec
-from reelwatch.pipeline import VIDEO_WORKFLOW
+from reelwatch.videos.pipeline import VIDEO_WORKFLOW
 from reelwatch.web.dashboard import dashboard_data
 from reelwatch.web.deps import AdminUserDep
 from reelwatch.web.graph import definition_nodes, render_svg

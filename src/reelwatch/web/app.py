@@ -1,4 +1,5 @@
-"""``install_web``: the pages, their static files, sessions and error pages on the app."""
+"""The whole HTTP app: the JSON API (``reelwatch.api``) with the pages, their static files,
+sessions and error pages installed on it (``install_web``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from reelwatch.api import create_api
 from reelwatch.api.deps import services
 from reelwatch.api.errors import error_response
+from reelwatch.api.session import CSRF_HEADER, CsrfError, install_sessions, session_user
 from reelwatch.config import Settings
 from reelwatch.web import admin, pages, status_page, stream
 from reelwatch.web.deps import LoginRequired, PageError, login_url
-from reelwatch.web.session import CSRF_HEADER, CsrfError, install_sessions, session_user
 from reelwatch.web.templating import STATIC, render
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The app ``reelwatch server`` serves; migrations are the caller's job."""
+    app = create_api(settings)
+    install_web(app, settings)
+    return app
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:

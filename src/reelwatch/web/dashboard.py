@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
 from reelwatch.db.models import OutboxMessage, Task, Workflow
-from reelwatch.monitor.overview import build_overview
+from reelwatch.insights.overview import build_overview
 from reelwatch.notify.outbox import ALERT
 
 HISTORY_ROWS = 20

@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData, UploadFile
 
 from reelwatch.api.deps import ServicesDep
+from reelwatch.api.session import CSRF_FIELD, check_csrf, session_user
 from reelwatch.db.models import User
-from reelwatch.web.session import CSRF_FIELD, check_csrf, session_user
 
 # The pages' forms hold a few short fields (a token, an address, a password).
 MAX_PAGE_FORM_BYTES = 16 * 1024

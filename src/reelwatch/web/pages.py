@@ -10,6 +10,7 @@ from starlette.datastructures import FormData
 
 from reelwatch.accounts import user_for_password, user_for_token
 from reelwatch.api.deps import Services, ServicesDep
+from reelwatch.api.session import session_user, sign_in, sign_out
 from reelwatch.api.throttles import check_sign_in, retry_message, signed_in
 from reelwatch.api.validation import PathId
 from reelwatch.db.models import User
@@ -18,7 +19,6 @@ from reelwatch.videos.service import NotRetryable
 from reelwatch.videos.status import VideoStatus
 from reelwatch.web.deps import FormDep, PageError, PageUserDep, safe_next
 from reelwatch.web.mailbox import open_mail, visible_mail
-from reelwatch.web.session import session_user, sign_in, sign_out
 from reelwatch.web.templating import flash, render
 from reelwatch.web.views import owner_emails, status_explanation, video_detail
 

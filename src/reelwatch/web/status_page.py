@@ -13,15 +13,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from reelwatch.api.deps import ServicesDep
+from reelwatch.api.session import session_user
 from reelwatch.api.throttles import check_subscription, retry_message
 from reelwatch.db.database import utcnow
 from reelwatch.inputs import InvalidInput, parse_address
-from reelwatch.monitor.checks import list_checks
-from reelwatch.monitor.uptime import DailyUptime, daily_uptime, overall
+from reelwatch.insights.checks import list_checks
+from reelwatch.insights.uptime import DailyUptime, daily_uptime, overall
 from reelwatch.notices.service import past_incidents
 from reelwatch.notices.status import OPERATIONAL, read_status, subscribe
 from reelwatch.web.deps import FormDep, PageError
-from reelwatch.web.session import session_user
 from reelwatch.web.templating import flash, render
 
 router = APIRouter(include_in_schema=False)

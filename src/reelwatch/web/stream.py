@@ -24,12 +24,12 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from reelwatch.api.deps import Services, ServicesDep
+from reelwatch.api.session import csrf_token
 from reelwatch.api.validation import PathId
 from reelwatch.db.models import User, Video
 from reelwatch.videos import service
 from reelwatch.web.dashboard import dashboard_data
 from reelwatch.web.deps import AdminUserDep, PageError, PageUserDep
-from reelwatch.web.session import csrf_token
 from reelwatch.web.templating import digest, render_fragment
 from reelwatch.web.views import owner_emails, status_explanation, video_detail
 

@@ -16,9 +16,9 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, Undefined
 
 from reelwatch.api.deps import Services
+from reelwatch.api.session import CSRF_FIELD, CSRF_HEADER, csrf_token
 from reelwatch.db.models import User
 from reelwatch.web.banners import page_banners
-from reelwatch.web.session import CSRF_FIELD, CSRF_HEADER, csrf_token
 from reelwatch.web.views import event_details, event_words, failure_of
 
 NOTHING = "\u2013"  # an en dash, for a figure that is not known

@@ -15,12 +15,12 @@ from reelwatch.db.database import utcnow
 from reelwatch.db.models import User
 from reelwatch.engine.worker import request_drain
 from reelwatch.failures import FailureCode
-from reelwatch.monitor.activity import customer_activity
-from reelwatch.monitor.checks import check_history, list_checks
-from reelwatch.monitor.history import load_history
-from reelwatch.monitor.overview import CHECK_HISTORY_SHOWN, build_overview
-from reelwatch.monitor.rules import list_alerts
-from reelwatch.monitor.silences import active_silences, add_silence, end_silence, silence_as_dict
+from reelwatch.insights.activity import customer_activity
+from reelwatch.insights.alerts import list_alerts
+from reelwatch.insights.checks import check_history, list_checks
+from reelwatch.insights.history import load_history
+from reelwatch.insights.overview import CHECK_HISTORY_SHOWN, build_overview
+from reelwatch.insights.silences import active_silences, add_silence, end_silence, silence_as_dict
 from reelwatch.videos import service
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])

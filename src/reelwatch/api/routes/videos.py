@@ -14,8 +14,10 @@ from reelwatch.api.upload import receive_upload
 from reelwatch.api.validation import MAX_ID_LENGTH, PathId
 from reelwatch.db.database import utcnow
 from reelwatch.db.models import User
+from reelwatch.insights.queue_wait import expected_wait
 from reelwatch.notices.admission import Decision, admit_upload
-from reelwatch.notices.status import read_status, subscribe
+from reelwatch.notices.service import active_notices
+from reelwatch.notices.status import subscribe
 from reelwatch.storage.local import IncomingFile
 from reelwatch.videos import service
 from reelwatch.videos.status import VideoStatus
@@ -56,9 +58,16 @@ async def upload_video(request: Request, svc: ServicesDep, user: UserDep) -> Res
 
 def _admit(svc: Services, user: User) -> Decision:
     now = utcnow()
-    with svc.db.read() as session:
-        status = read_status(session, lease_s=svc.settings.lease_seconds, now=now)
-    decision = admit_upload(status, svc.settings, now)
+    settings = svc.settings
+    with svc.db.read() as session:  # two indexed reads, not the load's aggregates
+        active = active_notices(session, now)
+        wait_s = expected_wait(
+            session,
+            now,
+            monitor_interval_s=settings.monitor_interval_seconds,
+            lease_s=settings.lease_seconds,
+        )
+    decision = admit_upload(active, wait_s, settings, now)
     if decision.tell_when_back:
         with svc.db.write() as session:
             subscribe(session, user.email, now)

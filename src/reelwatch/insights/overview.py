@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
 from reelwatch.db.database import utcnow
-from reelwatch.monitor.activity import customer_activity
-from reelwatch.monitor.capacity import estimate_capacity
-from reelwatch.monitor.checks import check_history, list_checks
-from reelwatch.monitor.load import read_load
-from reelwatch.monitor.rules import list_alerts
-from reelwatch.monitor.silences import active_silences, silence_as_dict
+from reelwatch.insights.activity import customer_activity
+from reelwatch.insights.alerts import list_alerts
+from reelwatch.insights.capacity import estimate_capacity
+from reelwatch.insights.checks import check_history, list_checks
+from reelwatch.insights.load import read_load
+from reelwatch.insights.silences import active_silences, silence_as_dict
 
 CHECK_HISTORY_SHOWN = timedelta(days=1)
 

@@ -19,7 +19,7 @@ from reelwatch.engine import queue, states
 from reelwatch.engine.spec import TaskView, WorkflowObserver, WorkflowView
 from reelwatch.failures import TaskFailure
 from reelwatch.notify import messages, outbox
-from reelwatch.pipeline.tasks import rendition_outputs
+from reelwatch.videos.pipeline.tasks import rendition_outputs
 from reelwatch.videos.status import VideoStatus
 
 

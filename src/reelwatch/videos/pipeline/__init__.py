@@ -7,13 +7,13 @@ thumbnail, finalize) and the monitor's "ping ffmpeg".
 
 from reelwatch.config import Settings
 from reelwatch.engine.spec import WorkflowSpec, register_workflow
-from reelwatch.pipeline.ping import PING_WORKFLOW, build_ping_workflow
-from reelwatch.pipeline.workflow import (
+from reelwatch.storage import MediaStore
+from reelwatch.videos.pipeline.ping import PING_WORKFLOW, build_ping_workflow
+from reelwatch.videos.pipeline.workflow import (
     VIDEO_WORKFLOW,
     build_video_workflow,
     register_video_workflow,
 )
-from reelwatch.storage import MediaStore
 
 
 def build_workflows(settings: Settings, store: MediaStore) -> dict[str, WorkflowSpec]:

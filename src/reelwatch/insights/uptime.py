@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelwatch.db.models import CheckTransition
-from reelwatch.monitor.checks import CRITICAL
+from reelwatch.insights.checks import CRITICAL
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session
 from reelwatch.db.database import utcnow
 from reelwatch.db.models import Task
 from reelwatch.engine import states
-from reelwatch.monitor.capacity import Capacity, estimate_capacity
-from reelwatch.monitor.checks import SEVERITY, list_checks
-from reelwatch.monitor.load import Load, read_load
-from reelwatch.monitor.probe import CHECK_NAME as PROBE_CHECK
-from reelwatch.monitor.rules import list_alerts
+from reelwatch.insights.alerts import list_alerts
+from reelwatch.insights.capacity import Capacity, estimate_capacity
+from reelwatch.insights.checks import E2E_PROBE_CHECK as PROBE_CHECK
+from reelwatch.insights.checks import SEVERITY, list_checks
+from reelwatch.insights.load import Load, read_load
 
 DURATION_WINDOW = timedelta(hours=1)
 DURATION_BUCKETS_S = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)

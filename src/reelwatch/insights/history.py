@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from reelwatch.db.models import LoadSample
-from reelwatch.monitor.load import Load
+from reelwatch.insights.load import Load
 
 SAMPLE_EVERY = timedelta(minutes=1)
 KEEP = timedelta(days=7)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from reelwatch.config import Settings
 from reelwatch.engine.spec import TaskSpec, WorkflowSpec, register_workflow
-from reelwatch.pipeline.observer import VideoObserver
-from reelwatch.pipeline.tasks import VideoTasks
 from reelwatch.storage import MediaStore
+from reelwatch.videos.pipeline.observer import VideoObserver
+from reelwatch.videos.pipeline.tasks import VideoTasks
 
 VIDEO_WORKFLOW = "video"
 
