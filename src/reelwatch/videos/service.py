@@ -185,10 +185,15 @@ def list_video_items(
     owner_email: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    id_prefix: str | None = None,
 ) -> Page[VideoItem]:
     """``list_videos`` as plain values, for the API: one statement (the page joined to
-    its renditions) and no ORM objects to build, track and throw away."""
+    its renditions) and no ORM objects to build, track and throw away. ``id_prefix``
+    (lowercase hex, as ids are) keeps the videos whose id starts with it: a range of
+    the primary key, for the command line's short ids."""
     page_query = _list_query(select(*_ITEM_COLUMNS), user, status, owner_email, limit, cursor)
+    if id_prefix:
+        page_query = page_query.where(Video.id >= id_prefix, Video.id < id_prefix + "g")
     page = page_query.subquery("page")
     query = (
         select(page, *_RENDITION_COLUMNS)
