@@ -116,6 +116,9 @@ def test_video_ids_are_accepted_by_unique_prefix(instance: LiveInstance, clip: P
     missing = runner.invoke(app, ["events", "f" * 31], env=env)
     if not any(i.startswith("f" * 31) for ids in by_first_digit.values() for i in ids):
         assert missing.exit_code == 1 and "no video of yours" in missing.output
+    for bad in ("G", "3fa2%", "0" * 33, "\x00"):  # the API takes 1 to 32 lowercase hex digits
+        refused = client.get("/api/v1/videos", params={"id_prefix": bad})
+        assert refused.status_code in (400, 422), (bad, refused.text)
     other = runner.invoke(app, ["status", twins[0][:12]], env=environment(instance))
     assert other.exit_code == 0  # an admin sees every video, so finds it too
 
