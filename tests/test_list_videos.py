@@ -203,3 +203,22 @@ def test_api_list_items_match_the_video_resource(
     broken = api.get("/api/v1/videos", params={"cursor": "yesterday_x"}, headers=headers)
     assert broken.status_code == 422
     assert broken.json()["error"]["code"] == "invalid_request"
+
+
+def test_an_id_prefix_keeps_the_videos_whose_id_starts_so(
+    db: Database, library: dict[str, Any]
+) -> None:
+    """What ``reelwatch events 3fa2`` asks for: a range of the primary key, within what
+    the caller may see, on SQLite and PostgreSQL alike."""
+    alice, root = (user(db, library["users"][name]) for name in ("alice", "root"))
+    with db.read() as session:
+
+        def ids(who: User, prefix: str) -> list[str]:
+            page = service.list_video_items(session, who, id_prefix=prefix, limit=50)
+            return [video.id for video in page.videos]
+
+        assert ids(root, "0" * 31 + "a") == [f"{10:032x}"]
+        assert ids(alice, "0" * 31 + "3") == []  # Bob's
+        assert ids(root, "0" * 31 + "3") == [f"{3:032x}"]
+        assert sorted(ids(alice, "0" * 30)) == sorted(v for _, v, _ in library["videos"]["alice"])
+        assert ids(root, "1") == []

@@ -94,7 +94,8 @@ def test_one_transcode_task_makes_the_whole_ladder_from_one_decode(
     full_hd = wait_for_outcome(client, upload(client, good_samples["1080p"])["id"])
     small = wait_for_outcome(client, upload(client, good_samples["h264"])["id"])
     assert sorted(r["name"] for r in full_hd["renditions"]) == ["480p", "720p"]
-    assert [r["name"] for r in small["renditions"]] == ["480p"]  # 720p skipped, not upscaled
+    # Smaller than the lowest rung: kept at its own size, named by its real height.
+    assert [r["name"] for r in small["renditions"]] == [f"{small['height']}p"]
     for video in (full_hd, small):
         folder = instance.settings.media_root / "videos" / video["id"]
         for rendition in video["renditions"]:
@@ -179,6 +180,37 @@ def test_a_workflow_planned_with_one_task_per_rung_still_becomes_ready(
     assert outputs["transcode_480p"]["rendition"] == "480p"
     assert [r["rendition"] for r in outputs["transcode_720p"]["renditions"]] == ["720p"]
     assert sorted(outputs["finalize"]["renditions"]) == ["480p", "720p"]
+
+
+@pytest.mark.parametrize(
+    ("size", "renditions"),
+    [
+        ((640, 360), [("360p", 640, 360)]),  # under the lowest rung (480): its own size
+        ((360, 640), [("640p", 360, 640)]),  # vertical: named by its real height
+        ((641, 361), [("360p", 640, 360)]),  # odd: rounded down to even, named so
+        ((1280, 720), [("480p", 854, 480), ("720p", 1280, 720)]),
+    ],
+)
+def test_renditions_are_named_by_their_real_height_and_never_upscaled(
+    instance: LiveInstance,
+    tmp_path: Path,
+    size: tuple[int, int],
+    renditions: list[tuple[str, int, int]],
+) -> None:
+    width, height = size
+    odd = ("-pix_fmt", "yuv444p") if width % 2 or height % 2 else ()  # 4:2:0 cannot be odd
+    clip = samples.make_video(
+        tmp_path / "clip.mp4", duration_s=0.5, width=width, height=height, extra_args=odd
+    )
+    client = instance.client()
+    final = wait_for_outcome(client, upload(client, clip)["id"])
+    assert final["status"] == "ready", final["error"]
+    made = sorted((r["name"], r["width"], r["height"]) for r in final["renditions"])
+    assert made == renditions
+    for name, *_ in made:  # the file is what its name says
+        stream = ffprobe(instance.settings.media_root / "videos" / final["id"] / f"{name}.mp4")
+        video_stream = next(s for s in stream["streams"] if s["codec_type"] == "video")
+        assert f"{video_stream['height']}p" == name
 
 
 def test_non_ascii_file_name_is_kept(instance: LiveInstance, good_samples: dict[str, Path]) -> None:
@@ -316,17 +348,18 @@ def test_another_users_video_is_not_found(
     assert admin.get(base).status_code == 200
 
 
-def test_retry_reruns_a_failed_video_and_refuses_others(
+def test_retry_is_refused_where_it_cannot_help(
     instance: LiveInstance, broken_samples: dict[str, Path], good_samples: dict[str, Path]
 ) -> None:
+    """A service failure can be retried (tests/notify/test_honest_signals.py); a file
+    that is the problem, or a video that did not fail, cannot."""
     client = instance.client()
     failed = wait_for_outcome(client, upload(client, broken_samples["random_bytes"])["id"])
-    response = client.post(f"/api/v1/videos/{failed['id']}/retry")
-    assert response.status_code == 202
-    again = wait_for_outcome(client, failed["id"])
-    assert again["status"] == "failed" and again["attempts"] == 2
+    refused = client.post(f"/api/v1/videos/{failed['id']}/retry")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_retryable"
+    assert "the file itself is the problem: upload a new file" in refused.json()["error"]["message"]
     kinds = [e["kind"] for e in client.get(f"/api/v1/videos/{failed['id']}/events").json()]
-    assert kinds.count("workflow_failed") == 2 and "workflow_restarted" in kinds
+    assert kinds.count("workflow_failed") == 1 and "workflow_restarted" not in kinds
     ready = wait_for_outcome(client, upload(client, good_samples["h264"])["id"])
     conflict = client.post(f"/api/v1/videos/{ready['id']}/retry")
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "not_retryable"
@@ -410,24 +443,22 @@ def test_status_and_probes(instance: LiveInstance) -> None:
     assert status["status"] == "operational" and status["queue"]["live_workers"] >= 1
 
 
-def test_admin_retries_every_video_failed_with_a_code(
+def test_admin_bulk_retry_refuses_input_codes(
     instance: LiveInstance, broken_samples: dict[str, Path]
 ) -> None:
     client = instance.client("dave@example.com")
-    failed = [
-        wait_for_outcome(client, upload(client, broken_samples["text"])["id"]) for _ in range(2)
-    ]
-    assert {v["error"]["code"] for v in failed} == {"input_invalid"}, failed
-    forbidden = client.post("/api/v1/admin/retry", params={"code": "input_invalid"})
+    failed = wait_for_outcome(client, upload(client, broken_samples["text"])["id"])
+    assert failed["error"]["code"] == "input_invalid", failed
+    forbidden = client.post("/api/v1/admin/retry", params={"code": "timeout"})
     assert forbidden.status_code == 403
     admin = instance.client("root@example.com", admin=True)
     unknown = admin.post("/api/v1/admin/retry", params={"code": "gremlins"})
     assert unknown.status_code == 422
-    response = admin.post("/api/v1/admin/retry", params={"code": "input_invalid"})
-    assert response.status_code == 200
-    assert {v["id"] for v in failed} <= set(response.json()["restarted"])
-    for video in failed:
-        assert wait_for_outcome(client, video["id"])["attempts"] == 2
+    refused = admin.post("/api/v1/admin/retry", params={"code": "input_invalid"})
+    assert refused.status_code == 409 and "upload a new file" in refused.text
+    assert wait_for_outcome(client, failed["id"])["attempts"] == 1
+    none_failed = admin.post("/api/v1/admin/retry", params={"code": "timeout"})
+    assert none_failed.status_code == 200 and none_failed.json()["restarted"] == []
 
 
 def test_metrics_and_overview_report_the_load(

@@ -40,6 +40,22 @@ class FailureKind:
     backoff_base_s: float = 0.0
     backoff_max_s: float = 0.0
 
+    @property
+    def retry_helps(self) -> bool:
+        """Whether running a failed video again could end otherwise: a service failure
+        (an outage, a crash) may have passed; a file that is the problem stays one."""
+        return self.recoverable
+
+    @property
+    def gave_up_message(self) -> str:
+        """What a user reads once the video failed for good: for a service failure its
+        cause (not the promise of an automatic retry, which is over) and that a retry
+        may work; for an input failure the catalog's words, which ask for a new file."""
+        if not self.retry_helps:
+            return self.user_message
+        cause = self.user_message.split(". ", 1)[0].rstrip(".")
+        return f"{cause}. We tried several times and stopped; {RETRY_MAY_HELP}."
+
     def retry_delay(self, attempt: int, scale: float = 1.0) -> float:
         """Seconds to wait before attempt ``attempt + 1``: exponential, with equal jitter.
 
@@ -48,6 +64,21 @@ class FailureKind:
         """
         delay = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** max(0, attempt - 1)) * scale
         return float(delay / 2 + random.uniform(0, delay / 2))
+
+
+# Why a failed video may or may not be run again (the API's 409, the page, the CLI).
+RETRY_CANNOT_HELP = "the file itself is the problem: upload a new file"
+RETRY_MAY_HELP = "your video is saved and you can retry it from its page"
+
+
+def retry_refusal(code: str | None) -> str | None:
+    """Why retrying a video that failed with ``code`` cannot help, or None if it may.
+    A code this release does not know (a row from another version) may be retried."""
+    try:
+        kind = CATALOG[FailureCode(code or "")]
+    except ValueError:
+        return None
+    return None if kind.retry_helps else RETRY_CANNOT_HELP
 
 
 # However its failures are spread over kinds, a task is tried at most this often.
@@ -288,6 +319,13 @@ def render_failure_docs() -> str:
         f"{MAX_ATTEMPTS} attempts in all;",
         "when a budget is used up the video fails with that code. Permanent failures are",
         "never retried.",
+        "",
+        "A failed video can be run again (`reelwatch retry ID`, the Retry button on its",
+        "page, `POST /api/v1/videos/{id}/retry`, `reelwatch retry --code CODE`) only when",
+        "its code is recoverable: a service failure may have passed. A permanent input",
+        "failure answers 409 `not_retryable` with the reason "
+        f'("{RETRY_CANNOT_HELP}"), and the page',
+        "shows no Retry button: the same file would fail the same way.",
         "",
         "| code | recoverable | attempts | backoff base / max | meaning |",
         "|---|---|---|---|---|",

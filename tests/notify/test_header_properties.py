@@ -109,7 +109,7 @@ def test_any_stored_title_or_filename_makes_an_e_mail_that_builds(
     for message in (
         messages.ready_email(video, user, run=1, public_url="http://localhost"),
         messages.failed_email(video, user, failure, run=1, public_url="http://localhost"),
-        messages.failure_alert(video, user, failure, run=1),
+        messages.failure_alert(video, user, failure, run=1, public_url="http://localhost"),
     ):
         email = DISPATCHER.compose(
             message.recipient if "@" in message.recipient else user.email,

@@ -231,4 +231,6 @@ def test_mock_smtp_and_mail_commands(tmp_path: Path) -> None:
 def test_mail_command_with_nothing_stored(tmp_path: Path) -> None:
     result = reelwatch("mail", home=tmp_path / "home")
     assert result.returncode == 0, result.stderr
-    assert "no mail" in result.stdout
+    assert result.stdout == ""  # not a terminal: one line a message, so none
+    listed = reelwatch("mail", "--json", home=tmp_path / "home")
+    assert listed.returncode == 0 and listed.stdout.strip() == "[]"

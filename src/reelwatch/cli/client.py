@@ -27,13 +27,29 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from reelwatch.cli.common import console, err, from_server, literal
+from reelwatch.cli.common import (
+    ADMIN_PANEL,
+    USER_PANEL,
+    JsonOption,
+    console,
+    err,
+    from_server,
+    literal,
+    plain_cell,
+    printed_plainly,
+    show_records,
+)
 
 app = typer.Typer()
 
 TERMINAL = {"ready", "failed"}
 POLL_INTERVAL_S = 0.5
+VIDEO_ID_LENGTH = 32  # uuid4().hex
+HEX_DIGITS = frozenset("0123456789abcdef")
+# A prefix that matches more videos than this is listed with this many.
+MAX_CANDIDATES = 10
 
 
 @dataclass(frozen=True)
@@ -63,22 +79,63 @@ class Connection:
         )
 
 
-def request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    """Send a request; print the server's error message and exit on failure. The answer's
-    strings are ``literal``: safe to print, in markup or not."""
+def request(
+    client: httpx.Client, method: str, path: str, *, raw: bool = False, **kwargs: Any
+) -> Any:
+    """Send a request; say in words what went wrong and exit 1 on failure. The answer's
+    strings are ``literal`` (safe to print, in markup or not), or as sent with ``raw``
+    (for ``--json`` and plain rows, which clean them their own way)."""
     try:
         response = client.request(method, path, **kwargs)
     except httpx.TransportError as exc:
-        err.print(f"[red]error:[/] cannot reach {client.base_url}: {literal(exc)}")
-        raise typer.Exit(3) from None
+        url = literal(str(client.base_url).rstrip("/"))
+        err.print(
+            f"[red]error:[/] cannot reach reelwatch at {url} ({literal(exc)}): is "
+            "`reelwatch up` running? set REELWATCH_URL to where it answers",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+    if response.status_code == 401:
+        err.print(
+            "[red]error:[/] the token was refused: set REELWATCH_TOKEN (reelwatch users add "
+            "EMAIL prints one) or run on the server's machine, where "
+            "$REELWATCH_HOME/admin.token is read",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     if response.is_error:
         try:
             message = response.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = response.text[:200]
-        err.print(f"[red]error {response.status_code}:[/] {literal(message)}")
+        err.print(f"[red]error {response.status_code}:[/] {literal(message)}", soft_wrap=True)
         raise typer.Exit(1)
-    return from_server(response.json()) if response.content else None
+    if not response.content:
+        return None
+    return response.json() if raw else from_server(response.json())
+
+
+def resolve_video_id(client: httpx.Client, given: str) -> str:
+    """The id of the caller's one video whose id starts with ``given`` (a full id is
+    taken as it is); exit 1 naming the candidates when several match, or none. The
+    server filters by prefix (a range of its primary key), so this is one short query."""
+    prefix = given.lower()
+    if len(prefix) >= VIDEO_ID_LENGTH or not set(prefix) <= HEX_DIGITS:
+        return given  # a whole id, or not an id at all: the server says which
+    params = {"id_prefix": prefix, "limit": MAX_CANDIDATES}
+    found = request(client, "GET", "/api/v1/videos", raw=True, params=params)["videos"]
+    if len(found) == 1:
+        return str(found[0]["id"])
+    if not found:
+        err.print(f"[red]error:[/] no video of yours has an id starting with {literal(given)}")
+        raise typer.Exit(1)
+    listed = "\n".join(f"  {literal(v['id'])}  {literal(v['title'])}" for v in found)
+    more = " (and more)" if found and len(found) == MAX_CANDIDATES else ""
+    err.print(
+        f"[red]error:[/] {literal(given)} is ambiguous; it starts the ids of{more}:\n{listed}",
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
 
 
 class _ProgressReader:
@@ -148,8 +205,10 @@ def _wait_for(client: httpx.Client, videos: list[dict[str, Any]]) -> list[dict[s
             for video_id, bar in bars.items():
                 if video_id in final:
                     continue
-                video = request(client, "GET", f"/api/v1/videos/{video_id}")
-                progress.update(bar, completed=video["progress"], status=_status_text(video))
+                video = request(client, "GET", f"/api/v1/videos/{video_id}", raw=True)
+                progress.update(
+                    bar, completed=video["progress"], status=literal(_status_text(video))
+                )
                 if video["status"] in TERMINAL:
                     final[video_id] = video
             time.sleep(POLL_INTERVAL_S)
@@ -163,7 +222,7 @@ def _status_text(video: dict[str, Any]) -> str:
     return text
 
 
-@app.command()
+@app.command(rich_help_panel=USER_PANEL)
 def upload(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
     title: Annotated[str | None, typer.Option(help="Title (default: the file name).")] = None,
@@ -181,49 +240,62 @@ def upload(
         raise typer.Exit(1)
 
 
-@app.command()
-def status(video_id: Annotated[str | None, typer.Argument()] = None) -> None:
+@app.command(rich_help_panel=USER_PANEL)
+def status(
+    video_id: Annotated[str | None, typer.Argument(help="A video id, or its first digits.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """List your videos, or show one in detail."""
     with Connection.from_environment().client() as client:
         if video_id is None:
-            _print_videos(request(client, "GET", "/api/v1/videos")["videos"])
+            videos = request(client, "GET", "/api/v1/videos", raw=True)["videos"]
+            if not printed_plainly(videos, as_json, lambda: map(_video_cells, videos)):
+                _print_videos(videos)
             return
-        video = request(client, "GET", f"/api/v1/videos/{video_id}")
-    table = Table(show_header=False, box=None)
+        found = resolve_video_id(client, video_id)
+        video = request(client, "GET", f"/api/v1/videos/{found}", raw=True)
+    rows = []
     for key, value in video.items():
         if key == "renditions":
             value = ", ".join(f"{r['name']} {r['width']}x{r['height']}" for r in value) or "-"
         elif key == "error" and value:
             value = f"{value['code']}: {value['message']}"
-        table.add_row(f"[bold]{key}[/]", "-" if value is None else str(value))
-    console.print(table)
+        rows.append((key, value))
+    show_records(video, as_json, rows)
 
 
-@app.command()
-def events(video_id: str) -> None:
+@app.command(rich_help_panel=USER_PANEL)
+def events(
+    video_id: Annotated[str, typer.Argument(help="A video id, or its first digits.")],
+    as_json: JsonOption = False,
+) -> None:
     """Show a video's checkpoint timeline."""
     with Connection.from_environment().client() as client:
-        timeline = request(client, "GET", f"/api/v1/videos/{video_id}/events")
-    table = Table("at", "kind", "task", "attempt", "worker", "data")
+        found = resolve_video_id(client, video_id)
+        timeline = request(client, "GET", f"/api/v1/videos/{found}/events", raw=True)
+    rows = []
     for event in timeline:
         data = {k: v for k, v in event["data"].items() if k != "detail"}
-        table.add_row(
-            event["at"],
-            event["kind"],
-            event["task"] or "",
-            str(event["attempt"] or ""),
-            event["worker"] or "",
-            ", ".join(f"{k}={v}" for k, v in data.items()),
+        rows.append(
+            (
+                event["at"],
+                event["kind"],
+                event["task"] or "",
+                event["attempt"] or "",
+                event["worker"] or "",
+                ", ".join(f"{k}={v}" for k, v in data.items()),
+            )
         )
-    console.print(table)
+    show_records(timeline, as_json, rows, ("at", "kind", "task", "attempt", "worker", "data"))
 
 
-@app.command()
+@app.command(rich_help_panel=USER_PANEL)
 def retry(
-    video_id: Annotated[str | None, typer.Argument()] = None,
+    video_id: Annotated[str | None, typer.Argument(help="A video id, or its first digits.")] = None,
     code: Annotated[str | None, typer.Option(help="Admin: every video failed with it.")] = None,
 ) -> None:
-    """Re-run a failed video, or (admin) every video failed with --code."""
+    """Re-run a failed video, or (admin) every video failed with --code, where a retry
+    can help: never a permanent input failure (the file itself is the problem)."""
     if (video_id is None) == (code is None):
         err.print("[red]error:[/] give a video ID or --code CODE")
         raise typer.Exit(2)
@@ -232,79 +304,88 @@ def retry(
             result = request(client, "POST", "/api/v1/admin/retry", params={"code": code})
             console.print(f"restarted {len(result['restarted'])} videos failed with {code}")
             return
-        video = request(client, "POST", f"/api/v1/videos/{video_id}/retry")
+        assert video_id is not None
+        found = resolve_video_id(client, video_id)
+        video = request(client, "POST", f"/api/v1/videos/{found}/retry")
     console.print(f"{video['id']} is {video['status']} again")
 
 
-@app.command("queue")
-def show_queue() -> None:
+@app.command("queue", rich_help_panel=ADMIN_PANEL)
+def show_queue(as_json: JsonOption = False) -> None:
     """Admin: queue depth and wait, throughput, failure ratio."""
     with Connection.from_environment().client() as client:
-        overview = request(client, "GET", "/api/v1/admin/overview")
+        overview = request(client, "GET", "/api/v1/admin/overview", raw=True)
     queue = overview["queue"]
-    table = Table(show_header=False, box=None)
-    table.add_row("waiting tasks", str(queue["waiting_tasks"]))
-    table.add_row("oldest wait", f"{queue['oldest_wait_s']:.1f} s")
-    table.add_row("tasks by state", _pairs(queue["tasks_by_state"]))
-    table.add_row("throughput", f"{overview['throughput']['tasks_per_minute']:.1f} tasks/min")
-    table.add_row("failure ratio (1 h)", f"{overview['failure_ratio']:.0%}")
-    table.add_row("videos", _pairs(overview["videos"]["by_status"]))
-    table.add_row("undelivered notifications", str(overview["outbox_pending"]))
     parked = overview["parked_messages"]
-    shown_parked = f"{parked} (reelwatch outbox --parked)" if parked else "0"
-    table.add_row("parked notifications", shown_parked)
-    console.print(table)
+    rows = [
+        ("waiting tasks", queue["waiting_tasks"]),
+        ("oldest wait", f"{queue['oldest_wait_s']:.1f} s"),
+        ("tasks by state", _pairs(queue["tasks_by_state"])),
+        ("throughput", f"{overview['throughput']['tasks_per_minute']:.1f} tasks/min"),
+        ("failure ratio (1 h)", f"{overview['failure_ratio']:.0%}"),
+        ("videos", _pairs(overview["videos"]["by_status"])),
+        ("undelivered notifications", overview["outbox_pending"]),
+        ("parked notifications", f"{parked} (reelwatch outbox --parked)" if parked else "0"),
+    ]
+    data = {key: overview[key] for key in ("queue", "throughput", "failure_ratio", "videos")}
+    data |= {key: overview[key] for key in ("outbox_pending", "parked_messages")}
+    show_records(data, as_json, rows)
 
 
-@app.command()
-def capacity() -> None:
+@app.command(rich_help_panel=ADMIN_PANEL)
+def capacity(as_json: JsonOption = False) -> None:
     """Admin: what a minute of video costs, the backlog, the wait, the workers needed."""
     with Connection.from_environment().client() as client:
-        overview = request(client, "GET", "/api/v1/admin/overview")
+        overview = request(client, "GET", "/api/v1/admin/overview", raw=True)
     estimate = overview["capacity"]
     wait = estimate["expected_wait_s"]
-    table = Table(show_header=False, box=None)
-    table.add_row(
-        "cost",
-        f"{estimate['cost_per_video_minute_s']:.1f} worker-s per minute of "
-        f"video (from {estimate['measured_videos']} recent videos)",
-    )
+    rows: list[tuple[str, object]] = [
+        (
+            "cost",
+            f"{estimate['cost_per_video_minute_s']:.1f} worker-s per minute of "
+            f"video (from {estimate['measured_videos']} recent videos)",
+        )
+    ]
     cpu, written = estimate["cpu_per_video_minute_s"], estimate["bytes_per_video_minute"]
     if cpu is not None:
-        table.add_row("CPU", f"{cpu:.1f} CPU-s per minute of video")
+        rows.append(("CPU", f"{cpu:.1f} CPU-s per minute of video"))
     if written is not None:
-        table.add_row("output", f"{written / 1e6:.1f} MB of renditions per minute of video")
-    table.add_row("backlog", f"{estimate['backlog_video_minutes']:.1f} minutes of video")
-    table.add_row("live workers", str(overview["live_workers"]))
-    table.add_row(
-        "expected wait",
-        "unbounded: no live worker" if wait is None else f"{wait:.0f} s for a new upload",
-    )
-    table.add_row("workers needed", f"{estimate['workers_needed']} to clear the backlog in 10 min")
-    console.print(table)
+        rows.append(("output", f"{written / 1e6:.1f} MB of renditions per minute of video"))
+    rows += [
+        ("backlog", f"{estimate['backlog_video_minutes']:.1f} minutes of video"),
+        ("live workers", overview["live_workers"]),
+        (
+            "expected wait",
+            "unbounded: no live worker" if wait is None else f"{wait:.0f} s for a new upload",
+        ),
+        ("workers needed", f"{estimate['workers_needed']} to clear the backlog in 10 min"),
+    ]
+    data = {"capacity": estimate, "live_workers": overview["live_workers"]}
+    show_records(data, as_json, rows)
 
 
 workers_app = typer.Typer(help="Admin: workers, their state and last heartbeat; drain one.")
-app.add_typer(workers_app, name="workers")
+app.add_typer(workers_app, name="workers", rich_help_panel=ADMIN_PANEL)
 
 
 @workers_app.callback(invoke_without_command=True)
-def workers(ctx: typer.Context) -> None:
+def workers(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Workers, their state and last heartbeat."""
     if ctx.invoked_subcommand:
         return
     with Connection.from_environment().client() as client:
-        overview = request(client, "GET", "/api/v1/admin/overview")
-    table = Table("worker", "state", "alive", "heartbeat", "task")
-    for worker in overview["workers"]:
-        table.add_row(
+        found = request(client, "GET", "/api/v1/admin/overview", raw=True)["workers"]
+    rows = [
+        (
             worker["id"],
             worker["state"],
             "yes" if worker["alive"] else "NO",
             f"{worker['heartbeat_age_s']:.0f} s ago",
-            str(worker["current_task_id"] or "-"),
+            worker["current_task_id"] or "-",
         )
-    console.print(table)
+        for worker in found
+    ]
+    show_records(found, as_json, rows, ("worker", "state", "alive", "heartbeat", "task"))
 
 
 @workers_app.command("drain")
@@ -319,23 +400,27 @@ def _pairs(counts: dict[str, int]) -> str:
     return ", ".join(f"{key} {value}" for key, value in sorted(counts.items())) or "-"
 
 
+def _video_cells(video: dict[str, Any]) -> list[str]:
+    return [
+        video["id"],
+        video["title"],
+        video["status"],
+        f"{video['progress']:.0%}",
+        str(video["attempts"]),
+        f"{video['duration_s']:.1f} s" if video["duration_s"] else "-",
+        ",".join(r["name"] for r in video["renditions"]) or "-",
+        f"{video['error']['code']}: {video['error']['message']}" if video["error"] else "",
+    ]
+
+
 def _print_videos(videos: list[dict[str, Any]]) -> None:
+    """Videos as the server sent them (``raw``), in a table of text cells."""
     table = Table()
     table.add_column("id", no_wrap=True, min_width=32)  # ids are for copying: never cut
-    # Cut as shown, not as escaped for markup (cutting that could strand a backslash).
     table.add_column("title", max_width=40, no_wrap=True, overflow="ellipsis")
     for header in ("status", "progress", "attempts", "duration", "renditions", "error"):
         table.add_column(header)
     for video in videos:
-        table.add_row(
-            video["id"],
-            video["title"],
-            video["status"],
-            f"{video['progress']:.0%}",
-            str(video["attempts"]),
-            f"{video['duration_s']:.1f} s" if video["duration_s"] else "-",
-            ",".join(r["name"] for r in video["renditions"]) or "-",
-            f"{video['error']['code']}: {video['error']['message']}" if video["error"] else "",
-        )
+        table.add_row(*(Text(plain_cell(cell)) for cell in _video_cells(video)))
     console.print(table)
     sys.stdout.flush()

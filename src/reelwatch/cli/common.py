@@ -10,15 +10,18 @@ terminal whatever its source; and data is made literal for Rich's markup where i
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.markup import escape
 from rich.segment import Segment
+from rich.table import Table
+from rich.text import Text
 
 from reelwatch.config import ConfigError, Settings, load_settings
 from reelwatch.db.database import Database
@@ -70,6 +73,58 @@ class SafeConsole(Console):
 
 console = SafeConsole()
 err = SafeConsole(stderr=True)
+
+# The panels of ``reelwatch --help``.
+USER_PANEL = "Your videos"
+ADMIN_PANEL = "Admin (through the API)"
+OPERATIONS_PANEL = "Operations (on this host's data)"
+ROLES_PANEL = "Roles (run the service)"
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the raw data as one JSON document.")
+]
+
+
+def plain_cell(value: object) -> str:
+    """One value of a plain row: on one line, no tab, no control character."""
+    return UNPRINTABLE_IN_DATA.sub(" ", "-" if value is None else str(value))
+
+
+def show_records(
+    data: Any,
+    as_json: bool,
+    rows: Sequence[Sequence[object]],
+    headers: Sequence[str] | None = None,
+    *,
+    styles: dict[str, str] | None = None,
+) -> None:
+    """``data`` as JSON, or ``rows`` as plain lines (see ``printed_plainly``) or, on a
+    terminal, as a table (no header: a list of ``name value`` pairs). Cells are text,
+    never Rich markup; a cell found in ``styles`` is drawn in that style."""
+    if printed_plainly(data, as_json, lambda: rows):
+        return
+    table = Table(*headers) if headers else Table(show_header=False, box=None)
+    for row in rows:
+        cells = [plain_cell(value) for value in row]
+        table.add_row(*(Text(cell, style=(styles or {}).get(cell, "")) for cell in cells))
+    console.print(table)
+
+
+def printed_plainly(
+    data: Any, as_json: bool, rows: Callable[[], Iterable[Sequence[object]]]
+) -> bool:
+    """Print ``data`` as one JSON document (``--json``), or ``rows`` one record a line,
+    tab-separated, when stdout is not a terminal (scripts, pipes); False when neither
+    applies and the caller draws its table. JSON escapes every control character
+    (``ensure_ascii``), and plain cells hold none, so neither drives a terminal."""
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=True))
+        return True
+    if console.is_terminal:
+        return False
+    for row in rows():
+        typer.echo("\t".join(plain_cell(value) for value in row))  # Rich would turn tabs to spaces
+    return True
 
 
 def settings_or_exit() -> Settings:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from reelwatch.cli.client import Connection, upload_files, wait_for_outcomes
-from reelwatch.cli.common import console, err
+from reelwatch.cli.common import USER_PANEL, console, err
 
 app = typer.Typer()
 
@@ -53,7 +53,7 @@ def make_samples(folder: Path) -> dict[Path, str]:
     return expected
 
 
-@app.command()
+@app.command(rich_help_panel=USER_PANEL)
 def demo(
     keep: Annotated[Path | None, typer.Option(help="Keep the samples in this folder.")] = None,
 ) -> None:

@@ -17,31 +17,43 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from reelwatch.cli.common import console, err, operator_database, settings_or_exit
+from reelwatch.cli.common import (
+    OPERATIONS_PANEL,
+    USER_PANEL,
+    JsonOption,
+    console,
+    err,
+    operator_database,
+    printed_plainly,
+    settings_or_exit,
+    show_records,
+)
 from reelwatch.inputs import shown
 from reelwatch.notify import outbox
 from reelwatch.notify.sink import MailSink, StoredMail, list_mail, read_mail
 
 app = typer.Typer()
 mock_app = typer.Typer(help="Stand-ins for outside services, to develop against.")
-app.add_typer(mock_app, name="mock", no_args_is_help=True)
+app.add_typer(mock_app, name="mock", no_args_is_help=True, rich_help_panel=OPERATIONS_PANEL)
 
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-@app.command("mail")
+@app.command("mail", rich_help_panel=USER_PANEL)
 def mail(
     mail_id: Annotated[
         str | None, typer.Argument(metavar="ID", help="Show this e-mail instead of the list.")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """List the e-mails the built-in mail sink stored, or show one."""
+    """List the e-mails the built-in mail sink stored, newest first (as the web
+    mailbox), or show one."""
     folder = configured_mail_folder()
     if mail_id is None:
-        print_mail_list(folder)
+        print_mail_list(folder, as_json)
     else:
-        print_mail(folder, mail_id)
+        print_mail(folder, mail_id, as_json)
 
 
 @mock_app.command("smtp")
@@ -75,40 +87,59 @@ def mock_smtp(
         sink.stop()
 
 
-@app.command("outbox")
+@app.command("outbox", rich_help_panel=OPERATIONS_PANEL)
 def outbox_command(
     parked: Annotated[
         bool, typer.Option("--parked", help="Only the messages that can never be delivered.")
     ] = False,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many, newest first.")] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """Operator: the notifications not sent yet, and the parked ones with the reason."""
     with operator_database() as (_, db), db.read() as session:
         messages = outbox.undelivered(session, parked_only=parked, limit=limit)
-        if not messages:
-            console.print("no parked message" if parked else "every notification was sent")
-            return
-        # shown(): a stored value may hold control characters; they are printed escaped.
-        rows = [
-            [shown(m.key), m.state, shown(m.recipient), str(m.attempts), shown(m.last_error or "-")]
+        data = [
+            {
+                "key": m.key,
+                "state": m.state,
+                "recipient": m.recipient,
+                "attempts": m.attempts,
+                "reason": m.last_error,
+            }
             for m in messages
         ]
-    if not console.is_terminal:  # one plain record per line, for scripts
-        for row in rows:
-            typer.echo("\t".join(row))  # Rich would turn the tabs into spaces
+        # shown(): a stored value may hold control characters; they are printed escaped.
+        rows = [
+            (shown(m.key), m.state, shown(m.recipient), m.attempts, shown(m.last_error or "-"))
+            for m in messages
+        ]
+    if not messages and not as_json and console.is_terminal:
+        console.print("no parked message" if parked else "every notification was sent")
         return
-    table = Table("key", "state", "recipient", "attempts", "reason")
-    for row in rows:
-        table.add_row(*(Text(value) for value in row))  # Text: not Rich markup
-    console.print(table)
+    show_records(data, as_json, rows, ("key", "state", "recipient", "attempts", "reason"))
 
 
 def configured_mail_folder() -> Path:
     return settings_or_exit().mail_folder
 
 
-def print_mail_list(folder: Path) -> None:
-    mails = list_mail(folder)
+def print_mail_list(folder: Path, as_json: bool = False) -> None:
+    mails = list_mail(folder)[::-1]  # newest first, as the web mailbox
+    data = [
+        {
+            "id": stored.id,
+            "received_at": stored.received_at.isoformat(),
+            "to": stored.recipients,
+            "subject": stored.subject,
+        }
+        for stored in mails
+    ]
+    rows = [
+        (m.id, f"{m.received_at:%Y-%m-%d %H:%M:%S}", ", ".join(m.recipients), m.subject)
+        for m in mails
+    ]
+    if printed_plainly(data, as_json, lambda: rows):
+        return
     if not mails:
         console.print(f"no mail in {folder}", highlight=False, soft_wrap=True)
         return
@@ -130,7 +161,7 @@ def mail_table(mails: list[StoredMail]) -> Table:
     return table
 
 
-def print_mail(folder: Path, mail_id: str) -> None:
+def print_mail(folder: Path, mail_id: str, as_json: bool = False) -> None:
     try:
         message = read_mail(folder, mail_id)
     except KeyError:
@@ -138,6 +169,11 @@ def print_mail(folder: Path, mail_id: str) -> None:
             f"[red]error:[/] no mail {mail_id!r} in {folder}", highlight=False, soft_wrap=True
         )
         raise typer.Exit(1) from None
+    if as_json:
+        headers = [[name, str(value)] for name, value in message.items()]
+        data = {"id": mail_id, "headers": headers, "text": plain_text_body(message)}
+        printed_plainly(data, True, list)
+        return
     # console.out: header values and bodies are text, not Rich markup.
     for name, value in message.items():
         console.out(f"{name}: {value}", highlight=False)

@@ -8,6 +8,9 @@ talk to a server through ``REELWATCH_URL`` and ``REELWATCH_TOKEN``.
 from __future__ import annotations
 
 import logging
+import subprocess
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +18,14 @@ import typer
 
 from reelwatch.accounts import UserExists, create_user, set_password
 from reelwatch.cli import client, demo, mail, monitoring, notices, operations
-from reelwatch.cli.common import console, err, literal, settings_or_exit
+from reelwatch.cli.common import (
+    OPERATIONS_PANEL,
+    ROLES_PANEL,
+    console,
+    err,
+    literal,
+    settings_or_exit,
+)
 from reelwatch.failures import render_failure_docs
 from reelwatch.permissions import restrict_new_files
 
@@ -27,8 +37,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Users and their API tokens.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db", rich_help_panel=OPERATIONS_PANEL)
+app.add_typer(users_app, name="users", rich_help_panel=OPERATIONS_PANEL)
 app.add_typer(client.app)
 app.add_typer(monitoring.app)
 app.add_typer(notices.app)
@@ -37,8 +47,42 @@ app.add_typer(mail.app)
 app.add_typer(demo.app)
 
 
+def version_text() -> str:
+    """The installed version, and the git commit when running from a checkout."""
+    try:
+        text = installed_version("reelwatch")
+    except PackageNotFoundError:
+        text = "unknown"
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"reelwatch {text}"
+    return f"reelwatch {text} ({commit})" if commit else f"reelwatch {text}"
+
+
+def show_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(version_text())
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """A video processing service that never loses a video and always says what happened."""
     # Before any command writes to REELWATCH_HOME: 0600 files, 0700 folders.
     restrict_new_files()
@@ -50,7 +94,7 @@ def configure_logging() -> None:
     )
 
 
-@app.command()
+@app.command(rich_help_panel=ROLES_PANEL)
 def up() -> None:
     """Run everything on this machine: API, supervised workers (REELWATCH_WORKERS),
     the monitor, and (without REELWATCH_SMTP_URL) the built-in mail sink."""
@@ -69,7 +113,7 @@ def up() -> None:
     raise typer.Exit(run_supervisor(settings))
 
 
-@app.command()
+@app.command(rich_help_panel=ROLES_PANEL)
 def server(
     bootstrap: Annotated[bool, typer.Option(help="Migrate and create the admin first.")] = True,
 ) -> None:
@@ -85,7 +129,7 @@ def server(
     run_server(settings)
 
 
-@app.command()
+@app.command(rich_help_panel=ROLES_PANEL)
 def worker(
     name: Annotated[str | None, typer.Option(help="Worker id (default host:pid:random).")] = None,
     queues: Annotated[
@@ -127,7 +171,7 @@ def worker(
     )
 
 
-@app.command()
+@app.command(rich_help_panel=ROLES_PANEL)
 def monitor(
     name: Annotated[str | None, typer.Option(help="Monitor id (default host:pid).")] = None,
 ) -> None:
@@ -140,7 +184,7 @@ def monitor(
     run_monitor(settings, name=name)
 
 
-@app.command()
+@app.command(rich_help_panel=ROLES_PANEL)
 def watchdog(
     url: str,
     alert_urls: Annotated[
@@ -208,7 +252,7 @@ def users_add(
     print(user.token)
 
 
-@app.command()
+@app.command(rich_help_panel=OPERATIONS_PANEL)
 def failures(
     output: Annotated[Path | None, typer.Option(help="Write to this file instead.")] = None,
 ) -> None:

@@ -6,15 +6,23 @@ from datetime import timedelta
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from reelwatch.cli.client import Connection, request
-from reelwatch.cli.common import console, err
+from reelwatch.cli.common import (
+    ADMIN_PANEL,
+    JsonOption,
+    console,
+    err,
+    plain_cell,
+    printed_plainly,
+    show_records,
+)
 from reelwatch.timewords import parse_span
 
 app = typer.Typer()
 alerts_app = typer.Typer(help="Admin: alert rules pending or firing, and silences.")
-app.add_typer(alerts_app, name="alerts")
+app.add_typer(alerts_app, name="alerts", rich_help_panel=ADMIN_PANEL)
 
 STATE_STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "dim"}
 
@@ -27,60 +35,52 @@ def parse_duration(text: str) -> timedelta:
         raise typer.BadParameter(str(exc)) from None
 
 
-@app.command()
-def checks() -> None:
+@app.command(rich_help_panel=ADMIN_PANEL)
+def checks(as_json: JsonOption = False) -> None:
     """Admin: every check (database, storage, SMTP, ffmpeg, workers, nodes, probes)."""
     with Connection.from_environment().client() as client:
-        found = request(client, "GET", "/api/v1/admin/checks")
-    table = Table("check", "state", "since", "detail")
-    for check in found["checks"]:
-        style = STATE_STYLE.get(check["state"], "")
-        table.add_row(
-            check["name"], f"[{style}]{check['state']}[/]", check["since"], check["detail"]
-        )
-    console.print(table)
+        found = request(client, "GET", "/api/v1/admin/checks", raw=True)["checks"]
+    rows = [(c["name"], c["state"], c["since"], c["detail"]) for c in found]
+    show_records(found, as_json, rows, ("check", "state", "since", "detail"), styles=STATE_STYLE)
 
 
-@app.command()
-def activity() -> None:
+@app.command(rich_help_panel=ADMIN_PANEL)
+def activity(as_json: JsonOption = False) -> None:
     """Admin: per user, uploads, failures, retries and the last upload."""
     with Connection.from_environment().client() as client:
-        found = request(client, "GET", "/api/v1/admin/activity")
-    table = Table("user", "uploads", "failed", "retries", "last upload")
-    for user in found["users"]:
-        table.add_row(
-            user["email"],
-            str(user["uploads"]),
-            str(user["failed"]),
-            str(user["retries"]),
-            user["last_seen"] or "-",
-        )
-    console.print(table)
+        users = request(client, "GET", "/api/v1/admin/activity", raw=True)["users"]
+    rows = [
+        (user["email"], user["uploads"], user["failed"], user["retries"], user["last_seen"])
+        for user in users
+    ]
+    show_records(users, as_json, rows, ("user", "uploads", "failed", "retries", "last upload"))
 
 
 @alerts_app.callback(invoke_without_command=True)
-def list_alerts(ctx: typer.Context) -> None:
+def list_alerts(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """The rules pending or firing, and the silences in force."""
     if ctx.invoked_subcommand:
         return
     with Connection.from_environment().client() as client:
-        found = request(client, "GET", "/api/v1/admin/alerts")
-    table = Table("rule", "state", "severity", "since", "value", "silenced until")
-    for alert in found["alerts"]:
-        table.add_row(
-            alert["rule"],
-            alert["state"],
-            alert["severity"],
-            alert["since"],
-            alert["value"],
-            alert["silenced_until"] or "-",
-        )
-    console.print(table if found["alerts"] else "no alert is pending or firing")
-    for silence in found["silences"]:
-        console.print(
-            f"silence {silence['id']}: {silence['rule']} until {silence['ends_at']} "
-            f"by {silence['created_by']} {silence['comment']}".rstrip()
-        )
+        found = request(client, "GET", "/api/v1/admin/alerts", raw=True)
+    alerts = [
+        ("alert", a["rule"], a["state"], a["severity"], a["since"], a["value"], a["silenced_until"])
+        for a in found["alerts"]
+    ]
+    silences = [
+        ("silence", s["id"], s["rule"], s["ends_at"], s["created_by"], s["comment"])
+        for s in found["silences"]
+    ]
+    if printed_plainly(found, as_json, lambda: alerts + silences):
+        return
+    headers = ("rule", "state", "severity", "since", "value", "silenced until")
+    if alerts:
+        show_records(found, False, [row[1:] for row in alerts], headers)
+    else:
+        console.print("no alert is pending or firing")
+    for _, number, rule, ends_at, by, comment in silences:
+        line = f"silence {number}: {rule} until {ends_at} by {by} {comment}".rstrip()
+        console.print(Text(plain_cell(line)))
 
 
 @alerts_app.command("silence")

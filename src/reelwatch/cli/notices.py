@@ -10,10 +10,18 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlalchemy.orm import Session
 
-from reelwatch.cli.common import console, err, literal, operator_database
+from reelwatch.cli.common import (
+    OPERATIONS_PANEL,
+    JsonOption,
+    console,
+    err,
+    literal,
+    operator_database,
+    printed_plainly,
+    show_records,
+)
 from reelwatch.db.database import utcnow
 from reelwatch.db.models import Notice
 from reelwatch.engine.queue import release_held_tasks
@@ -33,8 +41,8 @@ from reelwatch.timewords import parse_moment
 app = typer.Typer()
 maintenance_app = typer.Typer(help="Maintenance windows, announced upfront.", no_args_is_help=True)
 incidents_app = typer.Typer(help="Incidents shown to users.", no_args_is_help=True)
-app.add_typer(maintenance_app, name="maintenance")
-app.add_typer(incidents_app, name="incidents")
+app.add_typer(maintenance_app, name="maintenance", rich_help_panel=OPERATIONS_PANEL)
+app.add_typer(incidents_app, name="incidents", rich_help_panel=OPERATIONS_PANEL)
 
 UploadsOption = Annotated[
     str,
@@ -91,10 +99,10 @@ def maintenance_schedule(
 
 
 @maintenance_app.command("list")
-def maintenance_list() -> None:
+def maintenance_list(as_json: JsonOption = False) -> None:
     """Maintenance windows and incidents still standing or to come."""
     with operator_database() as (_, db), db.read() as session:
-        _print_notices(list_notices(session, utcnow()))
+        _print_notices(list_notices(session, utcnow()), as_json)
 
 
 @maintenance_app.command("cancel")
@@ -126,9 +134,9 @@ def incidents_open(
 
 
 @incidents_app.command("list")
-def incidents_list() -> None:
+def incidents_list(as_json: JsonOption = False) -> None:
     """Open incidents (and maintenance windows)."""
-    maintenance_list()
+    maintenance_list(as_json)
 
 
 @incidents_app.command("resolve")
@@ -151,19 +159,35 @@ def _close(session: Session, notice_id: int, now: datetime, kind: str) -> Notice
         raise typer.Exit(1) from None
 
 
-def _print_notices(notices: list[Notice]) -> None:
+def _print_notices(notices: list[Notice], as_json: bool) -> None:
+    data = [_notice_as_dict(notice) for notice in notices]
     if not notices:
-        console.print("no notice is standing or scheduled")
+        if not printed_plainly(data, as_json, list):
+            console.print("no notice is standing or scheduled")
         return
-    table = Table("id", "kind", "from", "to", "uploads", "source", "message")
-    for notice in notices:
-        table.add_row(
-            str(notice.id),
+    rows = [
+        (
+            notice.id,
             notice.kind,
             f"{notice.starts_at:%Y-%m-%d %H:%M}",
             f"{notice.ends_at:%Y-%m-%d %H:%M}" if notice.ends_at else "until resolved",
-            literal(notice.uploads),
-            literal(notice.source),
-            literal(notice.message),
+            notice.uploads,
+            notice.source,
+            notice.message,
         )
-    console.print(table)
+        for notice in notices
+    ]
+    headers = ("id", "kind", "from", "to", "uploads", "source", "message")
+    show_records(data, as_json, rows, headers)
+
+
+def _notice_as_dict(notice: Notice) -> dict[str, object]:
+    return {
+        "id": notice.id,
+        "kind": notice.kind,
+        "starts_at": notice.starts_at.isoformat(),
+        "ends_at": notice.ends_at.isoformat() if notice.ends_at else None,
+        "uploads": notice.uploads,
+        "source": notice.source,
+        "message": notice.message,
+    }

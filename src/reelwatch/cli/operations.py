@@ -12,7 +12,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from reelwatch.cli.common import console, err, literal, operator_database, settings_or_exit
+from reelwatch.cli.common import (
+    OPERATIONS_PANEL,
+    JsonOption,
+    console,
+    err,
+    literal,
+    operator_database,
+    printed_plainly,
+    settings_or_exit,
+)
 from reelwatch.db.database import utcnow
 from reelwatch.operations.backup import BackupError, backup, restore
 from reelwatch.operations.doctor import examine
@@ -24,7 +33,7 @@ app = typer.Typer()
 STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "dim"}
 
 
-@app.command()
+@app.command(rich_help_panel=OPERATIONS_PANEL)
 def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List, remove nothing.")] = False,
 ) -> None:
@@ -45,7 +54,7 @@ def gc(
     console.print(f"deleted {rows} expired sessions and throttle counters")
 
 
-@app.command("backup")
+@app.command("backup", rich_help_panel=OPERATIONS_PANEL)
 def backup_command(destination: Path) -> None:
     """Back up the database and the media into DESTINATION (a new folder)."""
     with operator_database() as (settings, _):
@@ -60,7 +69,7 @@ def backup_command(destination: Path) -> None:
     )
 
 
-@app.command("restore")
+@app.command("restore", rich_help_panel=OPERATIONS_PANEL)
 def restore_command(
     source: Path,
     force: Annotated[
@@ -84,10 +93,23 @@ def restore_command(
     console.print("every original matches the checksum taken at upload")
 
 
-@app.command()
-def doctor() -> None:
+@app.command(rich_help_panel=OPERATIONS_PANEL)
+def doctor(as_json: JsonOption = False) -> None:
     """Check this host: database and schema, storage, SMTP, ffmpeg, alerts, garbage."""
     findings = examine(settings_or_exit())
+    critical = any(f.result.state == "critical" for f in findings)
+    data = [
+        {
+            "check": f.name,
+            "state": f.result.state,
+            "detail": f.result.detail,
+            "fix": f.fix if f.result.state in ("warning", "critical") else "",
+        }
+        for f in findings
+    ]
+    rows = [(d["check"], d["state"], d["detail"], d["fix"]) for d in data]
+    if printed_plainly(data, as_json, lambda: rows):
+        raise typer.Exit(1 if critical else 0)
     table = Table("check", "state", "detail", "what to do")
     for finding in findings:
         state = finding.result.state

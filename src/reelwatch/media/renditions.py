@@ -41,18 +41,21 @@ def plan_rendition(info: MediaInfo, rung: int, *, lowest: bool) -> RenditionPlan
     """The rendition whose short side is ``rung`` pixels, or None rather than upscale.
 
     The lowest rung is never skipped: a source smaller than it is kept at its own size.
+    A rendition is named by the height it really has (``360p``, ``640p`` for a vertical
+    360x640), never by the rung that asked for it.
     """
-    name = f"{rung}p"
     if min(info.width, info.height) < rung:
         if not lowest:
             return None
-        return RenditionPlan(name, _even_floor(info.width), _even_floor(info.height))
+        return _named(_even_floor(info.width), _even_floor(info.height))
     short_side = _even_floor(rung)
     if info.width >= info.height:
-        long_side = _scaled_long_side(info.width, info.height, short_side)
-        return RenditionPlan(name, long_side, short_side)
-    long_side = _scaled_long_side(info.height, info.width, short_side)
-    return RenditionPlan(name, short_side, long_side)
+        return _named(_scaled_long_side(info.width, info.height, short_side), short_side)
+    return _named(short_side, _scaled_long_side(info.height, info.width, short_side))
+
+
+def _named(width: int, height: int) -> RenditionPlan:
+    return RenditionPlan(f"{height}p", width, height)
 
 
 def transcode(

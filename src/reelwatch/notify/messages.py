@@ -25,7 +25,8 @@ _templates = Environment(
 
 
 def video_link(public_url: str, video: Video) -> str:
-    return f"{public_url}/api/v1/videos/{video.id}"
+    """The video's web page: a reader who is signed out signs in and lands there."""
+    return f"{public_url}/videos/{video.id}"
 
 
 def ready_email(video: Video, user: User, *, run: int, public_url: str) -> Message:
@@ -52,7 +53,8 @@ def failed_email(
         key=_outcome_key(video, run),
         subject=f"We could not process your video: {video.title}",
         public_url=public_url,
-        explanation=failure.kind.user_message,
+        explanation=failure.kind.gave_up_message,  # no automatic retry is coming
+        retry_helps=failure.kind.retry_helps,
         code=failure.code.value,
         detail=failure.message,
     )
@@ -118,15 +120,18 @@ def back_email(subscription: StatusSubscription, *, public_url: str) -> Message:
     )
 
 
-def failure_alert(video: Video, user: User, failure: TaskFailure, *, run: int) -> Message:
-    """One line of the processing-failures digest that admins receive."""
+def failure_alert(
+    video: Video, user: User, failure: TaskFailure, *, run: int, public_url: str
+) -> Message:
+    """One line of the processing-failures digest that admins receive, with a link to
+    the video's page (its timeline, and the retry button when a retry can help)."""
     return Message(
         key=f"alert:video:{video.id}:run{run}:failed",
         channel=ALERT,
         recipient=ADMINS,
         subject="Video processing failed",
         body_text=f"{video.id} ({user.email}, {video.filename!r}): {failure.code.value}: "
-        f"{failure.message} - {failure.kind.admin_hint}",
+        f"{failure.message} - {failure.kind.admin_hint} {video_link(public_url, video)}",
         group_key=PROCESSING_FAILURES,
         video_id=video.id,
     )

@@ -18,6 +18,7 @@ from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import Event, Rendition, User, Video, Workflow
 from reelwatch.engine import queue
 from reelwatch.engine.spec import workflow_spec
+from reelwatch.failures import retry_refusal
 from reelwatch.inputs import clean_filename, clean_title
 from reelwatch.storage import MediaStore
 from reelwatch.storage.local import IncomingFile
@@ -184,10 +185,15 @@ def list_video_items(
     owner_email: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    id_prefix: str | None = None,
 ) -> Page[VideoItem]:
     """``list_videos`` as plain values, for the API: one statement (the page joined to
-    its renditions) and no ORM objects to build, track and throw away."""
+    its renditions) and no ORM objects to build, track and throw away. ``id_prefix``
+    (lowercase hex, as ids are) keeps the videos whose id starts with it: a range of
+    the primary key, for the command line's short ids."""
     page_query = _list_query(select(*_ITEM_COLUMNS), user, status, owner_email, limit, cursor)
+    if id_prefix:
+        page_query = page_query.where(Video.id >= id_prefix, Video.id < id_prefix + "g")
     page = page_query.subquery("page")
     query = (
         select(page, *_RENDITION_COLUMNS)
@@ -249,12 +255,16 @@ def video_events(session: Session, user: User, video_id: str) -> list[Event]:
 
 
 def retry_video(db: Database, user: User, video_id: str) -> None:
-    """Re-run a failed video from the task that failed (owner or admin)."""
+    """Re-run a failed video from the task that failed (owner or admin), unless its
+    failure says a retry cannot help (the file itself is the problem)."""
     with db.read() as session:
         video = get_video(session, user, video_id)
-        status, workflow_id = video.status, video.workflow_id
+        status, workflow_id, code = video.status, video.workflow_id, video.error_code
     if status != VideoStatus.FAILED or workflow_id is None:
         raise NotRetryable(f"only failed videos can be retried; this one is {status}")
+    refusal = retry_refusal(code)
+    if refusal is not None:
+        raise NotRetryable(f"retrying cannot help: {refusal}")
     if not queue.restart_workflow(db, workflow_id, requested_by=user.email):
         raise NotRetryable("the video is no longer failed")
 
@@ -263,6 +273,9 @@ def retry_failed_with_code(db: Database, admin: User, code: str) -> list[str]:
     """Re-run every failed video whose error is ``code`` (after an outage, say)."""
     if not admin.is_admin:
         raise PermissionError("only admins can retry videos in bulk")
+    refusal = retry_refusal(code)
+    if refusal is not None:
+        raise NotRetryable(f"videos failed with {code} are not retried: {refusal}")
     with db.read() as session:
         failed = session.execute(
             select(Video.id, Video.workflow_id).where(

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelwatch.db.models import Event, Task, User, Video
-from reelwatch.failures import CATALOG, FailureCode
+from reelwatch.failures import CATALOG, FailureCode, retry_refusal
 from reelwatch.videos import service
 from reelwatch.videos.service import VideoNotFound
 from reelwatch.videos.status import VideoStatus
@@ -50,6 +50,7 @@ class Failure:
     explanation: str
     detail: str | None
     recoverable: bool
+    retry_refusal: str | None  # why the Retry button is not offered
 
 
 def status_explanation(status: str) -> str:
@@ -61,11 +62,18 @@ def failure_of(video: Video) -> Failure | None:
     if not video.error_code:
         return None
     try:
-        explanation = CATALOG[FailureCode(video.error_code)].user_message
+        kind = CATALOG[FailureCode(video.error_code)]
     except ValueError:
         explanation = "Something went wrong while processing this video."
+    else:  # once failed for good, no automatic retry is coming
+        failed = video.status == VideoStatus.FAILED
+        explanation = kind.gave_up_message if failed else kind.user_message
     return Failure(
-        video.error_code, explanation, video.error_message, bool(video.error_recoverable)
+        video.error_code,
+        explanation,
+        video.error_message,
+        bool(video.error_recoverable),
+        retry_refusal(video.error_code),
     )
 
 

@@ -82,11 +82,21 @@ def list_videos(
     owner: Annotated[str | None, Query(alias="user", max_length=320)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=2 * MAX_ID_LENGTH)] = None,
+    id_prefix: Annotated[
+        str | None,
+        Query(pattern="^[0-9a-f]{1,32}$", description="Only videos whose id starts so."),
+    ] = None,
 ) -> dict[str, Any]:
     with svc.db.read() as session:
         try:
             page = service.list_video_items(
-                session, user, status=status, owner_email=owner, limit=limit, cursor=cursor
+                session,
+                user,
+                status=status,
+                owner_email=owner,
+                limit=limit,
+                cursor=cursor,
+                id_prefix=id_prefix,
             )
         except ValueError:  # a cursor this API did not hand out
             raise ApiError(422, "invalid_request", "cursor: not a cursor from this list") from None

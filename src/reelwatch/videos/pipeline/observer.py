@@ -116,9 +116,10 @@ class VideoObserver(WorkflowObserver):
                     video, owner, failure, run=workflow.run, public_url=self.public_url
                 ),
             )
-            _notify(
-                session, workflow, messages.failure_alert(video, owner, failure, run=workflow.run)
+            alert = messages.failure_alert(
+                video, owner, failure, run=workflow.run, public_url=self.public_url
             )
+            _notify(session, workflow, alert)
 
     def workflow_restarted(self, session: Session, workflow: WorkflowView) -> None:
         video = _video(session, workflow)

@@ -137,12 +137,13 @@ def _planned(
     info: media.MediaInfo, ladder: list[tuple[int, bool]]
 ) -> tuple[list[media.RenditionPlan], list[str]]:
     """The renditions to make, and the names of the rungs skipped rather than upscaled."""
-    plans, skipped = [], []
+    plans: list[media.RenditionPlan] = []
+    skipped: list[str] = []
     for rung, lowest in ladder:
         plan = media.plan_rendition(info, rung, lowest=lowest)
         if plan is None:
             skipped.append(f"{rung}p")
-        else:
+        elif all(plan.name != kept.name for kept in plans):  # rungs 480 and 481: one file
             plans.append(plan)
     return plans, skipped
 
