@@ -94,7 +94,7 @@ def test_one_transcode_task_makes_the_whole_ladder_from_one_decode(
     full_hd = wait_for_outcome(client, upload(client, good_samples["1080p"])["id"])
     small = wait_for_outcome(client, upload(client, good_samples["h264"])["id"])
     assert sorted(r["name"] for r in full_hd["renditions"]) == ["480p", "720p"]
-    # Smaller than the lowest rung: kept at its own size, named by its real height.
+    # Smaller than the lowest rung: kept at its own size, named by its real short side.
     assert [r["name"] for r in small["renditions"]] == [f"{small['height']}p"]
     for video in (full_hd, small):
         folder = instance.settings.media_root / "videos" / video["id"]
@@ -186,12 +186,12 @@ def test_a_workflow_planned_with_one_task_per_rung_still_becomes_ready(
     ("size", "renditions"),
     [
         ((640, 360), [("360p", 640, 360)]),  # under the lowest rung (480): its own size
-        ((360, 640), [("640p", 360, 640)]),  # vertical: named by its real height
+        ((360, 640), [("360p", 360, 640)]),  # vertical: named by its real short side
         ((641, 361), [("360p", 640, 360)]),  # odd: rounded down to even, named so
         ((1280, 720), [("480p", 854, 480), ("720p", 1280, 720)]),
     ],
 )
-def test_renditions_are_named_by_their_real_height_and_never_upscaled(
+def test_renditions_are_named_by_their_real_short_side_and_never_upscaled(
     instance: LiveInstance,
     tmp_path: Path,
     size: tuple[int, int],
@@ -210,7 +210,7 @@ def test_renditions_are_named_by_their_real_height_and_never_upscaled(
     for name, *_ in made:  # the file is what its name says
         stream = ffprobe(instance.settings.media_root / "videos" / final["id"] / f"{name}.mp4")
         video_stream = next(s for s in stream["streams"] if s["codec_type"] == "video")
-        assert f"{video_stream['height']}p" == name
+        assert f"{min(video_stream['width'], video_stream['height'])}p" == name
 
 
 def test_non_ascii_file_name_is_kept(instance: LiveInstance, good_samples: dict[str, Path]) -> None:

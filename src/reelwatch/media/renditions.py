@@ -41,8 +41,9 @@ def plan_rendition(info: MediaInfo, rung: int, *, lowest: bool) -> RenditionPlan
     """The rendition whose short side is ``rung`` pixels, or None rather than upscale.
 
     The lowest rung is never skipped: a source smaller than it is kept at its own size.
-    A rendition is named by the height it really has (``360p``, ``640p`` for a vertical
-    360x640), never by the rung that asked for it.
+    A rendition is named by the short side it really has (``360p`` for 640x360 and for a
+    vertical 360x640, as players and sites name vertical video), never by the rung that
+    asked for it.
     """
     if min(info.width, info.height) < rung:
         if not lowest:
@@ -55,7 +56,7 @@ def plan_rendition(info: MediaInfo, rung: int, *, lowest: bool) -> RenditionPlan
 
 
 def _named(width: int, height: int) -> RenditionPlan:
-    return RenditionPlan(f"{height}p", width, height)
+    return RenditionPlan(f"{min(width, height)}p", width, height)
 
 
 def transcode(
