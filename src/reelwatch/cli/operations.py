@@ -24,6 +24,7 @@ from reelwatch.operations.gc import (
     purge_expired_rows,
 )
 from reelwatch.operations.recover import candidates, recover
+from reelwatch.pipeline import register_video_workflow
 from reelwatch.storage import MediaStore
 
 app = typer.Typer()
@@ -73,6 +74,7 @@ def recover_command(
     the videos (every stored upload without a row, or the IDs given)."""
     with operator_database() as (settings, db):
         store = MediaStore(settings.media_root)
+        register_video_workflow(settings, store)  # whose spec and observer recover uses
         recoveries = [
             recover(db, store, video_id, dry_run=dry_run)
             for video_id in video_ids or candidates(db, store)

@@ -61,12 +61,17 @@ def candidates(db: Database, store: MediaStore) -> list[str]:
 def recover(db: Database, store: MediaStore, video_id: str, *, dry_run: bool) -> Recovery:
     """Re-create ``video_id``'s row from its manifest and start its workflow."""
     try:
-        store.video_dir(video_id)
+        folder = store.video_dir(video_id)
     except ValueError:
         return Recovery(video_id, "?", "?", NOT_RECOVERED, "not a video id")
     with db.read() as session:
-        if session.get(Video, video_id) is not None:
-            return Recovery(video_id, "?", "?", ALREADY_RECORDED)
+        recorded = session.execute(
+            select(User.email, Video.filename).join(User).where(Video.id == video_id)
+        ).first()
+    if recorded is not None:
+        return Recovery(video_id, recorded.email, recorded.filename, ALREADY_RECORDED)
+    if not folder.is_dir():
+        return Recovery(video_id, "?", "?", NOT_RECOVERED, "no such folder in the media store")
     try:
         manifest = read_manifest(store, video_id)
     except ManifestError as exc:
