@@ -23,7 +23,7 @@ from reelwatch.operations.gc import (
     find_unrecorded_uploads,
     purge_expired_rows,
 )
-from reelwatch.operations.recover import candidates, recover
+from reelwatch.operations.recover import OUTCOMES, candidates, recover
 from reelwatch.pipeline import register_video_workflow
 from reelwatch.storage import MediaStore
 
@@ -86,7 +86,8 @@ def recover_command(
             f"[{'green' if item.ok else 'red'}]{item.done}[/]{detail}"
         )
     counts = Counter(item.done for item in recoveries)
-    console.print(", ".join(f"{n} {done}" for done, n in counts.items()) or "nothing to recover")
+    summary = ", ".join(f"{counts[done]} {done}" for done in OUTCOMES if counts[done])
+    console.print(summary or "nothing to recover")
     if not all(item.ok for item in recoveries):
         raise typer.Exit(1)
 

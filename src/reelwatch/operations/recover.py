@@ -36,12 +36,13 @@ RECOVERED = "recovered"
 WOULD_RECOVER = "would be recovered"
 ALREADY_RECORDED = "already recorded"
 NOT_RECOVERED = "not recovered"
+OUTCOMES = (RECOVERED, WOULD_RECOVER, ALREADY_RECORDED, NOT_RECOVERED)  # the summary's order
 
 
 @dataclass(frozen=True)
 class Recovery:
     video_id: str
-    owner: str  # the manifest's e-mail, or "?" without a readable manifest
+    owner: str  # the e-mail of its manifest or row, or "?" when neither can be read
     filename: str
     done: str  # one of the above
     detail: str = ""  # why not, or what next
