@@ -28,7 +28,10 @@ READY_SUBJECT = "Your video is ready"
 FAILED_SUBJECT = "We could not process your video"
 # Message-IDs derived from the outbox keys email:video:<id>:outcome:run<n> and :delayed.
 _MAIL_ID = re.compile(r"<email\.video\.([0-9a-f]{32})\.(outcome\.run(\d+)|delayed)@reelwatch>")
-_VIDEO_FILES = re.compile(r"original|\d+p\.mp4|thumbnail\.jpg")
+_VIDEO_FILES = re.compile(r"original|upload\.json|\d+p\.mp4|thumbnail\.jpg")
+# What accepting an upload writes before its row: the manifest (under a temporary name
+# first), then the original.
+_UNRECORDED_FILES = re.compile(r"original|upload\.json|\.upload\.json\.[0-9a-f]+\.tmp")
 _TEMPORARY = re.compile(r"(^\.)|(\.tmp$)|(\.part$)")
 
 Video = dict[str, Any]
@@ -427,6 +430,8 @@ def no_temporary_files(observed: Observed) -> Result:
     for path in sorted(root.rglob("*")):
         result.checked += 1
         relative = path.relative_to(root)
+        if _in_unrecorded_folder(relative, observed, path):
+            continue  # counted by unrecorded_originals
         if path.is_file() and _TEMPORARY.search(path.name):
             result.violated(f"temporary file {relative} ({path.stat().st_size} bytes)")
         elif path.is_file() and relative.parts[0] == "incoming":
@@ -440,10 +445,12 @@ def no_temporary_files(observed: Observed) -> Result:
 
 
 def unrecorded_originals(observed: Observed) -> list[str]:
-    """Folders holding just the original of an upload that was never recorded: the
-    server died between storing it and committing its row, so no 201 was sent and
-    nothing was promised. By design ``reelwatch gc`` removes them after its grace hour;
-    the report counts them rather than calling them a violation."""
+    """Folders holding just the original of an upload that was never recorded (and its
+    manifest, or part of it): the server died between storing it and committing its row,
+    so no 201 was sent and nothing was promised. ``reelwatch gc`` removes them (after its
+    grace hour, or with a manifest ``REELWATCH_ORPHAN_RETENTION_DAYS`` later, in case the
+    row was lost after a 201); the report counts them rather than calling them a
+    violation."""
     videos = observed.media_root / "videos"
     folders = sorted(videos.iterdir()) if videos.is_dir() else []
     return [
@@ -453,8 +460,18 @@ def unrecorded_originals(observed: Observed) -> list[str]:
     ]
 
 
+def _in_unrecorded_folder(relative: Path, observed: Observed, path: Path) -> bool:
+    return (
+        len(relative.parts) == 3
+        and relative.parts[0] == "videos"
+        and relative.parts[1] not in observed.videos
+        and _unrecorded_original(path.parent)
+    )
+
+
 def _unrecorded_original(folder: Path) -> bool:
-    return _listing(folder) == ["original"]
+    listing = _listing(folder)
+    return bool(listing) and all(_UNRECORDED_FILES.fullmatch(name) for name in listing)
 
 
 def _listing(folder: Path) -> list[str]:

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     admission_policy: Literal["refuse", "warn"] = "warn"
     # `reelwatch gc` deletes finished videos older than this (0: keep them for ever).
     retention_days: int = Field(0, ge=0)
+    # ...and keeps this long a folder holding an original and its upload manifest but
+    # no video row: a row lost after its 201, for `reelwatch recover` (docs/operations.md).
+    orphan_retention_days: int = Field(7, ge=1)
     # The engine's maintenance (docs/architecture.md, "Maintenance") deletes finished
     # internal workflows (pings) with their tasks and events, leftover probe videos and
     # the delivered messages of deleted videos this long after (0: keep them for ever).

@@ -148,11 +148,16 @@ def test_leftover_temporary_and_orphaned_files_are_caught(tmp_path: Path) -> Non
     unrecorded = tmp_path / "videos" / ("e" * 32)  # stored, then the server died
     unrecorded.mkdir()
     (unrecorded / "original").write_bytes(b"u")
+    (unrecorded / "upload.json").write_bytes(b"{}")
+    half = tmp_path / "videos" / ("d" * 32)  # died writing the manifest
+    half.mkdir()
+    (half / ".upload.json.0a1b2c3d.tmp").write_bytes(b"{")
     result = no_temporary_files(observed([], media_root=tmp_path))
     found = " | ".join(result.violations)
     assert "incoming/abc.part" in found and ".240p.mp4.1a2b.tmp" in found
     assert "folder of no known video: videos/ffff" in found and "original" not in found
-    assert unrecorded_originals(observed([], media_root=tmp_path)) == ["e" * 32]
+    assert "upload.json" not in found
+    assert unrecorded_originals(observed([], media_root=tmp_path)) == ["d" * 32, "e" * 32]
 
 
 def test_the_ladder_keeps_rungs_that_fit_and_always_the_lowest() -> None:

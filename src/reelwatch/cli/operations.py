@@ -1,4 +1,4 @@
-"""Operator commands on this host's data: gc, backup, restore, doctor.
+"""Operator commands on this host's data: gc, recover, backup, restore, doctor.
 
 Like ``db`` and ``users`` they work directly on the database and media store of the host
 they run on, with the server's configuration.
@@ -6,6 +6,7 @@ they run on, with the server's configuration.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -25,8 +26,15 @@ from reelwatch.cli.common import (
 from reelwatch.db.database import utcnow
 from reelwatch.operations.backup import BackupError, backup, restore
 from reelwatch.operations.doctor import examine
-from reelwatch.operations.gc import collect, find_garbage, purge_expired_rows
+from reelwatch.operations.gc import (
+    collect,
+    find_garbage,
+    find_unrecorded_uploads,
+    purge_expired_rows,
+)
+from reelwatch.operations.recover import OUTCOMES, candidates, recover
 from reelwatch.storage import MediaStore
+from reelwatch.videos.pipeline import register_video_workflow
 
 app = typer.Typer()
 
@@ -40,10 +48,20 @@ def gc(
     """Remove what no video needs: orphan folders, temporary files, expired videos."""
     with operator_database() as (settings, db):
         store = MediaStore(settings.media_root)
-        garbage = find_garbage(db, store, now=utcnow(), retention_days=settings.retention_days)
+        days = settings.orphan_retention_days
+        for item in find_unrecorded_uploads(db, store, now=utcnow(), orphan_retention_days=days):
+            console.print(f"[yellow]kept[/] {literal(item.path)}  [dim]{literal(item.reason)}[/]")
+        garbage = find_garbage(
+            db,
+            store,
+            now=utcnow(),
+            retention_days=settings.retention_days,
+            orphan_retention_days=days,
+        )
         for item in garbage:
             console.print(
-                f"{literal(item.path)}  [dim]{item.size_bytes / 1e6:.1f} MB, {item.reason}[/]"
+                f"{literal(item.path)}  [dim]{item.size_bytes / 1e6:.1f} MB, "
+                f"{literal(item.reason)}[/]"
             )
         if dry_run:
             console.print(f"{len(garbage)} items would be removed (dry run)")
@@ -52,6 +70,35 @@ def gc(
         rows = purge_expired_rows(db, utcnow())
     console.print(f"removed {len(garbage)} items, {freed / 1e6:.1f} MB freed")
     console.print(f"deleted {rows} expired sessions and throttle counters")
+
+
+@app.command("recover", rich_help_panel=OPERATIONS_PANEL)
+def recover_command(
+    video_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="[ID]...", help="Only these videos.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List, change nothing.")] = False,
+) -> None:
+    """Re-create the video rows a database lost from the uploads' manifests, and process
+    the videos (every stored upload without a row, or the IDs given)."""
+    with operator_database() as (settings, db):
+        store = MediaStore(settings.media_root)
+        register_video_workflow(settings, store)  # whose spec and observer recover uses
+        recoveries = [
+            recover(db, store, video_id, dry_run=dry_run)
+            for video_id in video_ids or candidates(db, store)
+        ]
+    for item in recoveries:
+        detail = f": {literal(item.detail)}" if item.detail else ""
+        console.print(
+            f"{literal(item.video_id)}  {literal(item.owner)}  {literal(item.filename)}  "
+            f"[{'green' if item.ok else 'red'}]{item.done}[/]{detail}"
+        )
+    counts = Counter(item.done for item in recoveries)
+    summary = ", ".join(f"{counts[done]} {done}" for done in OUTCOMES if counts[done])
+    console.print(summary or "nothing to recover")
+    if not all(item.ok for item in recoveries):
+        raise typer.Exit(1)
 
 
 @app.command("backup", rich_help_panel=OPERATIONS_PANEL)

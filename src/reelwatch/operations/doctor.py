@@ -2,7 +2,8 @@
 
 It runs the monitor's own component checks (database, storage, SMTP, ffmpeg) once, plus
 what only matters at install time: the schema is current, ffprobe is there, the alert
-targets parse, production has what it needs, and how much garbage ``gc`` would free.
+targets parse, production has what it needs, stored uploads whose video row is missing
+(``reelwatch recover``), and how much garbage ``gc`` would free.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from reelwatch.db.migrate import schema_revisions
 from reelwatch.insights.checks import CRITICAL, OK, UNKNOWN, WARNING, CheckResult
 from reelwatch.monitor import checks
 from reelwatch.notify.alerts import parse_alert_urls
-from reelwatch.operations.gc import find_garbage
+from reelwatch.operations.gc import find_garbage, find_unrecorded_uploads
 from reelwatch.permissions import open_to_others
 from reelwatch.storage import MediaStore
 
@@ -40,6 +41,7 @@ def examine(settings: Settings) -> list[Finding]:
             schema = _schema(settings)
             findings.append(schema)
             if schema.result.state == OK:  # the tables gc reads exist
+                findings.append(_unrecorded_uploads(db, store, settings))
                 findings.append(_garbage(db, store, settings))
     finally:
         db.dispose()
@@ -63,8 +65,28 @@ def _schema(settings: Settings) -> Finding:
     return Finding("schema", result, "run `reelwatch db upgrade` (up and server do it on start)")
 
 
+def _unrecorded_uploads(db: Database, store: MediaStore, settings: Settings) -> Finding:
+    kept = find_unrecorded_uploads(
+        db, store, now=utcnow(), orphan_retention_days=settings.orphan_retention_days
+    )
+    if not kept:
+        return Finding("uploads", CheckResult(OK, "every stored upload has its video row"))
+    detail = (
+        f"{len(kept)} stored uploads have no video row (lost by the database?); gc deletes "
+        f"them {settings.orphan_retention_days} days after their upload"
+    )
+    fix = "`reelwatch recover` re-creates them (`--dry-run` lists them)"
+    return Finding("uploads", CheckResult(WARNING, detail), fix)
+
+
 def _garbage(db: Database, store: MediaStore, settings: Settings) -> Finding:
-    garbage = find_garbage(db, store, now=utcnow(), retention_days=settings.retention_days)
+    garbage = find_garbage(
+        db,
+        store,
+        now=utcnow(),
+        retention_days=settings.retention_days,
+        orphan_retention_days=settings.orphan_retention_days,
+    )
     if not garbage:
         return Finding("garbage", CheckResult(OK, "nothing to collect"))
     size_mb = sum(item.size_bytes for item in garbage) / 1e6

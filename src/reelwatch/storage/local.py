@@ -2,8 +2,11 @@
 
 Files appear only whole: uploads stream into a temporary file in the store, are
 fsync'ed, checksummed and renamed into place, and the folder is fsync'ed too, so a
-video that got its 201 survives a crash or power loss. The partial upload of a server
-that died mid-upload is removed when a server starts.
+video that got its 201 survives a crash or power loss. Beside each original lies its
+upload manifest (``upload.json``: who uploaded what), written the same way before the
+video's row is committed, so an original whose row a database failover lost can be
+recorded again (``reelwatch recover``). The partial upload of a server that died
+mid-upload is removed when a server starts.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+MANIFEST = "upload.json"
 
 
 class UploadTooLarge(Exception):
@@ -75,6 +80,9 @@ class MediaStore:
     def original_path(self, video_id: str) -> Path:
         return self.video_dir(video_id) / "original"
 
+    def manifest_path(self, video_id: str) -> Path:
+        return self.video_dir(video_id) / MANIFEST
+
     def rendition_path(self, video_id: str, name: str) -> Path:
         return self.video_dir(video_id) / f"{name}.mp4"
 
@@ -86,10 +94,20 @@ class MediaStore:
         self.incoming.mkdir(parents=True, exist_ok=True)
         return IncomingFile(self.incoming / f"{uuid.uuid4().hex}.part")
 
-    def keep_original(self, incoming: IncomingFile, video_id: str) -> Path:
-        """Move a finished upload into the video's folder, durably."""
+    def keep_original(self, incoming: IncomingFile, video_id: str, manifest: bytes) -> Path:
+        """Move a finished upload into the video's folder with its manifest, durably.
+
+        The manifest goes first, whole (temporary file, fsync, rename): a folder that
+        holds an original holds its manifest too, unless it predates manifests. One
+        sync of the folder then makes both renames durable."""
         folder = self.video_dir(video_id)
         folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{MANIFEST}.{uuid.uuid4().hex[:8]}.tmp"
+        with temporary.open("xb") as handle:
+            handle.write(manifest)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(self.manifest_path(video_id))
         destination = self.original_path(video_id)
         incoming.path.replace(destination)
         fsync_path(folder)

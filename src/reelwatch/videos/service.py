@@ -1,7 +1,8 @@
 """What can be done with videos, as plain functions the API and CLI call.
 
 Accepting an upload is one transaction (video row, workflow, first tasks, event) after
-the original is already durable in the store; everything after that is the engine's.
+the original and its manifest are already durable in the store; everything after that
+is the engine's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from reelwatch.failures import retry_refusal
 from reelwatch.inputs import clean_filename, clean_title
 from reelwatch.storage import MediaStore
 from reelwatch.storage.local import IncomingFile
+from reelwatch.videos.manifest import UploadManifest
 from reelwatch.videos.pipeline.workflow import VIDEO_WORKFLOW
 from reelwatch.videos.status import VideoStatus
 
@@ -98,49 +100,72 @@ def accept_upload(
     filename = clean_filename(filename)
     title = clean_title(title, filename=filename)  # before anything is kept: may refuse
     stored = incoming.finish()
-    video_id = uuid.uuid4().hex
     now = utcnow()
+    manifest = UploadManifest(
+        video_id=uuid.uuid4().hex,
+        user_id=user.id,
+        email=user.email,
+        filename=filename,
+        title=title,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+        created_at=now,
+    )
     try:
         # Inside the try: a move that fails half way (its folder sync, say) must not
         # leave an original that no row points to.
-        store.keep_original(incoming, video_id)
+        store.keep_original(incoming, manifest.video_id, manifest.to_bytes())
         with db.write() as session:
-            video = Video(
-                id=video_id,
-                user_id=user.id,
-                title=title,
-                filename=filename,
-                size_bytes=stored.size_bytes,
-                sha256=stored.sha256,
-                status=VideoStatus.QUEUED,
-                progress=0.0,
-                attempts=0,
-                has_thumbnail=False,
-                renditions=[],
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(video)
-            session.flush()
-            origin = {
-                "upload": {
-                    "filename": filename,
-                    "size_bytes": stored.size_bytes,
-                    "sha256": stored.sha256,
-                }
-            }
-            workflow = queue.start_workflow(
-                session,
-                workflow_spec(VIDEO_WORKFLOW),
-                subject_id=video_id,
-                origin=origin,
-                priority=_unfinished_videos(session, user.id),
-                not_before=hold_until,
-            )
-            video.workflow_id = workflow.id
+            video = record_upload(session, manifest, now=now, hold_until=hold_until)
     except BaseException:
-        store.delete_video(video_id)  # no row, so no 201: the file must not linger
+        store.delete_video(manifest.video_id)  # no row, so no 201: the file must not linger
         raise
+    return video
+
+
+def record_upload(
+    session: Session,
+    manifest: UploadManifest,
+    *,
+    now: datetime,
+    hold_until: datetime | None = None,
+) -> Video:
+    """Insert the row of an upload already kept in the store and start its workflow, in
+    the caller's transaction: when it is accepted, and when ``reelwatch recover``
+    records it again from its manifest."""
+    video = Video(
+        id=manifest.video_id,
+        user_id=manifest.user_id,
+        title=manifest.title,
+        filename=manifest.filename,
+        size_bytes=manifest.size_bytes,
+        sha256=manifest.sha256,
+        status=VideoStatus.QUEUED,
+        progress=0.0,
+        attempts=0,
+        has_thumbnail=False,
+        renditions=[],
+        created_at=manifest.created_at,
+        updated_at=now,
+    )
+    session.add(video)
+    session.flush()
+    origin = {
+        "upload": {
+            "filename": manifest.filename,
+            "size_bytes": manifest.size_bytes,
+            "sha256": manifest.sha256,
+        }
+    }
+    workflow = queue.start_workflow(
+        session,
+        workflow_spec(VIDEO_WORKFLOW),
+        subject_id=manifest.video_id,
+        origin=origin,
+        priority=_unfinished_videos(session, manifest.user_id),
+        not_before=hold_until,
+    )
+    video.workflow_id = workflow.id
     return video
 
 

@@ -38,6 +38,7 @@ EVENT_WORDS = {
     "task_released": "Step handed back (worker shutting down)",
     "task_cancelled": "Step cancelled",
     "workflow_restarted": "Retry requested",
+    "video_recovered": "Recorded again from its upload (the database had lost it)",
     "workflow_succeeded": "Processing finished",
     "workflow_failed": "Processing failed",
     "notification_queued": "Notification queued",
