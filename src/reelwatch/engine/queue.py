@@ -19,9 +19,9 @@ from sqlalchemy import Table, bindparam, exists, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from reelwatch.db.database import Database, retry_on_conflict, utcnow
-from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import rows, states
 from reelwatch.engine.rows import TASK_COLUMNS, TASKS, TaskRow, WorkflowRow
+from reelwatch.engine.schema import Event, Task, Workflow
 from reelwatch.engine.spec import (
     TaskSpec,
     TaskView,

@@ -17,8 +17,8 @@ from typing import Any, cast
 from sqlalchemy import JSON, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from reelwatch.db.models import Task, Workflow
 from reelwatch.engine import states
+from reelwatch.engine.schema import Task, Workflow
 
 TASKS = cast(Table, Task.__table__)
 WORKFLOWS = cast(Table, Workflow.__table__)

@@ -31,10 +31,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from reelwatch.db.database import Database, utcnow
-from reelwatch.db.models import Task, WorkerRecord
 from reelwatch.engine import queue
 from reelwatch.engine.maintenance import Duty, Maintainer, engine_duties, maintenance_lease_s
 from reelwatch.engine.notifier import WorkNotifier, notifier_for
+from reelwatch.engine.schema import Task, WorkerRecord
 from reelwatch.engine.spec import TaskHandler, WorkflowSpec, workflow_spec
 from reelwatch.failures import FailureCode, TaskFailure
 
