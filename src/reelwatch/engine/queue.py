@@ -9,7 +9,7 @@ timeline can never disagree with the state. Completions and failures are fenced 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from reelwatch.db.database import Database, retry_on_conflict, utcnow
 from reelwatch.engine import rows, states
+from reelwatch.engine.failures import DEFAULT_POLICY, RetryPolicy, TaskFailure
 from reelwatch.engine.rows import TASK_COLUMNS, TASKS, TaskRow, WorkflowRow
 from reelwatch.engine.schema import Event, Task, Workflow
 from reelwatch.engine.spec import (
@@ -28,9 +29,9 @@ from reelwatch.engine.spec import (
     WorkflowObserver,
     WorkflowSpec,
     WorkflowView,
+    registered_workflows,
     workflow_spec,
 )
-from reelwatch.failures import MAX_ATTEMPTS, FailureCode, TaskFailure
 
 NOTIFY_CHANNEL = "reelwatch_tasks"
 PROGRESS_MILESTONES = (0.25, 0.5, 0.75)
@@ -495,7 +496,6 @@ def fail_task(
 
     What is recorded (events, the video's error, e-mails) is shown to users, so it
     carries no server path; the caller logs the full text."""
-    failure = failure.without_paths()
     with db.write() as session:
         workflow = _lock_workflow(session, claim.workflow_id)
         now = utcnow()  # after the lock: the timeline's order is the commit order
@@ -511,7 +511,9 @@ def fail_task(
                 at=now,
                 data={"expired_at": _iso(task.lease_expires_at)},
             )
-        kind = failure.kind
+        policy = _policy(workflow)
+        failure = failure.rewritten(policy.redact)
+        recoverable = policy.rule_for(failure.code).recoverable
         record_event(
             session,
             "task_failed",
@@ -519,27 +521,25 @@ def fail_task(
             task=task,
             at=now,
             data={
-                "code": failure.code.value,
+                "code": str(failure.code),
                 "message": failure.message,
-                "recoverable": kind.recoverable,
+                "recoverable": recoverable,
                 "detail": failure.detail[-2000:],
             },
         )
-        task.error_code, task.error_message = failure.code.value, failure.message
+        task.error_code, task.error_message = str(failure.code), failure.message
         task.worker_id, task.lease_expires_at = None, None
         attempts_used = task.attempt - task.attempt_floor
         # Each kind of failure spends its own budget: a video that met a full disk three
-        # times still has its worker_lost retries (within MAX_ATTEMPTS in all).
-        like_this = _failures_with_code(session, task, failure.code.value)
-        within_budget = like_this < kind.max_attempts and attempts_used < MAX_ATTEMPTS
-        if kind.recoverable and within_budget:
-            _schedule_retry(session, workflow, task, failure, now, backoff_scale)
+        # times still has its worker_lost retries (within the policy's cap in all).
+        like_this = _failures_with_code(session, task, str(failure.code))
+        if policy.retries(failure.code, failures_with_code=like_this, attempts_used=attempts_used):
+            delay = policy.rule_for(failure.code).retry_delay(attempts_used, backoff_scale)
+            _schedule_retry(session, workflow, task, failure, now, delay)
             return states.QUEUED
-        if kind.recoverable:
-            failure = TaskFailure(
-                failure.code,
-                f"{failure.message} (gave up after {attempts_used} attempts)",
-                detail=failure.detail,
+        if recoverable:
+            failure = failure.with_message(
+                f"{failure.message} (gave up after {attempts_used} attempts)"
             )
         task.state, task.finished_at = states.FAILED, now
         _fail_workflow(session, workflow, failure, now)
@@ -583,9 +583,8 @@ def _schedule_retry(
     task: Task,
     failure: TaskFailure,
     now: datetime,
-    backoff_scale: float,
+    delay: float,
 ) -> None:
-    delay = failure.kind.retry_delay(task.attempt - task.attempt_floor, backoff_scale)
     task.state = states.QUEUED
     task.run_at = now + timedelta(seconds=delay)
     task.progress = 0.0
@@ -596,7 +595,7 @@ def _schedule_retry(
         task=task,
         at=now,
         data={
-            "code": failure.code.value,
+            "code": str(failure.code),
             "delay_s": round(delay, 3),
             "next_at": _iso(task.run_at),
         },
@@ -619,21 +618,18 @@ def _fail_workflow(
         "workflow_failed",
         workflow,
         at=now,
-        data={"code": failure.code.value, "message": failure.message},
+        data={"code": str(failure.code), "message": failure.message},
     )
     _observer(workflow).workflow_failed(session, workflow, failure)
 
 
-DEPENDENCY_CODES = (
-    FailureCode.STORAGE_UNAVAILABLE,
-    FailureCode.DISK_FULL,
-    FailureCode.DEPENDENCY_DOWN,
-)
-
-
 @retry_on_conflict
-def wake_dependency_waiters(db: Database) -> int:
-    """Make tasks that were backing off because a dependency was down due now."""
+def wake_dependency_waiters(db: Database, codes: Iterable[str] | None = None) -> int:
+    """Make tasks that were backing off after one of ``codes`` (a dependency was down:
+    ``RetryPolicy.dependency_codes``; default: those of every registered workflow) due now."""
+    codes = list(dependency_codes(registered_workflows()) if codes is None else codes)
+    if not codes:
+        return 0
     now = utcnow()
     with db.write() as session:
         woken = session.execute(
@@ -641,7 +637,7 @@ def wake_dependency_waiters(db: Database) -> int:
             .where(
                 Task.state == states.QUEUED,
                 Task.run_at > now,
-                Task.error_code.in_([code.value for code in DEPENDENCY_CODES]),
+                Task.error_code.in_(codes),
             )
             .values(run_at=now)
         )
@@ -770,6 +766,18 @@ def claim_of(task: TaskRow, workflow: WorkflowRow) -> ClaimedTask:
         worker_id=task.worker_id or "",
         timeout_s=task.timeout_s,
     )
+
+
+def dependency_codes(specs: Mapping[str, WorkflowSpec]) -> set[str]:
+    """The failures that mean a dependency was down, in these workflows' policies."""
+    return {code for spec in specs.values() for code in spec.retry.dependency_codes}
+
+
+def _policy(workflow: WorkflowView) -> RetryPolicy:
+    try:
+        return workflow_spec(workflow.name).retry
+    except LookupError:  # a workflow this process does not declare: the default rules
+        return DEFAULT_POLICY
 
 
 def _observer(workflow: WorkflowView) -> WorkflowObserver:

@@ -32,11 +32,11 @@ from sqlalchemy.exc import DBAPIError
 
 from reelwatch.db.database import Database, utcnow
 from reelwatch.engine import queue
+from reelwatch.engine.failures import TIMEOUT, UNKNOWN, TaskFailure
 from reelwatch.engine.maintenance import Duty, Maintainer, engine_duties, maintenance_lease_s
 from reelwatch.engine.notifier import WorkNotifier, notifier_for
 from reelwatch.engine.schema import Task, WorkerRecord
-from reelwatch.engine.spec import TaskHandler, WorkflowSpec, workflow_spec
-from reelwatch.failures import FailureCode, TaskFailure
+from reelwatch.engine.spec import TaskHandler, WorkflowSpec, registered_workflows, workflow_spec
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -371,7 +371,7 @@ class Worker:
                 return None
             log.exception("task %s (%s) crashed", claim.id, claim.name)
             return TaskFailure(
-                FailureCode.UNKNOWN,
+                UNKNOWN,
                 f"{type(exc).__name__}: {exc}",
                 detail=traceback.format_exc()[-4000:],
             )
@@ -394,9 +394,7 @@ class Worker:
     ) -> list[queue.ClaimedTask]:
         claim = running.claim
         if running.cancel_reason == "timeout":
-            result = TaskFailure(
-                FailureCode.TIMEOUT, f"task ran longer than its {claim.timeout_s:g} s limit"
-            )
+            result = TaskFailure(TIMEOUT, f"task ran longer than its {claim.timeout_s:g} s limit")
         elif running.cancel_reason == "shutdown":
             self._persist(lambda: queue.release_task(self.db, claim, reason="worker shutting down"))
             result = None
@@ -420,7 +418,7 @@ class Worker:
             "task %s (%s) failed with %s -> %s: %s\n%s",
             claim.id,
             claim.name,
-            failure.code.value,
+            failure.code,
             state,
             failure.message,
             failure.detail,
@@ -459,7 +457,7 @@ class Worker:
             self.id,
         )
         failure = TaskFailure(
-            FailureCode.TIMEOUT,
+            TIMEOUT,
             f"task ran longer than its {claim.timeout_s:g} s limit and did not stop; "
             f"worker {self.id} was recycled",
         )
@@ -481,11 +479,15 @@ class Worker:
             log.error("worker %s is waiting: %s", self.id, problem)
             self._announce("blocked")
         elif not problem and self.blocked_by:
-            woken = queue.wake_dependency_waiters(self.db)
+            woken = queue.wake_dependency_waiters(self.db, self._dependency_codes())
             log.warning("dependency is back (%s); %d waiting tasks resume", self.blocked_by, woken)
             self._announce("idle")
         self.blocked_by = problem
         return problem is None
+
+    def _dependency_codes(self) -> set[str]:
+        specs = registered_workflows() if self.workflows is None else self.workflows
+        return queue.dependency_codes(specs)
 
     def _handler_for(self, claim: queue.ClaimedTask) -> TaskHandler:
         if self.workflows is not None:
