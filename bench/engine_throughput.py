@@ -55,8 +55,7 @@ class Drain:
 def enqueue_reelwatch(db: Database, count: int) -> None:
     """``count`` no-op workflows in one transaction."""
     with db.write() as session:
-        for _ in range(count):
-            queue.start_workflow(session, peers.NOOP_WORKFLOW)
+        queue.start_workflows(session, [queue.WorkflowStart(peers.NOOP_WORKFLOW)] * count)
 
 
 def drain_reelwatch(url: str, tasks: int, workers: int, logs: Path, batch_size: int) -> Drain:

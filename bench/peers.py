@@ -81,15 +81,13 @@ NOOP_WORKFLOW = register_workflow(WorkflowSpec("bench_noop", (TaskSpec("noop", _
 
 def run_reelwatch_worker(url: str, name: str, lease_s: float, batch_size: int) -> None:
     from reelwatch.db.database import Database
-    from reelwatch.engine.worker import Worker
+    from reelwatch.engine.worker import Worker, WorkerConfig
 
     db = Database(url, pool_size=3)
     worker = Worker(
         db,
-        lease_s=lease_s,
-        name=name,
+        WorkerConfig(lease_s=lease_s, name=name, batch_size=batch_size),
         workflows={NOOP_WORKFLOW.name: NOOP_WORKFLOW},
-        batch_size=batch_size,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -17,7 +17,7 @@ from reelwatch.accounts import create_user
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
 from reelwatch.db.migrate import upgrade_database
-from reelwatch.engine.worker import Worker
+from reelwatch.engine.worker import Worker, WorkerConfig
 from reelwatch.notify.dispatcher import Dispatcher
 from reelwatch.storage import MediaStore
 from reelwatch.videos.pipeline import build_workflows
@@ -85,13 +85,10 @@ class LiveInstance:
     ) -> Worker:
         if backoff_scale is None:
             backoff_scale = self.settings.retry_backoff_scale
-        worker = Worker(
-            self.db,
-            lease_s=self.settings.lease_seconds,
-            backoff_scale=backoff_scale,
-            workflows=self.workflows,
-            queues=queues,
+        config = WorkerConfig(
+            lease_s=self.settings.lease_seconds, queues=queues, backoff_scale=backoff_scale
         )
+        worker = Worker(self.db, config, workflows=self.workflows)
         thread = threading.Thread(target=worker.run, args=(self.stop_workers,), daemon=True)
         thread.start()
         self.threads.append(thread)

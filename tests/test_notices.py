@@ -17,7 +17,7 @@ from reelwatch.cli.main import app
 from reelwatch.config import load_settings
 from reelwatch.db.database import Database, utcnow
 from reelwatch.db.models import AlertState, Event, Notice, OutboxMessage, Task
-from reelwatch.engine.worker import Worker
+from reelwatch.engine.worker import Worker, WorkerConfig
 from reelwatch.insights.load import read_load
 from reelwatch.monitor.rules import evaluate_rules
 from reelwatch.monitor.service import Monitor
@@ -218,7 +218,7 @@ def test_a_long_queue_refuses_an_upload_with_the_wait_in_words(
     live = LiveInstance(settings, workers=0).start()
     # A worker that is alive but busy elsewhere (another queue): the wait is bounded
     # and long.
-    elsewhere = Worker(live.db, lease_s=3, queues=("elsewhere",))
+    elsewhere = Worker(live.db, WorkerConfig(lease_s=3, queues=("elsewhere",)))
     stop = threading.Event()
     thread = threading.Thread(target=elsewhere.run, args=(stop,), daemon=True)
     thread.start()

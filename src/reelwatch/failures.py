@@ -1,16 +1,19 @@
 """The failure catalog: every error code a task can end with, and what follows from it.
 
-One table drives retries (attempts and backoff per code), what users and admins are
-told, and ``docs/failures.md``, which a test keeps identical to ``render_failure_docs()``.
+One table drives retries (attempts and backoff per code: ``RETRY_POLICY``, which the
+workflows hand to the engine), what users and admins are told, and ``docs/failures.md``,
+which a test keeps identical to ``render_failure_docs()``.
 """
 
 from __future__ import annotations
 
 import errno
-import random
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+from reelwatch.engine import failures as engine_failures
+from reelwatch.engine.failures import RetryPolicy, RetryRule
 
 
 class FailureCode(StrEnum):
@@ -56,14 +59,16 @@ class FailureKind:
         cause = self.user_message.split(". ", 1)[0].rstrip(".")
         return f"{cause}. We tried several times and stopped; {RETRY_MAY_HELP}."
 
-    def retry_delay(self, attempt: int, scale: float = 1.0) -> float:
-        """Seconds to wait before attempt ``attempt + 1``: exponential, with equal jitter.
+    @property
+    def rule(self) -> RetryRule:
+        """This code's rule, as the engine applies it."""
+        return RetryRule(
+            self.recoverable, self.max_attempts, self.backoff_base_s, self.backoff_max_s
+        )
 
-        Half the delay is fixed and half random, so a burst of failures (a storage
-        outage) spreads its retries without ever retrying sooner than half the backoff.
-        """
-        delay = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** max(0, attempt - 1)) * scale
-        return float(delay / 2 + random.uniform(0, delay / 2))
+    def retry_delay(self, attempt: int, scale: float = 1.0) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (``RetryRule.retry_delay``)."""
+        return self.rule.retry_delay(attempt, scale)
 
 
 # Why a failed video may or may not be run again (the API's 409, the page, the CLI).
@@ -215,17 +220,24 @@ CATALOG: dict[FailureCode, FailureKind] = {
 }
 
 
-class TaskFailure(Exception):
-    """A task ended in a known way; ``code`` names its catalog entry.
+# A dependency being down: its tasks wait for it, and are woken when it is back.
+DEPENDENCY_CODES = (
+    FailureCode.STORAGE_UNAVAILABLE,
+    FailureCode.DISK_FULL,
+    FailureCode.DEPENDENCY_DOWN,
+)
+
+
+class TaskFailure(engine_failures.TaskFailure):
+    """The engine's ``TaskFailure`` with a catalog code; ``kind`` is its catalog entry.
 
     ``detail`` carries evidence for admins (an ffmpeg stderr tail), never shown to users.
     """
 
+    code: FailureCode
+
     def __init__(self, code: FailureCode, message: str, *, detail: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.detail = detail
+        super().__init__(code, message, detail=detail)
 
     @property
     def kind(self) -> FailureKind:
@@ -241,8 +253,14 @@ class TaskFailure(Exception):
     def recoverable(self) -> bool:
         return self.kind.recoverable
 
-    def __repr__(self) -> str:
-        return f"TaskFailure({self.code.value!r}, {self.message!r})"
+
+def catalog_failure(failure: engine_failures.TaskFailure) -> TaskFailure:
+    """``failure`` as the catalog knows it (the engine raises its own ``timeout``,
+    ``worker_lost`` and ``unknown``; a code the catalog lacks reads as ``unknown``)."""
+    if isinstance(failure, TaskFailure):
+        return failure
+    code = failure.code if failure.code in CATALOG else FailureCode.UNKNOWN
+    return TaskFailure(FailureCode(code), failure.message, detail=failure.detail)
 
 
 # An absolute path, with ffmpeg's "file:" prefix. Folders may hold spaces (a
@@ -359,3 +377,14 @@ def failure_from_os_error(exc: OSError, doing: str) -> TaskFailure:
         f"media store error while {doing}: {exc.strerror}",
         detail=str(exc),
     )
+
+
+# What the engine applies to reelwatch's workflows: the catalog's rules, and no server
+# path in what is recorded.
+RETRY_POLICY = RetryPolicy(
+    rules={code.value: kind.rule for code, kind in CATALOG.items()},
+    default=CATALOG[FailureCode.UNKNOWN].rule,
+    max_attempts=MAX_ATTEMPTS,
+    dependency_codes=frozenset(code.value for code in DEPENDENCY_CODES),
+    redact=without_paths,
+)

@@ -15,7 +15,13 @@ from reelwatch.db.database import Database
 from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import queue, states
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
-from reelwatch.engine.worker import BATCH_SIZE, PREFLIGHT_INTERVAL_S, QUICK_TASK_S, Worker
+from reelwatch.engine.worker import (
+    BATCH_SIZE,
+    PREFLIGHT_INTERVAL_S,
+    QUICK_TASK_S,
+    Worker,
+    WorkerConfig,
+)
 
 behaviour: dict[str, Callable[[TaskContext], None]] = {}
 
@@ -63,7 +69,7 @@ def all_finished(db: Database) -> bool:
 
 
 def run_worker(db: Database, until: Callable[[], bool], **options: Any) -> Worker:
-    worker = Worker(db, lease_s=30, **options)
+    worker = Worker(db, WorkerConfig(lease_s=30), **options)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
@@ -140,7 +146,7 @@ def test_shutdown_mid_batch_records_what_ran_and_hands_back_the_rest(db: Databas
     behaviour["quick"] = count_and_stop
     try:
         start_many(db, QUICK, 2 * BATCH_SIZE)
-        worker = Worker(db, lease_s=30)
+        worker = Worker(db, WorkerConfig(lease_s=30))
         worker.run(stop)
     finally:
         behaviour.clear()

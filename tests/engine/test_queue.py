@@ -14,7 +14,7 @@ from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import queue, states
 from reelwatch.engine.maintenance import expire_stale_leases
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
-from reelwatch.failures import FailureCode, TaskFailure
+from reelwatch.failures import RETRY_POLICY, FailureCode, TaskFailure
 
 
 def _noop(ctx: TaskContext) -> dict[str, Any]:
@@ -30,9 +30,12 @@ DIAMOND = register_workflow(
             TaskSpec("c", _noop, depends_on=("a",)),
             TaskSpec("d", _noop, depends_on=("b", "c")),
         ),
+        retry=RETRY_POLICY,
     )
 )
-SINGLE = register_workflow(WorkflowSpec("test_single", (TaskSpec("only", _noop),)))
+SINGLE = register_workflow(
+    WorkflowSpec("test_single", (TaskSpec("only", _noop),), retry=RETRY_POLICY)
+)
 
 
 def start(db: Database, spec: WorkflowSpec = DIAMOND, subject: str | None = None) -> int:

@@ -16,7 +16,7 @@ from reelwatch.db.models import Event, Task, WorkerRecord, Workflow
 from reelwatch.engine import queue, states
 from reelwatch.engine.maintenance import expire_stale_leases
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
-from reelwatch.engine.worker import Worker, request_drain
+from reelwatch.engine.worker import Worker, WorkerConfig, request_drain
 
 started = threading.Event()
 behaviour: dict[str, Callable[[TaskContext], dict[str, Any] | None]] = {}
@@ -56,7 +56,7 @@ def kinds(db: Database, workflow_id: int) -> list[str]:
 @pytest.fixture
 def running_worker(db: Database) -> Iterator[tuple[Worker, threading.Event]]:
     started.clear()
-    worker = Worker(db, lease_s=3, backoff_scale=0)
+    worker = Worker(db, WorkerConfig(lease_s=3, backoff_scale=0))
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
@@ -172,7 +172,7 @@ def test_shutdown_hands_the_running_task_back(db: Database) -> None:
 
     behaviour["run"] = run
     workflow_id = start(db)
-    worker = Worker(db, lease_s=3)
+    worker = Worker(db, WorkerConfig(lease_s=3))
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
@@ -200,7 +200,7 @@ def test_worker_waits_while_a_dependency_is_down_and_resumes_waiters(db: Databas
             )
         )
     problem: list[str | None] = ["media store is not writable"]
-    worker = Worker(db, lease_s=3, preflight=lambda: problem[0])
+    worker = Worker(db, WorkerConfig(lease_s=3), preflight=lambda: problem[0])
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
@@ -231,7 +231,9 @@ def test_presence_beats_during_a_long_task_with_the_nodes_resources(db: Database
     behaviour["run"] = lambda ctx: {"waited": release.wait(30)}
     start(db)
     worker = Worker(
-        db, lease_s=3, presence_interval_s=0.2, resources=lambda: node_resources(Path("/"))
+        db,
+        WorkerConfig(lease_s=3, presence_interval_s=0.2),
+        resources=lambda: node_resources(Path("/")),
     )
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
@@ -260,7 +262,7 @@ def test_a_handler_stuck_past_its_limit_recycles_the_worker(
 ) -> None:
     """A handler that ignores cancellation cannot be stopped from inside the process:
     the attempt fails as a timeout and the worker exits for a fresh process."""
-    monkeypatch.setattr("reelwatch.engine.worker.STALL_GRACE_S", 0.5)
+    monkeypatch.setattr("reelwatch.engine.worker.heartbeat.STALL_GRACE_S", 0.5)
     started.clear()
     unblock = threading.Event()
 
@@ -269,7 +271,7 @@ def test_a_handler_stuck_past_its_limit_recycles_the_worker(
 
     behaviour["run"] = deaf
     exits: list[int] = []
-    worker = Worker(db, lease_s=3, backoff_scale=0, exit_process=exits.append)
+    worker = Worker(db, WorkerConfig(lease_s=3, backoff_scale=0), exit_process=exits.append)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()
@@ -295,7 +297,7 @@ def test_a_drained_worker_finishes_its_task_then_claims_nothing_and_stops(db: Da
         return {"done": True}
 
     behaviour["run"] = slow
-    worker = Worker(db, lease_s=3, backoff_scale=0, presence_interval_s=0.1)
+    worker = Worker(db, WorkerConfig(lease_s=3, backoff_scale=0, presence_interval_s=0.1))
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,))
     thread.start()

@@ -142,7 +142,7 @@ def test_an_admin_drains_a_worker_through_the_cli(tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path / "home", bind=f"127.0.0.1:{free_port()}")
     instance = LiveInstance(settings, workers=0).start()
     worker = instance.add_worker()
-    worker.presence_interval_s = 0.1
+    worker.presence.interval_s = 0.1
     try:
         env = {
             "REELWATCH_URL": instance.url,

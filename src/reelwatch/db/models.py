@@ -1,4 +1,6 @@
-"""The tables: users and their videos, and the engine's workflows, tasks and events.
+"""The tables: users and their videos, notices, the monitor's state, the outbox; and,
+imported from the engine (``engine.schema``, whose ``Base`` these derive from), the
+workflows, tasks, events, workers and leadership leases.
 
 Timestamps are naive UTC everywhere (``utcnow``) so SQLite and PostgreSQL compare them
 the same way; the API adds the ``Z`` when it renders them.
@@ -7,13 +9,10 @@ the same way; the API adds the ``Z`` when it renders them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -21,20 +20,41 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from reelwatch.engine.schema import (
+    Base,
+    BigId,
+    Event,
+    Leadership,
+    Task,
+    WorkerRecord,
+    Workflow,
+)
 
-
-class Base(DeclarativeBase):
-    type_annotation_map = {
-        dict[str, Any]: JSON,
-        list[str]: JSON,
-        datetime: DateTime(timezone=False),
-    }
+__all__ = [
+    "AlertState",
+    "Base",
+    "BigId",
+    "CheckState",
+    "CheckTransition",
+    "Event",
+    "Leadership",
+    "LoadSample",
+    "Notice",
+    "OutboxMessage",
+    "Rendition",
+    "Silence",
+    "StatusSubscription",
+    "Task",
+    "ThrottleCounter",
+    "User",
+    "Video",
+    "WebSession",
+    "WorkerRecord",
+    "Workflow",
+]
 
 
 class User(Base):
@@ -97,117 +117,6 @@ class Rendition(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
 
 
-class Workflow(Base):
-    """One run of a declared workflow (``engine.spec.WorkflowSpec``) for a subject."""
-
-    __tablename__ = "workflows"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64))
-    subject_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    state: Mapped[str] = mapped_column(String(16))
-    input: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # 1, then +1 per manual restart: each run has its own outcome (and its own e-mail).
-    run: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    created_at: Mapped[datetime]
-    finished_at: Mapped[datetime | None]
-
-
-class Task(Base):
-    """One node of a workflow: the durable queue entry that workers claim and lease."""
-
-    __tablename__ = "tasks"
-    __table_args__ = (
-        UniqueConstraint("workflow_id", "name"),
-        # The claim query walks this partial index in priority order.
-        Index(
-            "ix_tasks_claimable",
-            "queue",
-            "priority",
-            "run_at",
-            "id",
-            sqlite_where=text("state = 'queued'"),
-            postgresql_where=text("state = 'queued'"),
-        ),
-        Index(
-            "ix_tasks_leases",
-            "lease_expires_at",
-            sqlite_where=text("state = 'running'"),
-            postgresql_where=text("state = 'running'"),
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workflow_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("workflows.id", ondelete="CASCADE"), index=True
-    )
-    name: Mapped[str] = mapped_column(String(64))
-    # The graph instance is self-describing, so it outlives changes to the declaration.
-    kind: Mapped[str] = mapped_column(String(64))
-    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    depends_on: Mapped[list[str]] = mapped_column(JSON, default=list)
-    weight: Mapped[float] = mapped_column(Float, default=1.0)
-    timeout_s: Mapped[float] = mapped_column(Float)
-    state: Mapped[str] = mapped_column(String(16))
-    queue: Mapped[str] = mapped_column(String(32), default="default")
-    priority: Mapped[int] = mapped_column(Integer, default=0)
-    attempt: Mapped[int] = mapped_column(Integer, default=0)
-    # Attempts made before the latest manual retry: the retry budget counts from here.
-    attempt_floor: Mapped[int] = mapped_column(Integer, default=0)
-    run_at: Mapped[datetime]
-    lease_expires_at: Mapped[datetime | None]
-    worker_id: Mapped[str | None] = mapped_column(String(128))
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
-    output: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    error_code: Mapped[str | None] = mapped_column(String(32))
-    error_message: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime]
-    started_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
-
-
-class Event(Base):
-    """A checkpoint: written in the same transaction as the state change it records."""
-
-    __tablename__ = "events"
-    __table_args__ = (
-        Index("ix_events_subject", "subject_id", "id"),
-        Index("ix_events_kind_at", "kind", "at"),  # throughput and failure ratio windows
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    at: Mapped[datetime]
-    kind: Mapped[str] = mapped_column(String(32))
-    workflow_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("workflows.id", ondelete="CASCADE"), index=True
-    )
-    # The workflow's subject (a video id), so a video's timeline is one index range.
-    subject_id: Mapped[str | None] = mapped_column(String(64))
-    task: Mapped[str | None] = mapped_column(String(64))
-    attempt: Mapped[int | None]
-    worker: Mapped[str | None] = mapped_column(String(128))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-
-class WorkerRecord(Base):
-    """A worker process's presence: its heartbeat and what it is running."""
-
-    __tablename__ = "workers"
-
-    id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    hostname: Mapped[str] = mapped_column(String(255))
-    pid: Mapped[int]
-    queues: Mapped[str] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(16))
-    current_task_id: Mapped[int | None] = mapped_column(BigId)
-    started_at: Mapped[datetime]
-    heartbeat_at: Mapped[datetime]
-    # The node's resources at the last presence beat (psutil), for the monitor.
-    resources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
-    # Set by `reelwatch workers drain`: the worker finishes its task, claims no more, exits.
-    drain_requested_at: Mapped[datetime | None]
-
-
 class OutboxMessage(Base):
     """A notification to deliver, written in the transaction of the change it reports.
 
@@ -236,16 +145,6 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
-
-
-class Leadership(Base):
-    """Who holds a singleton duty (the monitor's), until when: a lease in the database."""
-
-    __tablename__ = "leadership"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(128))
-    expires_at: Mapped[datetime]
 
 
 class AlertState(Base):

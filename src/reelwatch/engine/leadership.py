@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from reelwatch.db.database import Database, retry_on_conflict, utcnow
-from reelwatch.db.models import Leadership
+from reelwatch.engine.schema import Leadership
 
 
 @retry_on_conflict

@@ -16,7 +16,7 @@ import psycopg
 from sqlalchemy.engine import URL
 
 from reelwatch.db.database import SQLITE_BUSY_TIMEOUT_MS, Database
-from reelwatch.engine.queue import NOTIFY_CHANNEL
+from reelwatch.engine.store import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from reelwatch.failures import TaskFailure
+from reelwatch.engine.failures import DEFAULT_POLICY, RetryPolicy, TaskFailure
 
 
 class TaskContext(Protocol):
@@ -152,6 +152,8 @@ class WorkflowSpec:
     name: str
     tasks: tuple[TaskSpec, ...]
     observer: WorkflowObserver = field(default_factory=WorkflowObserver)
+    # Which failures are retried, how often and after what backoff.
+    retry: RetryPolicy = DEFAULT_POLICY
 
     def __post_init__(self) -> None:
         names = [task.name for task in self.tasks]
@@ -188,6 +190,11 @@ _REGISTRY: dict[str, WorkflowSpec] = {}
 def register_workflow(spec: WorkflowSpec) -> WorkflowSpec:
     _REGISTRY[spec.name] = spec
     return spec
+
+
+def registered_workflows() -> dict[str, WorkflowSpec]:
+    """Every workflow registered in this process, by name."""
+    return dict(_REGISTRY)
 
 
 def workflow_spec(name: str) -> WorkflowSpec:

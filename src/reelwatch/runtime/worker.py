@@ -14,7 +14,7 @@ from types import FrameType
 
 from reelwatch.config import Settings
 from reelwatch.db.database import Database
-from reelwatch.engine.worker import Worker
+from reelwatch.engine.worker import Worker, WorkerConfig
 from reelwatch.monitor.resources import node_resources
 from reelwatch.notify.dispatcher import dispatching
 from reelwatch.operations.prune import maintenance_duties
@@ -27,12 +27,15 @@ def run_worker(
 ) -> None:
     db = Database(settings.resolved_database_url, pool_size=3)
     store = MediaStore(settings.media_root)
-    worker = Worker(
-        db,
+    config = WorkerConfig(
         lease_s=settings.lease_seconds,
         queues=queues,
         name=name,
         backoff_scale=settings.retry_backoff_scale,
+    )
+    worker = Worker(
+        db,
+        config,
         preflight=store.describe_problem,
         workflows=register_workflows(settings, store),
         resources=lambda: node_resources(settings.media_root, settings.home),

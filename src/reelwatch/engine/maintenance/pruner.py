@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, select
 
 from reelwatch.db.database import Database, retry_on_conflict
-from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import states
+from reelwatch.engine.schema import Event, Task, Workflow
 
 log = logging.getLogger(__name__)
 

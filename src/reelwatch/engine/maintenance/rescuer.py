@@ -18,9 +18,9 @@ from sqlalchemy import select
 
 from reelwatch.db.database import Database, utcnow
 from reelwatch.engine import rows, states
+from reelwatch.engine.failures import WORKER_LOST, TaskFailure
 from reelwatch.engine.queue import ClaimedTask, claim_of, fail_task
 from reelwatch.engine.rows import TASK_COLUMNS, TASKS, WORKFLOW_COLUMNS, TaskRow, WorkflowRow
-from reelwatch.failures import FailureCode, TaskFailure
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def expire_stale_leases(
     rescued = 0
     for claim in find_expired_leases(db, worker_id=worker_id, limit=limit, now=now):
         failure = TaskFailure(
-            FailureCode.WORKER_LOST,
+            WORKER_LOST,
             f"worker {claim.worker_id} stopped heartbeating during attempt {claim.attempt}",
         )
         expired = worker_id is None

@@ -16,8 +16,9 @@ from reelwatch.config import Settings
 from reelwatch.db.database import utcnow
 from reelwatch.db.models import Rendition, User, Video
 from reelwatch.engine import queue, states
+from reelwatch.engine.failures import TaskFailure
 from reelwatch.engine.spec import TaskView, WorkflowObserver, WorkflowView
-from reelwatch.failures import TaskFailure
+from reelwatch.failures import DEPENDENCY_CODES, catalog_failure
 from reelwatch.notify import messages, outbox
 from reelwatch.videos.pipeline.tasks import rendition_outputs
 from reelwatch.videos.status import VideoStatus
@@ -76,12 +77,13 @@ class VideoObserver(WorkflowObserver):
         video = _video(session, workflow)
         if video is None:
             return
+        failure = catalog_failure(failure)
         video.status = VideoStatus.RETRYING
         _set_error(video, failure)
         video.next_retry_at = task.run_at
         video.updated_at = utcnow()
         delay_s = (task.run_at - video.updated_at).total_seconds()
-        if delay_s > self.delay_notice_s or failure.code in queue.DEPENDENCY_CODES:
+        if delay_s > self.delay_notice_s or failure.code in DEPENDENCY_CODES:
             owner = session.get_one(User, video.user_id)
             email = messages.delayed_email(
                 video, owner, failure.kind, task.run_at, public_url=self.public_url
@@ -104,6 +106,7 @@ class VideoObserver(WorkflowObserver):
     ) -> None:
         video = _video(session, workflow)
         if video is not None:
+            failure = catalog_failure(failure)
             video.status = VideoStatus.FAILED
             _set_error(video, failure)
             video.next_retry_at = None
@@ -154,9 +157,10 @@ def _video(session: Session, workflow: WorkflowView) -> Video | None:
 
 
 def _set_error(video: Video, failure: TaskFailure) -> None:
-    video.error_code = failure.code.value
-    video.error_message = failure.message
-    video.error_recoverable = failure.recoverable
+    known = catalog_failure(failure)
+    video.error_code = known.code.value
+    video.error_message = known.message
+    video.error_recoverable = known.recoverable
 
 
 def _clear_error(video: Video) -> None:

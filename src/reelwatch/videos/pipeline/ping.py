@@ -13,6 +13,7 @@ from typing import Any
 
 from reelwatch.config import Settings
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
+from reelwatch.failures import RETRY_POLICY
 from reelwatch.media.ffmpeg import FfmpegLimits, media_url, run_ffmpeg
 from reelwatch.storage import MediaStore
 
@@ -45,6 +46,7 @@ def build_ping_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
     return WorkflowSpec(
         PING_WORKFLOW,
         (TaskSpec("ffmpeg", encode, timeout_s=PING_TIMEOUT_S, priority=-10),),
+        retry=RETRY_POLICY,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from reelwatch.config import Settings
 from reelwatch.engine.spec import TaskSpec, WorkflowSpec, register_workflow
+from reelwatch.failures import RETRY_POLICY
 from reelwatch.storage import MediaStore
 from reelwatch.videos.pipeline.observer import VideoObserver
 from reelwatch.videos.pipeline.tasks import VideoTasks
@@ -48,6 +49,7 @@ def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
             ),
         ),
         observer=VideoObserver(settings),
+        retry=RETRY_POLICY,
     )
 
 
