@@ -35,7 +35,7 @@ import httpx
 from sqlalchemy import select
 
 from bench import common, peers
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import Event, Task, WorkerRecord, Workflow
 
 

@@ -30,7 +30,7 @@ import psycopg
 from sqlalchemy import func, select
 
 from bench import common, peers
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Event, WorkerRecord, Workflow
 from reelwatch.engine import queue, states

@@ -80,7 +80,7 @@ NOOP_WORKFLOW = register_workflow(WorkflowSpec("bench_noop", (TaskSpec("noop", _
 
 
 def run_reelwatch_worker(url: str, name: str, lease_s: float, batch_size: int) -> None:
-    from reelwatch.db.database import Database
+    from reelwatch.database import Database
     from reelwatch.engine.worker import Worker, WorkerConfig
 
     db = Database(url, pool_size=3)

@@ -28,7 +28,7 @@ import psycopg
 from sqlalchemy import select
 
 from bench import common, peers
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Event, WorkerRecord
 from reelwatch.engine import queue

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func, select
 
 from bench import common
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import Event, WorkerRecord, Workflow
 from reelwatch.engine import states
 from reelwatch.media import FfmpegLimits, MediaInfo, RenditionPlan, plan_rendition, probe_media

@@ -42,7 +42,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from bench import common
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import User, Video
 from reelwatch.videos import service

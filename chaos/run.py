@@ -35,7 +35,7 @@ from chaos.postgres import PostgresServer
 from chaos.report import Report, summarize_log_errors
 from chaos.smtp import RecordingSmtp
 from chaos.uploader import Plan, Uploader, UploadLog, User, plan_uploads
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.models import OutboxMessage
 
 USERS = ("ana@example.com", "bo@example.com", "chen@example.com")

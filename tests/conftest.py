@@ -11,7 +11,7 @@ import samples
 from pg import PostgresCluster
 from receivers import AlertReceiver
 from reelwatch.config import Settings, load_settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.notify.sink import MailSink
 

@@ -15,7 +15,7 @@ import uvicorn
 
 from reelwatch.accounts import create_user
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.engine.worker import Worker, WorkerConfig
 from reelwatch.notify.dispatcher import Dispatcher

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from instance import LiveInstance, free_port
 from reelwatch.accounts import create_user
 from reelwatch.config import load_settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.models import User, Video
 from reelwatch.storage import MediaStore, local
 from reelwatch.videos import service

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from reelwatch.accounts import rotate_token
 from reelwatch.config import Settings, load_settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import CheckState
 from reelwatch.insights.queue_wait import QUEUE_WAIT_CHECK, record_queue_wait

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from reelwatch.accounts import create_user
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Rendition, User, Video
 from reelwatch.videos import service

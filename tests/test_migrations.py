@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.models import Base
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_until
 from reelwatch.cli.main import app
 from reelwatch.config import load_settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import AlertState, Event, Notice, OutboxMessage, Task
 from reelwatch.engine.worker import Worker, WorkerConfig
 from reelwatch.insights.load import read_load

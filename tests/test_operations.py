@@ -15,7 +15,7 @@ from instance import LiveInstance, free_port, upload, wait_for_outcome
 from pg import PostgresCluster
 from reelwatch.cli.main import app
 from reelwatch.config import load_settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Video
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from reelwatch.accounts import create_user
 from reelwatch.config import Settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Event, OutboxMessage, User, Video
 from reelwatch.notify import outbox

@@ -15,7 +15,7 @@ from instance import LiveInstance, free_port, upload, wait_for_outcome
 from reelwatch.accounts import create_user
 from reelwatch.cli.main import app
 from reelwatch.config import Settings, load_settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Event, OutboxMessage, User, Video, Workflow
 from reelwatch.engine import queue

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import User
 from reelwatch.inputs import parse_address
 from reelwatch.sessions import revoke_all

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from reelwatch.db.database import Database, retry_on_conflict, utcnow
+from reelwatch.database import Database, retry_on_conflict, utcnow
 from reelwatch.db.models import ThrottleCounter
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from instance import wait_until
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import queue, states
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow

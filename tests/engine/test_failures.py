@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.engine import queue, states
 from reelwatch.engine.failures import PERMANENT, RetryPolicy, RetryRule, TaskFailure
 from reelwatch.engine.schema import Event, Task

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from instance import wait_until
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.models import Event, Task
 from reelwatch.engine import queue, states
 from reelwatch.engine.leadership import lease_holder

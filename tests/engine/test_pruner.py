@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import queue
 from reelwatch.engine.maintenance import Pruner

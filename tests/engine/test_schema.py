@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import inspect, select
 
 from reelwatch import engine
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.engine import schema, states
 from reelwatch.engine.spec import TaskContext
 

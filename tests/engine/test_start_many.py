@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.engine import queue
 from reelwatch.engine.schema import Event
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow

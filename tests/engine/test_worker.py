@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import Event, Task, WorkerRecord, Workflow
 from reelwatch.engine import queue, states
 from reelwatch.engine.maintenance import expire_stale_leases

@@ -13,7 +13,7 @@ from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_unt
 from loads import IDLE
 from receivers import AlertReceiver
 from reelwatch.config import load_settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import CheckState, CheckTransition, OutboxMessage, Video
 from reelwatch.insights.alerts import list_alerts
 from reelwatch.insights.checks import CRITICAL, OK, CheckResult, forget_checks, record_check

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from pg import PostgresCluster
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import CheckState, OutboxMessage
 from reelwatch.insights.checks import record_check

@@ -11,7 +11,7 @@ import httpx
 
 from instance import LiveInstance, free_port, upload, wait_for_outcome
 from reelwatch.config import load_settings
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.insights.checks import CheckResult, record_check
 from reelwatch.monitor.probe import CHECK_NAME as PROBE_CHECK
 from reelwatch.monitor.service import Monitor

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from instance import wait_until
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Leadership
 from reelwatch.insights.checks import MONITOR_LEASE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.insights.checks import CRITICAL, OK, CheckResult, record_check
 from reelwatch.insights.uptime import daily_uptime, overall
 

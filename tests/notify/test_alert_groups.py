@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.models import OutboxMessage
 from reelwatch.notify import outbox
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.models import OutboxMessage
 from reelwatch.notify import outbox
 from reelwatch.notify.dispatcher import Dispatcher

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reelwatch.config import load_settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.models import User, Video
 from reelwatch.failures import FailureCode, TaskFailure
 from reelwatch.inputs import (

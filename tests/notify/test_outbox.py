@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import OutboxMessage
 from reelwatch.notify import outbox
 

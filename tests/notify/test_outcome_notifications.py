@@ -157,7 +157,7 @@ def test_delay_notice_is_followed_by_exactly_one_final_email(
 DISPATCH_ONCE = """
 import os, signal, sys
 from reelwatch.config import load_settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.notify import dispatcher, outbox
 
 def die(*args, **kwargs):

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from reelwatch.cli.main import app
 from reelwatch.config import Settings, load_settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import OutboxMessage, User
 from reelwatch.insights.overview import build_overview

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from instance import wait_until
 from receivers import AlertReceiver
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import OutboxMessage, WorkerRecord
 from reelwatch.notify import outbox

@@ -22,7 +22,7 @@ from instance import free_port, wait_until
 from reelwatch.accounts import create_user
 from reelwatch.cli.main import app as cli
 from reelwatch.config import Settings, load_settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.runtime.server import log_startup_warnings, server_config
 from reelwatch.web import create_app

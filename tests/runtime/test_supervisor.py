@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from instance import free_port, wait_until
 from reelwatch.config import load_settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import OutboxMessage
 from reelwatch.runtime import supervisor as supervision

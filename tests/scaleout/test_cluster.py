@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from instance import free_port, wait_until
 from pg import PostgresCluster
 from reelwatch.accounts import create_user
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Event, Leadership, Video, WorkerRecord
 from reelwatch.insights.checks import MONITOR_LEASE

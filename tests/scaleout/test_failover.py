@@ -29,7 +29,7 @@ from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_unt
 from pg import PostgresCluster
 from receivers import AlertReceiver
 from reelwatch.config import load_settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import CheckState, Event, Task
 from reelwatch.engine.notifier import PostgresNotifier
 from reelwatch.engine.queue import NOTIFY_CHANNEL

@@ -16,7 +16,7 @@ from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_unt
 from receivers import AlertReceiver
 from reelwatch.cli.main import app
 from reelwatch.config import ConfigError, load_settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import Task, WorkerRecord
 from reelwatch.monitor.outage import DatabaseOutage
 from reelwatch.runtime.autoscale import (

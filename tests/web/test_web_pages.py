@@ -16,7 +16,7 @@ from sqlalchemy import delete
 
 import samples
 from instance import LiveInstance, upload, wait_for_outcome
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.db.models import AlertState, CheckTransition, LoadSample, Silence
 from reelwatch.notify.sink import MailSink
 from web.support import DESKTOP, MAX_UPLOAD_MB, fits_width, signed_in_page, web_settings

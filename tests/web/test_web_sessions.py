@@ -17,7 +17,7 @@ from reelwatch import accounts
 from reelwatch.accounts import rotate_token, set_password
 from reelwatch.api.session import SESSION_COOKIE
 from reelwatch.config import load_settings
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.db.models import User, WebSession
 from reelwatch.notices.service import sync_auto_incidents
 from reelwatch.operations.gc import purge_expired_rows

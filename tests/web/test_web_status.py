@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 from playwright.sync_api import Browser, Page, expect
 
 from instance import LiveInstance
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.insights.checks import CRITICAL, OK, CheckResult, record_check
 from reelwatch.notices.service import close_notice, schedule_maintenance, sync_auto_incidents
 from web.support import DESKTOP, PHONE, signed_in_page

@@ -16,7 +16,7 @@ from reelwatch.api.protection import ReelwatchApp
 from reelwatch.api.routes import admin, system, videos
 from reelwatch.api.validation import NulFreeUrls
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.storage import MediaStore
 from reelwatch.videos.pipeline import register_video_workflow
 

@@ -11,7 +11,7 @@ from reelwatch.accounts import user_for_token
 from reelwatch.api.errors import ApiError
 from reelwatch.api.session import api_session_user
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.models import User
 from reelwatch.storage import MediaStore
 

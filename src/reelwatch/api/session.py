@@ -21,7 +21,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from reelwatch import sessions
 from reelwatch.config import Settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import User
 
 SESSION_COOKIE = "reelwatch_session"

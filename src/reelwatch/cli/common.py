@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reelwatch.config import ConfigError, Settings, load_settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.permissions import open_to_others
 

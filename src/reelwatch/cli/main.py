@@ -231,7 +231,7 @@ def users_add(
     ] = False,
 ) -> None:
     """Create a user and print their API token (shown once)."""
-    from reelwatch.db.database import Database
+    from reelwatch.database import Database
     from reelwatch.db.migrate import upgrade_database
 
     settings = settings_or_exit()

@@ -22,7 +22,7 @@ from reelwatch.cli.common import (
     printed_plainly,
     show_records,
 )
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.db.models import Notice
 from reelwatch.engine.queue import release_held_tasks
 from reelwatch.notices.service import (

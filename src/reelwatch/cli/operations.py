@@ -23,7 +23,7 @@ from reelwatch.cli.common import (
     printed_plainly,
     settings_or_exit,
 )
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.operations.backup import BackupError, backup, restore
 from reelwatch.operations.doctor import examine
 from reelwatch.operations.gc import (

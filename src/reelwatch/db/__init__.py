@@ -1,5 +1,3 @@
-"""Persistence: the SQLAlchemy models, the ``Database`` handle and Alembic migrations."""
-
-from reelwatch.db.database import Database, utcnow
-
-__all__ = ["Database", "utcnow"]
+"""reelwatch's schema: the SQLAlchemy models (the engine's tables among them, from
+``engine.schema``) and the Alembic migrations. The ``Database`` handle they are used
+through is ``reelwatch.database``, beneath the engine."""

@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from reelwatch.db.database import with_connection_defaults
+from reelwatch.database import with_connection_defaults
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

@@ -2,7 +2,7 @@
 workers, on SQLite or PostgreSQL. It replaces Celery and audits as it controls: every
 state change of a workflow or task writes a checkpoint event in the same transaction.
 
-It depends on nothing of reelwatch but ``reelwatch.db.database`` (the ``Database``
+It depends on nothing of reelwatch but ``reelwatch.database`` (the ``Database``
 handle). Use it like this::
 
     from reelwatch.engine import TaskSpec, WorkerConfig, define, run_worker, start
@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.engine.failures import DEFAULT_POLICY, RetryPolicy, RetryRule, TaskFailure
 from reelwatch.engine.queue import WorkflowStart
 from reelwatch.engine.queue import start_workflow as start

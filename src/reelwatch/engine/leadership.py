@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from reelwatch.db.database import Database, retry_on_conflict, utcnow
+from reelwatch.database import Database, retry_on_conflict, utcnow
 from reelwatch.engine.schema import Leadership
 
 

@@ -15,7 +15,7 @@ from typing import Protocol
 import psycopg
 from sqlalchemy.engine import URL
 
-from reelwatch.db.database import SQLITE_BUSY_TIMEOUT_MS, Database
+from reelwatch.database import SQLITE_BUSY_TIMEOUT_MS, Database
 from reelwatch.engine.store import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.db.models import Event, OutboxMessage, Task, Video, WorkerRecord
 from reelwatch.engine import states
 from reelwatch.notify import outbox

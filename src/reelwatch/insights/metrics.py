@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.db.models import Task
 from reelwatch.engine import states
 from reelwatch.insights.alerts import list_alerts

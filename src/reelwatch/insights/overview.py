@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.insights.activity import customer_activity
 from reelwatch.insights.alerts import list_alerts
 from reelwatch.insights.capacity import estimate_capacity

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from sqlalchemy import text
 
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.insights.checks import CRITICAL, OK, SEVERITY, UNKNOWN, WARNING, CheckResult
 from reelwatch.insights.load import Load
 from reelwatch.media.ffmpeg import FFMPEG

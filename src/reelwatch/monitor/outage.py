@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 
 from reelwatch.config import Settings
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.notify.alerts import parse_alert_urls, send_alert
 from reelwatch.notify.smtp import DeliveryError
 

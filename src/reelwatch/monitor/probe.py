@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from reelwatch.accounts import rotate_token
 from reelwatch.config import Settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import OutboxMessage
 from reelwatch.insights.checks import CRITICAL, E2E_PROBE_CHECK, OK, CheckResult, record_check
 from reelwatch.media.ffmpeg import FfmpegLimits, media_url, run_ffmpeg

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import WorkerRecord
 from reelwatch.engine.leadership import hold_lease, release_lease
 from reelwatch.insights import checks as records

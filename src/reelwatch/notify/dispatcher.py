@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from reelwatch.config import Settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import OutboxMessage, User
 from reelwatch.inputs import InvalidInput, parse_address, shown
 from reelwatch.notify import outbox

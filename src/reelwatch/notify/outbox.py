@@ -15,7 +15,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
-from reelwatch.db.database import Database, retry_on_conflict, utcnow
+from reelwatch.database import Database, retry_on_conflict, utcnow
 from reelwatch.db.models import OutboxMessage
 from reelwatch.inputs import one_line
 

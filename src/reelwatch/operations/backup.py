@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from reelwatch import __version__
 from reelwatch.config import Settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.migrate import schema_revisions, upgrade_database
 from reelwatch.db.models import Video
 from reelwatch.processes import postgres_tool

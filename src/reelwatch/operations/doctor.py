@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import apprise
 
 from reelwatch.config import Settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.migrate import schema_revisions
 from reelwatch.insights.checks import CRITICAL, OK, UNKNOWN, WARNING, CheckResult
 from reelwatch.monitor import checks

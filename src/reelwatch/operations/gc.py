@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelwatch import sessions, throttle
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.models import User, Video
 from reelwatch.storage import MediaStore
 from reelwatch.storage.local import MANIFEST

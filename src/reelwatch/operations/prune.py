@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, select
 
 from reelwatch.config import Settings
-from reelwatch.db.database import Database, retry_on_conflict
+from reelwatch.database import Database, retry_on_conflict
 from reelwatch.db.models import OutboxMessage, User, Video
 from reelwatch.engine.maintenance import Duty, engine_duties
 from reelwatch.notify import outbox

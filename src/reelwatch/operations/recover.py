@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import User, Video, Workflow
 from reelwatch.engine import queue
 from reelwatch.operations.gc import has_manifest, settled, unknown_folders

@@ -6,7 +6,7 @@ from rich.console import Console
 
 from reelwatch.accounts import ensure_admin
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.storage import MediaStore
 

@@ -10,7 +10,7 @@ import threading
 from types import FrameType
 
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.engine.maintenance import Maintainer, maintenance_lease_s
 from reelwatch.monitor.service import Monitor
 from reelwatch.notify.dispatcher import dispatching

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from uvicorn.config import STARTUP_FAILURE
 
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.notify.dispatcher import dispatching
 from reelwatch.web import create_app
 

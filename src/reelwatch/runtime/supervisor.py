@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from reelwatch.config import Settings
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.engine.maintenance import expire_stale_leases
 from reelwatch.engine.worker import mark_worker_lost, request_drain
 from reelwatch.notify import outbox

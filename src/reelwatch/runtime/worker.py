@@ -13,7 +13,7 @@ import threading
 from types import FrameType
 
 from reelwatch.config import Settings
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.engine.worker import Worker, WorkerConfig
 from reelwatch.monitor.resources import node_resources
 from reelwatch.notify.dispatcher import dispatching

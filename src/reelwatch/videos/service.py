@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.db.models import Event, Rendition, User, Video, Workflow
 from reelwatch.engine import queue
 from reelwatch.engine.spec import workflow_spec

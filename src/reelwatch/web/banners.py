@@ -9,7 +9,7 @@ from typing import Literal
 from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.db.models import Notice
 from reelwatch.notices.service import MAINTENANCE, active_notices, upcoming_notices
 from reelwatch.notices.status import EMERGENCIES

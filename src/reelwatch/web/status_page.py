@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from reelwatch.api.deps import ServicesDep
 from reelwatch.api.session import session_user
 from reelwatch.api.throttles import check_subscription, retry_message
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.inputs import InvalidInput, parse_address
 from reelwatch.insights.checks import list_checks
 from reelwatch.insights.uptime import DailyUptime, daily_uptime, overall

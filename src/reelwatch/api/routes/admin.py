@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from reelwatch.api.deps import ServicesDep, UserDep
 from reelwatch.api.errors import ApiError
 from reelwatch.api.validation import PathId, RowId, Text
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.db.models import User
 from reelwatch.engine.worker import request_drain
 from reelwatch.failures import FailureCode

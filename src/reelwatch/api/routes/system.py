@@ -14,7 +14,7 @@ from reelwatch.api.deps import ServicesDep
 from reelwatch.api.errors import ApiError
 from reelwatch.api.throttles import check_subscription, too_many_requests
 from reelwatch.api.validation import Text
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.inputs import MAX_ADDRESS_LENGTH, parse_address
 from reelwatch.insights.metrics import Snapshot, read_snapshot, render_metrics
 from reelwatch.notices.service import notice_as_dict

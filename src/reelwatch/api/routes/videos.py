@@ -12,7 +12,7 @@ from reelwatch.api.deps import Services, ServicesDep, UserDep
 from reelwatch.api.errors import ApiError
 from reelwatch.api.upload import receive_upload
 from reelwatch.api.validation import MAX_ID_LENGTH, PathId
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.db.models import User
 from reelwatch.insights.queue_wait import expected_wait
 from reelwatch.notices.admission import Decision, admit_upload

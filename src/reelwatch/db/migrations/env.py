@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.db.models import Base
 
 # Any number of servers may start at once against one PostgreSQL: one migrates, the

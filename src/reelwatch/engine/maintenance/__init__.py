@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.engine.maintenance.duty import Duty
 from reelwatch.engine.maintenance.maintainer import (
     MAINTENANCE_LEASE,

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.engine.leadership import hold_lease, release_lease
 from reelwatch.engine.maintenance.duty import Duty
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, select
 
-from reelwatch.db.database import Database, retry_on_conflict
+from reelwatch.database import Database, retry_on_conflict
 from reelwatch.engine import states
 from reelwatch.engine.schema import Event, Task, Workflow
 

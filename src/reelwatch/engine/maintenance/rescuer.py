@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.engine import rows, states
 from reelwatch.engine.failures import WORKER_LOST, TaskFailure
 from reelwatch.engine.queue import ClaimedTask, claim_of, fail_task

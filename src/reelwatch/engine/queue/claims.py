@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reelwatch.db.database import Database, retry_on_conflict, utcnow
+from reelwatch.database import Database, retry_on_conflict, utcnow
 from reelwatch.engine import rows, states
 from reelwatch.engine.queue.events import events_batched, notify_new_work, record_event
 from reelwatch.engine.queue.workflows import (

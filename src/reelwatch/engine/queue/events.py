@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.engine.spec import TaskView, WorkflowView
 from reelwatch.engine.store import store_for
 from reelwatch.engine.store.statements import INSERT_EVENT

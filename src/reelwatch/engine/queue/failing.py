@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reelwatch.db.database import Database, retry_on_conflict, utcnow
+from reelwatch.database import Database, retry_on_conflict, utcnow
 from reelwatch.engine import states
 from reelwatch.engine.failures import TaskFailure
 from reelwatch.engine.queue.claims import ClaimedTask

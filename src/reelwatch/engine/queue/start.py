@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.engine import states
 from reelwatch.engine.queue.events import events_batched, iso, notify_new_work, record_event
 from reelwatch.engine.rows import TASK_COLUMNS, TASKS, WORKFLOWS, TaskRow, WorkflowRow

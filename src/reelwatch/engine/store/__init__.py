@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.engine.store.postgresql import NOTIFY_CHANNEL, PostgresqlStore
 from reelwatch.engine.store.sqlite import SqliteStore
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Table, insert, text
 from sqlalchemy.orm import Session
 
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.engine.store.statements import INSERT_EVENT, claim_statement
 
 NOTIFY_CHANNEL = "reelwatch_tasks"

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.engine.store.statements import DUE_TASK, INSERT_EVENT, claim_statement
 
 

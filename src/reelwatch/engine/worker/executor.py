@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from reelwatch.db.database import Database
+from reelwatch.database import Database
 from reelwatch.engine import queue
 from reelwatch.engine.failures import UNKNOWN, TaskFailure
 from reelwatch.engine.schema import Task

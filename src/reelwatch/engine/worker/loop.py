@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.engine import queue
 from reelwatch.engine.failures import TIMEOUT, TaskFailure
 from reelwatch.engine.maintenance import Duty, Maintainer, engine_duties, maintenance_lease_s

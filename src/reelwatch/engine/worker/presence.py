@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from reelwatch.db.database import Database, utcnow
+from reelwatch.database import Database, utcnow
 from reelwatch.engine.schema import WorkerRecord
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
-from reelwatch.db.database import utcnow
+from reelwatch.database import utcnow
 from reelwatch.db.models import Rendition, User, Video
 from reelwatch.engine import queue, states
 from reelwatch.engine.failures import TaskFailure
