@@ -25,7 +25,8 @@
         element.outerHTML = update.html; // a card: thumbnail, error and all
         continue;
       }
-      const failedNow = update.status === "failed" && element.dataset.status !== "failed";
+      const statusChanged = element.dataset.status !== update.status;
+      const failedNow = update.status === "failed" && statusChanged;
       element.dataset.status = update.status;
       for (const badge of element.querySelectorAll("[data-role=status]")) {
         badge.textContent = update.status;
@@ -38,7 +39,7 @@
         bar.textContent = `${Math.round(progress * 100)} %`;
         bar.classList.toggle("failed", update.status === "failed");
       }
-      if ("step" in update || FINISHED.has(update.status)) {
+      if ("step" in update || statusChanged) {
         for (const step of element.querySelectorAll("[data-role=step]")) step.textContent = stepText(update);
       }
       if (failedNow && element.hasAttribute("data-upload-row")) showFailureReason(element, update.id);
@@ -244,7 +245,7 @@
     if (update.status === "failed") return "Processing failed.";
     if (update.status === "retrying") return "Will be tried again automatically.";
     if (update.step) return `Now: ${update.step}…`;
-    return update.status === "queued" ? "Waiting for a worker…" : "";
+    return update.status === "queued" ? "Waiting for a worker…" : "Processing…";
   }
 
   // The reason a processed file failed, from the video's JSON (error.message).
