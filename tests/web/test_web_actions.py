@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, FilePayload, Page, expect
 from sqlalchemy import select
 
 from instance import LiveInstance, upload, wait_for_outcome, wait_until
@@ -105,10 +105,12 @@ def test_a_file_that_fails_shows_the_reason(live: LiveInstance, browser: Browser
     context, page = signed_in_page(browser, live.url, live.token("wes@example.com"))
     with context:
         page.goto("/upload")
-        page.set_input_files(
-            "[data-file-input]",
-            files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"a shopping list\n"}],
-        )
+        notes: FilePayload = {
+            "name": "notes.txt",
+            "mimeType": "text/plain",
+            "buffer": b"a shopping list\n",
+        }
+        page.set_input_files("[data-file-input]", files=[notes])
         row = page.locator(".upload").filter(has_text="notes.txt")
         expect(row.locator("[data-role=status]")).to_have_text("failed", timeout=PROCESSING_S)
         reason = row.locator("[data-role=reason]")
