@@ -63,7 +63,7 @@ def test_upload_watch_ready_play_and_read_the_mail(
             " return v && v.readyState >= 1 && v.duration > 0 && v.duration; }"
         ).json_value()
         assert math.isclose(duration, 2.0, abs_tol=0.2)
-        expect(page.locator("#timeline")).to_contain_text("Processing finished")
+        expect(page.locator("#timeline")).to_contain_text("Ready to watch")
         expect(page.locator("#graph svg")).to_contain_text("finalize")
         expect(page.get_by_role("link", name="Download").first).to_be_visible()
         screenshot(page, "video")
@@ -102,7 +102,7 @@ def test_video_page_follows_processing_live(
             "ready", timeout=PROCESSING_S
         )
         expect(page.locator("video[data-player]")).to_be_visible()
-        expect(page.locator("#timeline")).to_contain_text("Processing finished")
+        expect(page.locator("#timeline")).to_contain_text("Ready to watch")
         expect(page.locator("#graph .chip.state-succeeded").first).to_be_visible()
         assert page.evaluate("() => window.notReloaded === true"), "the page was reloaded"
 
@@ -247,7 +247,7 @@ def test_pages_read_without_javascript_and_fit_a_phone(
         page.goto(f"/videos/{video['id']}")
         expect(page.locator("#summary [data-role=status]")).to_have_text("ready")
         expect(page.locator("#timeline")).to_contain_text("Upload received and stored")
-        expect(page.locator("#timeline")).to_contain_text("Processing finished")
+        expect(page.locator("#timeline")).to_contain_text("Ready to watch")
         expect(page.locator("#graph table.tasks")).to_contain_text("finalize")
         page.goto("/videos")
         expect(page.locator(".card").filter(has_text="no script")).to_contain_text("ready")

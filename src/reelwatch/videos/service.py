@@ -315,6 +315,16 @@ def retry_failed_with_code(db: Database, admin: User, code: str) -> list[str]:
     ]
 
 
+def rename_video(db: Database, user: User, video_id: str, title: str) -> Video:
+    """Give a video a new title (owner or admin), cleaned as at upload: one line, at
+    most ``MAX_TITLE_LENGTH`` characters; an empty one is the file name again."""
+    with db.write() as session:
+        video = get_video(session, user, video_id)
+        video.title = clean_title(title, filename=video.filename)
+        video.updated_at = utcnow()
+        return video
+
+
 def delete_video(db: Database, store: MediaStore, user: User, video_id: str) -> None:
     """Remove the rows first, then the files: a worker still on one of its tasks loses
     its lease with the rows and stops, and nothing points at a missing file."""

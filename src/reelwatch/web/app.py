@@ -12,7 +12,7 @@ from reelwatch.api.deps import services
 from reelwatch.api.errors import error_response
 from reelwatch.api.session import CSRF_HEADER, CsrfError, install_sessions, session_user
 from reelwatch.config import Settings
-from reelwatch.web import admin, pages, status_page, stream
+from reelwatch.web import actions, admin, pages, status_page, stream
 from reelwatch.web.deps import LoginRequired, PageError, login_url
 from reelwatch.web.templating import STATIC, render
 
@@ -29,6 +29,7 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
     app.include_router(admin.router)
+    app.include_router(actions.router)
     app.include_router(stream.router)
     app.include_router(status_page.router)
     app.add_exception_handler(LoginRequired, _login_required)  # type: ignore[arg-type]

@@ -14,8 +14,9 @@ from reelwatch.api.session import session_user, sign_in, sign_out
 from reelwatch.api.throttles import check_sign_in, retry_message, signed_in
 from reelwatch.api.validation import PathId
 from reelwatch.db.models import User
+from reelwatch.inputs import MAX_TITLE_LENGTH, InvalidInput
 from reelwatch.videos import service
-from reelwatch.videos.service import NotRetryable
+from reelwatch.videos.service import NotRetryable, VideoNotFound
 from reelwatch.videos.status import VideoStatus
 from reelwatch.web.deps import FormDep, PageError, PageUserDep, safe_next
 from reelwatch.web.mailbox import open_mail, visible_mail
@@ -25,6 +26,7 @@ from reelwatch.web.views import owner_emails, status_explanation, video_detail
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 30
+NOT_YOURS = "There is no such video, or it is not yours."
 
 
 def see_other(path: str) -> RedirectResponse:
@@ -93,7 +95,11 @@ def logout(request: Request, svc: ServicesDep, form: FormDep) -> RedirectRespons
 
 @router.get("/upload")
 def upload_page(request: Request, svc: ServicesDep, user: PageUserDep) -> HTMLResponse:
-    limits = {"max_bytes": svc.settings.max_upload_bytes, "max_mb": svc.settings.max_upload_mb}
+    limits = {
+        "max_bytes": svc.settings.max_upload_bytes,
+        "max_mb": svc.settings.max_upload_mb,
+        "max_title": MAX_TITLE_LENGTH,
+    }
     return render(request, svc, "upload.html.j2", limits, user=user)
 
 
@@ -127,7 +133,11 @@ def videos_page(
 def video_page(request: Request, svc: ServicesDep, user: PageUserDep, video_id: PathId) -> Response:
     with svc.db.read() as session:
         detail = video_detail(session, user, video_id)
-    context = {**detail.context(), "explanation": status_explanation(detail.video.status)}
+    context = {
+        **detail.context(),
+        "explanation": status_explanation(detail.video.status),
+        "max_title": MAX_TITLE_LENGTH,
+    }
     return render(request, svc, "video.html.j2", context, user=user)
 
 
@@ -143,6 +153,46 @@ def retry_video(
     except NotRetryable as exc:
         flash(request, f"Not retried: {exc}.")
     return see_other(f"/videos/{video_id}")
+
+
+@router.post("/videos/{video_id}/title")
+def rename_video(
+    request: Request, svc: ServicesDep, user: PageUserDep, form: FormDep, video_id: PathId
+) -> RedirectResponse:
+    try:
+        video = service.rename_video(svc.db, user, video_id, str(form.get("title", "")))
+    except VideoNotFound:
+        raise PageError(404, NOT_YOURS) from None
+    except InvalidInput as exc:
+        flash(request, f"Not renamed: {exc}.")
+    else:
+        flash(request, f"Renamed to \u201c{video.title}\u201d.")
+    return see_other(f"/videos/{video_id}")
+
+
+@router.get("/videos/{video_id}/delete")
+def confirm_delete(
+    request: Request, svc: ServicesDep, user: PageUserDep, video_id: PathId
+) -> HTMLResponse:
+    """The confirmation step: deleting cannot be undone, so it is asked on a page of its
+    own, which works without JavaScript too."""
+    with svc.db.read() as session:
+        video = video_detail(session, user, video_id).video
+    return render(request, svc, "delete.html.j2", {"video": video}, user=user)
+
+
+@router.post("/videos/{video_id}/delete")
+def delete_video(
+    request: Request, svc: ServicesDep, user: PageUserDep, form: FormDep, video_id: PathId
+) -> RedirectResponse:
+    try:
+        with svc.db.read() as session:
+            title = service.get_video(session, user, video_id).title
+        service.delete_video(svc.db, svc.store, user, video_id)
+    except VideoNotFound:
+        raise PageError(404, NOT_YOURS) from None
+    flash(request, f"Deleted \u201c{title}\u201d and its files.")
+    return see_other("/videos")
 
 
 @router.get("/mail")

@@ -21,23 +21,28 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from reelwatch.api.deps import Services, ServicesDep
 from reelwatch.api.session import csrf_token
 from reelwatch.api.validation import PathId
-from reelwatch.db.models import User, Video
+from reelwatch.db.models import Task, User, Video
+from reelwatch.engine import states
 from reelwatch.videos import service
+from reelwatch.videos.status import VideoStatus
 from reelwatch.web.dashboard import dashboard_data
 from reelwatch.web.deps import AdminUserDep, PageError, PageUserDep
 from reelwatch.web.templating import digest, render_fragment
-from reelwatch.web.views import owner_emails, status_explanation, video_detail
+from reelwatch.web.views import owner_emails, status_explanation, step_words, video_detail
 
 router = APIRouter(prefix="/stream", include_in_schema=False)
 
 STREAM_LIFETIME_S = 300.0
 KEEPALIVE_S = 15.0
 LIVE_VIDEOS = 50  # the newest videos a list stream follows
+FINAL_STATUSES = (VideoStatus.READY, VideoStatus.FAILED)
 
 Poll = Callable[[], list[str]]
 
@@ -103,28 +108,52 @@ def admin_stream(svc: ServicesDep, user: AdminUserDep) -> StreamingResponse:
     return event_stream(AdminFeed(svc), interval_s=3.0)
 
 
-def video_update(video: Video, html: str | None) -> dict[str, Any]:
+def video_update(video: Video, html: str | None, step: str | None = None) -> dict[str, Any]:
     return {
         "id": video.id,
         "status": video.status,
         "progress": round(video.progress, 4),
         "explanation": status_explanation(video.status),
+        "step": step,
         "html": html,
     }
+
+
+def running_steps(session: Session, videos: list[Video]) -> dict[str, str]:
+    """The step each video is on now, in plain words, by video id (the upload page
+    shows it while processing)."""
+    workflows = {v.workflow_id: v.id for v in videos if v.workflow_id is not None}
+    if not workflows:
+        return {}
+    rows = session.execute(
+        select(Task.workflow_id, Task.name)
+        .where(Task.workflow_id.in_(list(workflows)), Task.state == states.RUNNING)
+        .order_by(Task.id)
+    )
+    steps: dict[str, list[str]] = {}
+    for workflow_id, name in rows:
+        steps.setdefault(workflows[workflow_id], []).append(step_words(name))
+    return {video_id: " and ".join(words) for video_id, words in steps.items()}
 
 
 class VideoListFeed:
     def __init__(self, svc: Services, user: User) -> None:
         self.svc, self.user = svc, user
-        self.sent: dict[str, tuple[str, float]] = {}
+        self.sent: dict[str, tuple[str, float, str | None]] = {}
 
     def __call__(self) -> list[str]:
         with self.svc.db.read() as session:
             videos = service.list_videos(session, self.user, limit=LIVE_VIDEOS).videos
-            changed = [v for v in videos if self.sent.get(v.id) != (v.status, v.progress)]
+            unfinished = [v for v in videos if v.status not in FINAL_STATUSES]
+            steps = running_steps(session, unfinished)
+            state = {v.id: (v.status, v.progress, steps.get(v.id)) for v in videos}
+            changed = [v for v in videos if self.sent.get(v.id) != state[v.id]]
             owners = owner_emails(session, changed) if self.user.is_admin else {}
-            messages = [sse("video", video_update(v, self._card(v, owners))) for v in changed]
-        self.sent.update((v.id, (v.status, v.progress)) for v in changed)
+            messages = [
+                sse("video", video_update(v, self._card(v, owners), steps.get(v.id)))
+                for v in changed
+            ]
+        self.sent.update((v.id, state[v.id]) for v in changed)
         return messages
 
     def _card(self, video: Video, owners: dict[int, str]) -> str | None:
@@ -153,6 +182,7 @@ class VideoFeed:
                 **detail.context(),
                 "explanation": status_explanation(detail.video.status),
                 "csrf_token": self.csrf,
+                "user": self.user,
             }
             current: dict[str, object] = {
                 name: render_fragment(f"_{name}.html.j2", context) for name in self.SECTIONS

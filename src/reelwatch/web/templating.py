@@ -19,7 +19,7 @@ from reelwatch.api.deps import Services
 from reelwatch.api.session import CSRF_FIELD, CSRF_HEADER, csrf_token
 from reelwatch.db.models import User
 from reelwatch.web.banners import page_banners
-from reelwatch.web.views import event_details, event_words, failure_of
+from reelwatch.web.views import event_details, event_words, failure_of, next_step, plain_words
 
 NOTHING = "\u2013"  # an en dash, for a figure that is not known
 HERE = Path(__file__).parent
@@ -98,6 +98,8 @@ templates.env.globals.update(
     failure_of=failure_of,
     event_words=event_words,
     event_details=event_details,
+    plain_words=plain_words,
+    next_step=next_step,
 )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from reelwatch.db.models import Event, Task, User, Video
 from reelwatch.failures import CATALOG, FailureCode, retry_refusal
+from reelwatch.timewords import span_in_words
 from reelwatch.videos import service
 from reelwatch.videos.service import VideoNotFound
 from reelwatch.videos.status import VideoStatus
@@ -42,6 +43,25 @@ EVENT_WORDS = {
     "workflow_succeeded": "Processing finished",
     "workflow_failed": "Processing failed",
     "notification_queued": "Notification queued",
+}
+
+
+# What each step does, in the words a user reads (its task name is an internal word).
+STEP_WORDS = {
+    "probe": ("Checking the file", "Checked the file"),
+    "transcode": ("Making the versions to play", "Made the versions to play"),
+    "thumbnail": ("Making the thumbnail", "Made the thumbnail"),
+    "finalize": ("Checking every file is in place", "Every file is in place"),
+}
+# Internal bookkeeping a user has no use for: shown to admins only.
+QUIET_EVENTS = frozenset({"task_queued", "task_progress", "task_cancelled"})
+
+NEXT_STEPS: dict[str, str] = {
+    VideoStatus.QUEUED: "Next: a worker starts on it; this page follows along.",
+    VideoStatus.PROCESSING: "Next: the remaining steps, then an e-mail when it is ready.",
+    VideoStatus.RETRYING: "Next: it is tried again automatically; nothing to do.",
+    VideoStatus.READY: "Nothing more to do: it is ready to watch.",
+    VideoStatus.FAILED: "Next: see why above; retry it if offered, or upload a new file.",
 }
 
 
@@ -80,6 +100,69 @@ def failure_of(video: Video) -> Failure | None:
 
 def event_words(kind: str) -> str:
     return EVENT_WORDS.get(kind, kind.replace("_", " "))
+
+
+def step_words(task: str | None, *, done: bool = False) -> str:
+    """A step's name in plain words ("Checking the file" for probe)."""
+    words = STEP_WORDS.get(task or "")
+    if words is None:
+        return f"Step {task} {'done' if done else 'started'}"
+    return words[1] if done else words[0]
+
+
+def plain_words(event: Event) -> str | None:
+    """What happened, for the video's owner: no paths, raw data or attempt numbers.
+    None for the events only admins need."""
+    if event.kind in QUIET_EVENTS:
+        return None
+    data = event.data or {}
+    if event.kind == "task_started":
+        return step_words(event.task)
+    if event.kind == "task_succeeded":
+        return step_words(event.task, done=True) + _step_result(event.task, data)
+    if event.kind in ("task_failed", "retry_scheduled"):
+        return _failure_words(event.kind, data)
+    if event.kind == "workflow_succeeded":
+        return "Ready to watch"
+    if event.kind == "workflow_failed":
+        return "Processing stopped: see why above"
+    if event.kind == "notification_queued":
+        return "E-mail on its way to you" if data.get("channel") != "alert" else None
+    return event_words(event.kind)
+
+
+def _step_result(task: str | None, data: dict[str, Any]) -> str:
+    if task == "probe" and data.get("width"):
+        return f": {data['width']}\u00d7{data.get('height')}, {_seconds(data.get('duration_s'))}"
+    if task == "transcode":
+        made = data.get("renditions") or []
+        names = [str(r["rendition"]) for r in made if isinstance(r, dict) and r.get("rendition")]
+        return f": {_and(names)}" if names else ""
+    return ""
+
+
+def _failure_words(kind: str, data: dict[str, Any]) -> str:
+    try:
+        reason = CATALOG[FailureCode(str(data.get("code")))].user_message
+    except ValueError:
+        reason = "Something went wrong."
+    if kind == "task_failed":
+        return f"A step failed. {reason}"
+    delay = data.get("delay_s")
+    when = f" in {span_in_words(float(delay))}" if isinstance(delay, int | float) else ""
+    return f"Will try again{when}, automatically"
+
+
+def _seconds(value: object) -> str:
+    return f"{float(value):.0f} s" if isinstance(value, int | float) else "length unknown"
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def next_step(status: str) -> str:
+    return NEXT_STEPS.get(status, "")
 
 
 def event_details(event: Event) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""``/api/v1/videos``: upload, read, retry and delete videos, and fetch their files."""
+"""``/api/v1/videos``: upload, read, rename, retry and delete videos, and fetch their files."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from reelwatch.api.deps import Services, ServicesDep, UserDep
 from reelwatch.api.errors import ApiError
 from reelwatch.api.upload import receive_upload
-from reelwatch.api.validation import MAX_ID_LENGTH, PathId
+from reelwatch.api.validation import MAX_ID_LENGTH, PathId, Text
 from reelwatch.database import utcnow
 from reelwatch.db.models import User
+from reelwatch.inputs import MAX_TITLE_LENGTH
 from reelwatch.insights.queue_wait import expected_wait
 from reelwatch.notices.admission import Decision, admit_upload
 from reelwatch.notices.service import active_notices
@@ -124,6 +126,21 @@ def get_events(video_id: PathId, svc: ServicesDep, user: UserDep) -> list[dict[s
 def retry_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
     service.retry_video(svc.db, user, video_id)
     return get_video(video_id, svc, user)
+
+
+class RenameRequest(BaseModel):
+    # The length is clean_title's to check, after cleaning; this only bounds the body.
+    title: Text = Field(max_length=10 * MAX_TITLE_LENGTH)
+
+
+@router.patch("/{video_id}")
+def rename_video(
+    video_id: PathId, svc: ServicesDep, user: UserDep, body: RenameRequest
+) -> dict[str, Any]:
+    """A new title (owner or admin): one line, at most 200 characters; empty, it is the
+    file name. 404 for a video that is not theirs, 422 for a title that cannot be."""
+    video = service.rename_video(svc.db, user, video_id, body.title)
+    return service.video_as_dict(video, svc.settings.resolved_public_url)
 
 
 @router.delete("/{video_id}", status_code=204)

@@ -4,6 +4,7 @@
 
 (() => {
   const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+  const FINISHED = new Set(["ready", "failed"]);
 
   // --- live updates --------------------------------------------------------------
 
@@ -24,15 +25,24 @@
         element.outerHTML = update.html; // a card: thumbnail, error and all
         continue;
       }
+      const statusChanged = element.dataset.status !== update.status;
+      const failedNow = update.status === "failed" && statusChanged;
       element.dataset.status = update.status;
       for (const badge of element.querySelectorAll("[data-role=status]")) {
         badge.textContent = update.status;
         badge.className = `badge status-${update.status}`;
       }
+      // A finished video shows the end state, whatever the last progress figure was.
+      const progress = FINISHED.has(update.status) ? 1 : update.progress;
       for (const bar of element.querySelectorAll("progress[data-role=progress]")) {
-        bar.value = update.progress;
-        bar.textContent = `${Math.round(update.progress * 100)} %`;
+        bar.value = progress;
+        bar.textContent = `${Math.round(progress * 100)} %`;
+        bar.classList.toggle("failed", update.status === "failed");
       }
+      if ("step" in update || statusChanged) {
+        for (const step of element.querySelectorAll("[data-role=step]")) step.textContent = stepText(update);
+      }
+      if (failedNow && element.hasAttribute("data-upload-row")) showFailureReason(element, update.id);
     }
     const list = document.querySelector("[data-video-list]");
     if (list && update.html && shown.length === 0) {
@@ -68,15 +78,18 @@
 
   function setUpUploads(zone) {
     const input = zone.querySelector("[data-file-input]");
+    const titleInput = zone.querySelector("[data-title-input]");
     const list = document.querySelector("[data-upload-list]");
     const limit = { bytes: Number(zone.dataset.maxBytes), mb: zone.dataset.maxMb };
     let queue = Promise.resolve(); // one upload at a time, in the order given
 
     const enqueue = (files) => {
+      const title = titleInput?.value.trim() ?? ""; // for the files chosen with it
+      if (titleInput) titleInput.value = "";
       for (const file of files) {
         const row = uploadRow(file);
         list.prepend(row.element);
-        queue = queue.then(() => upload(file, row, limit));
+        queue = queue.then(() => upload(file, title, row, limit));
       }
     };
     input.addEventListener("change", () => { enqueue([...input.files]); input.value = ""; });
@@ -92,35 +105,57 @@
   // Built with textContent only: a file name is never read as HTML.
   function uploadRow(file) {
     const element = make("li", "upload");
+    element.setAttribute("data-upload-row", "");
     const name = make("span", "name", file.name);
     const bar = make("progress");
     bar.max = 1;
     bar.value = 0;
     bar.dataset.role = "upload-progress";
     bar.setAttribute("aria-label", `Upload of ${file.name}`);
-    const message = make("span", "message", `Waiting to upload (${megabytes(file.size)} MB)…`);
-    element.append(name, bar, message);
-    return { element, bar, message };
+    const message = make("span", "message", `Waiting to upload (${sizeText(file.size)})…`);
+    const cancel = make("button", "link", "Cancel");
+    cancel.type = "button";
+    cancel.dataset.role = "cancel";
+    const row = { element, bar, message, cancel, cancelled: false, request: null };
+    cancel.addEventListener("click", () => {
+      row.cancelled = true;
+      if (row.request) row.request.abort(); // the abort handler says so
+      else stopped(row, "Cancelled before it started: nothing was sent.");
+    });
+    element.append(name, bar, message, cancel);
+    return row;
   }
 
-  function upload(file, row, limit) {
+  function upload(file, title, row, limit) {
+    if (row.cancelled) return Promise.resolve();
     if (file.size > limit.bytes) {
       fail(row, `Too large: ${file.name} is ${megabytes(file.size)} MB, and this server accepts files up to ${limit.mb} MB.`);
       return Promise.resolve();
     }
     return new Promise((resolve) => {
       const request = new XMLHttpRequest();
+      row.request = request;
+      const started = performance.now();
       request.open("POST", "/api/v1/videos");
       request.setRequestHeader("X-CSRF-Token", csrfToken);
       request.responseType = "json";
       request.upload.addEventListener("progress", (event) => {
         if (!event.lengthComputable) return;
         row.bar.value = event.loaded / event.total;
-        row.message.textContent = `Uploading… ${Math.floor((100 * event.loaded) / event.total)} %`;
+        row.message.textContent = progressText(event.loaded, event.total, performance.now() - started);
+      });
+      request.upload.addEventListener("load", () => {
+        row.bar.value = 1;
+        row.message.textContent = "Sent; the server is storing it safely…";
       });
       request.addEventListener("load", () => {
+        row.cancel.remove();
         if (request.status === 201) uploaded(row, request.response);
         else fail(row, describeFailure(request));
+        resolve();
+      });
+      request.addEventListener("abort", () => {
+        stopped(row, "Upload cancelled: the file was not saved.");
         resolve();
       });
       request.addEventListener("error", () => {
@@ -128,9 +163,37 @@
         resolve();
       });
       const form = new FormData();
+      if (title) form.append("title", title);
       form.append("file", file);
       request.send(form);
     });
+  }
+
+  // "Uploading… 40 % · 4.0 of 10.0 MB · 2.1 MB/s · 3 s left"
+  function progressText(loaded, total, elapsedMs) {
+    const percent = Math.floor((100 * loaded) / total);
+    const parts = [`Uploading… ${percent} %`, `${sizeText(loaded)} of ${sizeText(total)}`];
+    const speed = elapsedMs > 250 ? loaded / (elapsedMs / 1000) : 0; // bytes a second
+    if (speed > 0) {
+      parts.push(`${sizeText(speed)}/s`);
+      parts.push(`${timeText((total - loaded) / speed)} left`);
+    }
+    return parts.join(" · ");
+  }
+
+  function sizeText(bytes) {
+    if (bytes < 1024) return `${Math.round(bytes)} B`;
+    if (bytes < 1048576) return `${(bytes / 1024).toFixed(1)} KB`;
+    if (bytes < 1073741824) return `${(bytes / 1048576).toFixed(1)} MB`;
+    return `${(bytes / 1073741824).toFixed(1)} GB`;
+  }
+
+  function timeText(seconds) {
+    const whole = Math.max(0, Math.ceil(seconds));
+    if (whole < 60) return `${whole} s`;
+    const minutes = Math.floor(whole / 60);
+    if (minutes < 60) return `${minutes} min ${whole % 60} s`;
+    return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
   }
 
   function describeFailure(request) {
@@ -153,10 +216,11 @@
 
   function uploaded(row, video) {
     row.element.dataset.videoId = video.id;
-    row.element.dataset.status = video.status;
     row.bar.remove();
     const badge = make("span", `badge status-${video.status}`, video.status);
     badge.dataset.role = "status";
+    const step = make("span", "step", stepText(video));
+    step.dataset.role = "step";
     const processing = make("progress");
     processing.max = 1;
     processing.value = video.progress;
@@ -164,13 +228,53 @@
     processing.setAttribute("aria-label", `Processing of ${video.title}`);
     const link = make("a", "", "Open");
     link.href = `/videos/${encodeURIComponent(video.id)}`;
-    row.message.replaceChildren("Uploaded and saved. ", badge, " ", link);
+    row.message.replaceChildren("Uploaded and saved. ", badge, " ", step, " ", link);
+    row.element.dataset.status = video.status;
     row.element.append(processing);
+    refresh(video.id); // the live stream may have told its news before this row existed
+  }
+
+  // The video's JSON, applied to the page: catches up on anything the stream sent early.
+  async function refresh(id) {
+    const response = await fetch(`/api/v1/videos/${encodeURIComponent(id)}`, { credentials: "same-origin" });
+    if (response.ok) applyVideo({ ...(await response.json()), html: null });
+  }
+
+  function stepText(update) {
+    if (update.status === "ready") return "Ready to watch.";
+    if (update.status === "failed") return "Processing failed.";
+    if (update.status === "retrying") return "Will be tried again automatically.";
+    if (update.step) return `Now: ${update.step}…`;
+    return update.status === "queued" ? "Waiting for a worker…" : "Processing…";
+  }
+
+  // The reason a processed file failed, from the video's JSON (error.message).
+  async function showFailureReason(element, id) {
+    const response = await fetch(`/api/v1/videos/${encodeURIComponent(id)}`, { credentials: "same-origin" });
+    const video = response.ok ? await response.json() : null;
+    const reason = video?.error?.message ?? "the server did not say why";
+    element.classList.add("failed");
+    let line = element.querySelector("[data-role=reason]");
+    if (!line) {
+      line = make("p", "error-line");
+      line.dataset.role = "reason";
+      line.setAttribute("role", "alert");
+      element.append(line);
+    }
+    line.textContent = `Failed: ${reason}. Open it for what to do next.`;
+  }
+
+  function stopped(row, text) {
+    row.element.classList.add("cancelled");
+    row.bar.remove();
+    row.cancel.remove();
+    row.message.textContent = text;
   }
 
   function fail(row, text) {
     row.element.classList.add("failed");
     row.bar.remove();
+    row.cancel.remove();
     row.message.textContent = text;
     row.message.setAttribute("role", "alert");
   }
