@@ -60,7 +60,7 @@ def fail_video(db: Database, user_id: int, number: int, code: FailureCode) -> No
                 updated_at=now,
             )
         )
-    outcome = states.QUEUED
+    outcome: str | None = states.QUEUED
     while outcome == states.QUEUED:  # a service failure is retried: spend its attempts
         claimed = queue.claim_next_task(db, "w1", lease_s=30)
         assert claimed is not None
