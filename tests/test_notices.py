@@ -300,6 +300,31 @@ def test_the_cli_schedules_lists_and_cancels_a_window(instance: LiveInstance) ->
     assert runner.invoke(app, ["maintenance", "list"], env=env).output == ""
 
 
+def test_the_cli_opens_an_incident_on_components_and_updates_it(instance: LiveInstance) -> None:
+    runner = CliRunner()
+    env = cli_env(instance)
+    incident = ["incidents", "open", "--message", "Slow thumbnails"]
+    opened = runner.invoke(app, [*incident, "--components", "storage, Database"], env=env)
+    assert opened.exit_code == 0, opened.output
+    assert "affecting database, storage" in opened.output
+    unknown = runner.invoke(app, [*incident, "--components", "storage,disks"], env=env)
+    assert unknown.exit_code == 1 and "unknown component disks" in unknown.output
+    for message in ("Investigating.", "Found: a full disk."):
+        updated = runner.invoke(app, ["incidents", "update", "1", "--message", message], env=env)
+        assert updated.exit_code == 0, updated.output
+    assert (
+        runner.invoke(app, ["incidents", "update", "9", "--message", "x"], env=env).exit_code == 1
+    )
+    [notice] = public_status(instance)["notices"]
+    assert notice["components"] == ["database", "storage"]
+    assert [u["message"] for u in notice["updates"]] == ["Found: a full disk.", "Investigating."]
+    whole = runner.invoke(app, ["incidents", "open", "--message", "Everything"], env=env)
+    assert "affecting the service as a whole" in whole.output
+    assert runner.invoke(app, ["incidents", "resolve", "1"], env=env).exit_code == 0
+    resolved = runner.invoke(app, ["incidents", "update", "1", "--message", "late"], env=env)
+    assert resolved.exit_code == 1 and "no open incident 1" in resolved.output
+
+
 def cli_env(instance: LiveInstance) -> dict[str, str]:
     return {
         "REELWATCH_HOME": str(instance.settings.home),
