@@ -11,7 +11,6 @@ IDLE = Load(
     waiting_tasks=0,
     oldest_wait_s=0.0,
     tasks_done_per_minute=0.0,
-    failure_ratio=0.0,
     outcomes_last_hour=0,
     outbox_pending=0,
 )

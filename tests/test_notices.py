@@ -172,36 +172,55 @@ def test_maintenance_is_mailed_upfront_once_to_recently_active_users(
     assert "uploads are refused; please upload again after it ends" in mail.body_text
 
 
-def test_failures_above_the_threshold_open_an_incident_that_clears_by_itself(
+def test_service_failures_open_an_incident_that_clears_by_itself_input_failures_do_not(
     instance: LiveInstance, broken_samples: dict[str, Path], good_samples: dict[str, Path]
 ) -> None:
-    instance.add_worker()
+    instance.add_worker(backoff_scale=0)
     client = instance.client()
-    names = ["random_bytes", "text", "empty", "audio_only"]
-    for name in names:
+    for name in ["random_bytes", "text", "empty", "audio_only"]:  # users' broken files
         video = upload(client, broken_samples[name])
         assert wait_for_outcome(client, video["id"])["status"] == "failed"
-    start = utcnow()
 
     def evaluate(seconds: float) -> list[str]:
+        """The rules as the monitor would see them ``seconds`` from now."""
         with instance.db.write() as session:
             load = read_load(session, lease_s=3)
-            now = start + timedelta(seconds=seconds)
+            now = utcnow() + timedelta(seconds=seconds)
             firing = evaluate_rules(session, load, now, "test")
             sync_auto_incidents(session, firing, now)
             return firing
 
+    with instance.db.read() as session:
+        load = read_load(session, lease_s=3)
+    assert load.failures_last_hour == {"service": 0, "input": 4}
+    assert load.service_failure_ratio == 0 and load.input_failure_ratio == 1
+    evaluate(-301)
+    assert "failure_ratio_high" not in evaluate(0), "customers' bad files are not an outage"
+    assert public_status(instance)["status"] == "operational"
+
+    # The service fails: each original vanishes from storage before processing.
+    instance.stop_processing()
+    hidden = [upload(client, good_samples["h264"]) for _ in range(6)]
+    for video in hidden:
+        original = instance.settings.media_root / "videos" / video["id"] / "original"
+        original.rename(original.with_name("hidden"))
+    instance.add_worker(backoff_scale=0)
+    for video in hidden:
+        failed = wait_for_outcome(client, video["id"])
+        assert failed["status"] == "failed" and failed["error"]["code"] == "storage_unavailable"
+    with instance.db.read() as session:
+        assert read_load(session, lease_s=3).failures_last_hour == {"service": 6, "input": 4}
     evaluate(-301)  # pending since five minutes ago (the rule's "for")
     assert "failure_ratio_high" in evaluate(0)
     status = public_status(instance)
     assert status["status"] == "degraded"
     [incident] = status["notices"]
-    assert incident["source"] == "failure_ratio_high"
+    assert incident["source"] == "failure_ratio_high" and incident["components"] == []
     assert "failing more than usual" in incident["message"]
     for _ in range(4):  # recovery: good videos bring the ratio down
         video = upload(client, good_samples["h264"])
         assert wait_for_outcome(client, video["id"])["status"] == "ready"
-    evaluate(1)
+    evaluate(0)
     after = public_status(instance)
     assert after["status"] == "operational" and after["notices"] == []
 
@@ -279,6 +298,31 @@ def test_the_cli_schedules_lists_and_cancels_a_window(instance: LiveInstance) ->
     assert runner.invoke(app, ["maintenance", "cancel", "1"], env=env).exit_code == 0
     # Not a terminal: one line a notice, so none at all now.
     assert runner.invoke(app, ["maintenance", "list"], env=env).output == ""
+
+
+def test_the_cli_opens_an_incident_on_components_and_updates_it(instance: LiveInstance) -> None:
+    runner = CliRunner()
+    env = cli_env(instance)
+    incident = ["incidents", "open", "--message", "Slow thumbnails"]
+    opened = runner.invoke(app, [*incident, "--components", "storage, Database"], env=env)
+    assert opened.exit_code == 0, opened.output
+    assert "affecting database, storage" in opened.output
+    unknown = runner.invoke(app, [*incident, "--components", "storage,disks"], env=env)
+    assert unknown.exit_code == 1 and "unknown component disks" in unknown.output
+    for message in ("Investigating.", "Found: a full disk."):
+        updated = runner.invoke(app, ["incidents", "update", "1", "--message", message], env=env)
+        assert updated.exit_code == 0, updated.output
+    assert (
+        runner.invoke(app, ["incidents", "update", "9", "--message", "x"], env=env).exit_code == 1
+    )
+    [notice] = public_status(instance)["notices"]
+    assert notice["components"] == ["database", "storage"]
+    assert [u["message"] for u in notice["updates"]] == ["Found: a full disk.", "Investigating."]
+    whole = runner.invoke(app, ["incidents", "open", "--message", "Everything"], env=env)
+    assert "affecting the service as a whole" in whole.output
+    assert runner.invoke(app, ["incidents", "resolve", "1"], env=env).exit_code == 0
+    resolved = runner.invoke(app, ["incidents", "update", "1", "--message", "late"], env=env)
+    assert resolved.exit_code == 1 and "no open incident 1" in resolved.output
 
 
 def cli_env(instance: LiveInstance) -> dict[str, str]:

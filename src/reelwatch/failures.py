@@ -71,6 +71,18 @@ class FailureKind:
         return self.rule.retry_delay(attempt, scale)
 
 
+# Why a video failed, for the admin's figures: the user's file (``input``, customer
+# activity) or the service itself (``service``, something to fix). Every ``input_*`` code
+# is the file's fault; any other code, or one this release does not know, is the service's.
+INPUT, SERVICE = "input", "service"
+CAUSES = (SERVICE, INPUT)
+
+
+def failure_cause(code: str | None) -> str:
+    """``input`` for a code that blames the uploaded file, else ``service``."""
+    return INPUT if (code or "").startswith("input_") else SERVICE
+
+
 # Why a failed video may or may not be run again (the API's 409, the page, the CLI).
 RETRY_CANNOT_HELP = "the file itself is the problem: upload a new file"
 RETRY_MAY_HELP = "your video is saved and you can retry it from its page"

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
+import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from instance import LiveInstance
 from reelwatch.database import utcnow
+from reelwatch.db.models import CheckTransition
 from reelwatch.insights.checks import CRITICAL, OK, CheckResult, record_check
-from reelwatch.notices.service import close_notice, schedule_maintenance, sync_auto_incidents
+from reelwatch.notices.service import (
+    add_update,
+    close_notice,
+    open_incident,
+    schedule_maintenance,
+    sync_auto_incidents,
+)
 from web.support import DESKTOP, PHONE, signed_in_page
 
 
@@ -42,7 +51,7 @@ def test_an_automatic_incident_shows_a_banner_everywhere_and_clears_by_itself(
         expect(page.locator(".banner-warning")).to_contain_text("failing more than usual")
         expect(page.locator(".banner-info")).to_contain_text("Moving to a bigger disk.")
         storage = page.locator(".component", has_text="Media storage")
-        expect(storage).to_contain_text("% up over 90 days")
+        expect(storage).to_contain_text("% up over the 4 days with data (of 90)")
         expect(storage.locator(".day-partial, .day-down")).to_have_count(1)
         page.fill("#email", "Waiting@Example.com")
         page.get_by_role("button", name="Tell me once").click()
@@ -66,3 +75,56 @@ def test_an_automatic_incident_shows_a_banner_everywhere_and_clears_by_itself(
         anonymous.close()
         with live.db.write() as session:
             close_notice(session, upcoming.id, utcnow())
+
+
+def test_days_without_data_an_incident_on_one_component_and_its_updates(
+    live: LiveInstance, browser: Browser
+) -> None:
+    now = utcnow()
+    watched_from = datetime.combine(now.date() - timedelta(days=2), time(12))
+    with live.db.write() as session:  # e-mail watched for the last 3 days only
+        session.add(CheckTransition(name="smtp", state=OK, at=watched_from, detail="ok"))
+        incident = open_incident(
+            session,
+            message="Thumbnails are slow to appear.",
+            by="test",
+            now=now - timedelta(minutes=30),
+            components="storage",
+        )
+        add_update(session, incident.id, message="Found: a full disk.", by="t", now=now)
+        add_update(
+            session,
+            incident.id,
+            message="Investigating.",
+            by="t",
+            now=now - timedelta(minutes=20),
+        )
+    anonymous = browser.new_context(base_url=live.url, java_script_enabled=False)
+    try:
+        page = anonymous.new_page()
+        page.goto("/status")
+        refresh = page.locator('meta[http-equiv="refresh"]')
+        expect(refresh).to_have_attribute("content", "60")
+        expect(page.locator("[data-status]")).to_have_attribute("data-status", "degraded")
+        notice = page.locator(f'[data-notice="{incident.id}"]')
+        expect(notice).to_contain_text("Affects: Media storage")
+        updates = notice.locator(".incident-updates li")
+        expect(updates).to_have_text([re.compile("Found: a full disk"), re.compile("Investigat")])
+        storage = page.locator('.component[data-component="Media storage"]')
+        expect(storage).to_have_class(re.compile("component-affected"))
+        expect(storage.locator(".state-incident")).to_have_text("incident")
+        expect(page.locator(".component-affected")).to_have_count(1)  # only storage
+        email = page.locator('.component[data-component="E-mail"]')
+        expect(email).to_contain_text("% up over the 3 days with data (of 90)")
+        expect(email.locator(".day-none")).to_have_count(87)
+        expect(email.locator(".day-none").first).to_have_attribute(
+            "title", re.compile(": no data$")
+        )
+        public = httpx.get(f"{live.url}/api/v1/status").json()
+        [shown] = [n for n in public["notices"] if n["id"] == incident.id]
+        assert shown["components"] == ["storage"]
+        assert [u["message"] for u in shown["updates"]] == ["Found: a full disk.", "Investigating."]
+    finally:
+        anonymous.close()
+        with live.db.write() as session:
+            close_notice(session, incident.id, utcnow())

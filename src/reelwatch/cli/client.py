@@ -322,12 +322,14 @@ def show_queue(as_json: JsonOption = False) -> None:
         ("oldest wait", f"{queue['oldest_wait_s']:.1f} s"),
         ("tasks by state", _pairs(queue["tasks_by_state"])),
         ("throughput", f"{overview['throughput']['tasks_per_minute']:.1f} tasks/min"),
-        ("failure ratio (1 h)", f"{overview['failure_ratio']:.0%}"),
+        ("service failures (1 h)", f"{overview['failure_ratio']:.0%}"),
+        ("input failures (1 h)", f"{overview['input_failure_ratio']:.0%} (users' files)"),
         ("videos", _pairs(overview["videos"]["by_status"])),
         ("undelivered notifications", overview["outbox_pending"]),
         ("parked notifications", f"{parked} (reelwatch outbox --parked)" if parked else "0"),
     ]
-    data = {key: overview[key] for key in ("queue", "throughput", "failure_ratio", "videos")}
+    shown = ("queue", "throughput", "failure_ratio", "input_failure_ratio", "videos")
+    data = {key: overview[key] for key in shown}
     data |= {key: overview[key] for key in ("outbox_pending", "parked_messages")}
     show_records(data, as_json, rows)
 

@@ -25,11 +25,14 @@ from reelwatch.cli.common import (
 from reelwatch.database import utcnow
 from reelwatch.db.models import Notice
 from reelwatch.engine.queue import release_held_tasks
+from reelwatch.notices.components import COMPONENT_KEYS
 from reelwatch.notices.service import (
     AUTOMATIC,
     INCIDENT,
     MAINTENANCE,
     NoticeError,
+    add_update,
+    affected_components,
     announce_maintenance,
     close_notice,
     list_notices,
@@ -119,18 +122,46 @@ def maintenance_cancel(notice_id: int) -> None:
 def incidents_open(
     message: Annotated[str, typer.Option(help="What users read on the site.")],
     uploads: UploadsOption = AUTOMATIC,
+    components: Annotated[
+        str,
+        typer.Option(
+            help=f"The components affected, comma-separated ({', '.join(COMPONENT_KEYS)}); "
+            "'all' (the default): the service as a whole."
+        ),
+    ] = "all",
 ) -> None:
     """Tell users something is wrong, until it is resolved."""
     now = utcnow()
     with operator_database() as (_, db), db.write() as session:
         try:
             notice = open_incident(
-                session, message=message, uploads=uploads, by="operator", now=now
+                session,
+                message=message,
+                uploads=uploads,
+                by="operator",
+                now=now,
+                components=components,
             )
         except NoticeError as exc:
             err.print(f"[red]error:[/] {literal(exc)}")
             raise typer.Exit(1) from None
-    console.print(f"incident {notice.id} open")
+    affected = notice.components.replace(",", ", ") or "the service as a whole"
+    console.print(f"incident {notice.id} open, affecting {affected}")
+
+
+@incidents_app.command("update")
+def incidents_update(
+    notice_id: int,
+    message: Annotated[str, typer.Option(help="What users read under the incident.")],
+) -> None:
+    """Tell users how an open incident goes: shown newest first under it, with the time."""
+    with operator_database() as (_, db), db.write() as session:
+        try:
+            add_update(session, notice_id, message=message, by="operator", now=utcnow())
+        except (LookupError, NoticeError) as exc:
+            err.print(f"[red]error:[/] {literal(exc)}")
+            raise typer.Exit(1) from None
+    console.print(f"incident {notice_id} updated")
 
 
 @incidents_app.command("list")
@@ -173,11 +204,12 @@ def _print_notices(notices: list[Notice], as_json: bool) -> None:
             f"{notice.ends_at:%Y-%m-%d %H:%M}" if notice.ends_at else "until resolved",
             notice.uploads,
             notice.source,
+            notice.components.replace(",", ", ") or "all",
             notice.message,
         )
         for notice in notices
     ]
-    headers = ("id", "kind", "from", "to", "uploads", "source", "message")
+    headers = ("id", "kind", "from", "to", "uploads", "source", "components", "message")
     show_records(data, as_json, rows, headers)
 
 
@@ -189,5 +221,6 @@ def _notice_as_dict(notice: Notice) -> dict[str, object]:
         "ends_at": notice.ends_at.isoformat() if notice.ends_at else None,
         "uploads": notice.uploads,
         "source": notice.source,
+        "components": affected_components(notice),
         "message": notice.message,
     }

@@ -212,7 +212,10 @@ class LoadSample(Base):
     waiting_tasks: Mapped[int]
     oldest_wait_s: Mapped[float] = mapped_column(Float)
     tasks_done_per_minute: Mapped[float] = mapped_column(Float)
+    # The service's failures; the users' broken files apart (null before revision 0010,
+    # whose older samples counted both in failure_ratio).
     failure_ratio: Mapped[float] = mapped_column(Float)
+    input_failure_ratio: Mapped[float | None] = mapped_column(Float)
     live_workers: Mapped[int]
     # Across the live workers' nodes: mean CPU, highest memory use, least free disk.
     cpu_percent: Mapped[float | None] = mapped_column(Float)
@@ -243,6 +246,22 @@ class Notice(Base):
     created_at: Mapped[datetime]
     # Cancelled (maintenance) or resolved (incident); None while it stands.
     closed_at: Mapped[datetime | None]
+    # The components an incident affects (``notices.components`` keys, comma-separated);
+    # empty: the service as a whole.
+    components: Mapped[str] = mapped_column(String(200), default="", server_default="")
+
+
+class NoticeUpdate(Base):
+    """One step of an incident's timeline: what was found, what is being done."""
+
+    __tablename__ = "notice_updates"
+    __table_args__ = (Index("ix_notice_updates_notice", "notice_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(BigId, ForeignKey("notices.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    message: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(320))
 
 
 class StatusSubscription(Base):

@@ -62,12 +62,14 @@ RULES: tuple[AlertRule, ...] = (
         "failure_ratio_high",
         "warning",
         300,
-        lambda load: load.outcomes_last_hour >= 4 and load.failure_ratio > 0.5,
+        # The service's failures only: users uploading broken files is not an outage.
+        lambda load: load.outcomes_last_hour >= 4 and load.service_failure_ratio > 0.5,
         lambda load: (
-            f"{load.failure_ratio:.0%} of {load.outcomes_last_hour} videos failed in the last hour"
+            f"{load.service_failure_ratio:.0%} of {load.outcomes_last_hour} videos failed "
+            "in the last hour for the service's fault"
         ),
-        "Look at the failure codes (`reelwatch queue`, /metrics reelwatch_failed_videos); "
-        "recoverable ones point at a component, permanent ones at the uploads.",
+        "Look at the service failure codes (`reelwatch queue`, /metrics "
+        'reelwatch_failed_videos{cause="service"}): each points at a component.',
     ),
 )
 

@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from reelwatch.database import utcnow
 from reelwatch.db.models import Event, OutboxMessage, Task, Video, WorkerRecord
 from reelwatch.engine import states
+from reelwatch.failures import CAUSES, INPUT, SERVICE, failure_cause
 from reelwatch.notify import outbox
 
 THROUGHPUT_WINDOW = timedelta(minutes=5)
@@ -42,9 +43,11 @@ class Load:
     waiting_tasks: int
     oldest_wait_s: float
     tasks_done_per_minute: float
-    failure_ratio: float
     outcomes_last_hour: int
     outbox_pending: int
+    # Videos that ended failed in the last hour, by cause (``failures.CAUSES``): the
+    # service's failures are something to fix, the users' broken files are not.
+    failures_last_hour: dict[str, int] = field(default_factory=dict)
     outbox_parked: int = 0  # rejected for good: a bad address, or a message never buildable
     workers: list[WorkerView] = field(default_factory=list)
 
@@ -52,14 +55,35 @@ class Load:
     def live_workers(self) -> int:
         return sum(worker.alive for worker in self.workers)
 
+    @property
+    def failed_videos_by_cause(self) -> dict[str, int]:
+        """Videos failed now (any time), by cause."""
+        by_cause = dict.fromkeys(CAUSES, 0)
+        for code, count in self.failed_videos_by_code.items():
+            by_cause[failure_cause(code)] += count
+        return by_cause
+
+    def failure_ratio(self, cause: str) -> float:
+        """The share of the last hour's finished videos that failed for ``cause``."""
+        failed = self.failures_last_hour.get(cause, 0)
+        return failed / self.outcomes_last_hour if self.outcomes_last_hour else 0.0
+
+    @property
+    def service_failure_ratio(self) -> float:
+        return self.failure_ratio(SERVICE)
+
+    @property
+    def input_failure_ratio(self) -> float:
+        return self.failure_ratio(INPUT)
+
 
 def read_load(session: Session, *, lease_s: float) -> Load:
     now = utcnow()
     workers = _workers(session, now, alive_within_s=max(15.0, 3 * lease_s))
     # Videos only: the monitor's pings have no subject.
     videos = Event.subject_id.is_not(None)
-    failed = _events_since(session, "workflow_failed", now - FAILURE_WINDOW, videos)
-    outcomes = failed + _events_since(session, "workflow_succeeded", now - FAILURE_WINDOW, videos)
+    failures = _failures_since(session, now - FAILURE_WINDOW)
+    succeeded = _events_since(session, "workflow_succeeded", now - FAILURE_WINDOW, videos)
     oldest = session.scalar(
         select(func.min(Task.run_at)).where(Task.state == states.QUEUED, Task.run_at <= now)
     )
@@ -71,8 +95,8 @@ def read_load(session: Session, *, lease_s: float) -> Load:
         oldest_wait_s=(now - oldest).total_seconds() if oldest else 0.0,
         tasks_done_per_minute=_events_since(session, "task_succeeded", now - THROUGHPUT_WINDOW)
         / (THROUGHPUT_WINDOW.total_seconds() / 60),
-        failure_ratio=failed / outcomes if outcomes else 0.0,
-        outcomes_last_hour=outcomes,
+        outcomes_last_hour=succeeded + sum(failures.values()),
+        failures_last_hour=failures,
         outbox_pending=_count_outbox(session, outbox.PENDING, outbox.SENDING),
         outbox_parked=_count_outbox(session, outbox.REJECTED),
         workers=workers,
@@ -100,6 +124,18 @@ def _events_since(session: Session, kind: str, since: datetime, *where: ColumnEl
         select(func.count()).select_from(Event).where(Event.kind == kind, Event.at >= since, *where)
     )
     return int(session.scalar(query) or 0)
+
+
+def _failures_since(session: Session, since: datetime) -> dict[str, int]:
+    """Videos' workflows failed since ``since``, by cause; the code is in the event's
+    data (JSON), read here rather than queried, as an hour holds few failures."""
+    query = select(Event.data).where(
+        Event.kind == "workflow_failed", Event.at >= since, Event.subject_id.is_not(None)
+    )
+    by_cause = dict.fromkeys(CAUSES, 0)
+    for data in session.scalars(query):
+        by_cause[failure_cause((data or {}).get("code"))] += 1
+    return by_cause
 
 
 def _workers(session: Session, now: datetime, *, alive_within_s: float) -> list[WorkerView]:

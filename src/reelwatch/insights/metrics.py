@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from reelwatch.database import utcnow
 from reelwatch.db.models import Task
 from reelwatch.engine import states
+from reelwatch.failures import CAUSES, failure_cause
 from reelwatch.insights.alerts import list_alerts
 from reelwatch.insights.capacity import Capacity, estimate_capacity
 from reelwatch.insights.checks import E2E_PROBE_CHECK as PROBE_CHECK
@@ -79,12 +80,23 @@ class SnapshotCollector(Collector):
 def _load_metrics(load: Load) -> Iterator[Metric]:
     yield _labelled("reelwatch_tasks", "Tasks by state.", "state", load.tasks_by_state)
     yield _labelled("reelwatch_videos", "Videos by status.", "status", load.videos_by_status)
-    yield _labelled(
+    failed = GaugeMetricFamily(
         "reelwatch_failed_videos",
-        "Failed videos by error code.",
-        "code",
-        load.failed_videos_by_code,
+        "Failed videos by error code and cause (input: the user's file; service: ours).",
+        labels=["code", "cause"],
     )
+    for code, count in sorted(load.failed_videos_by_code.items()):
+        failed.add_metric([code, failure_cause(code)], count)
+    yield failed
+    ratio = GaugeMetricFamily(
+        "reelwatch_failure_ratio",
+        "Share of videos ending failed over the last hour, by cause "
+        "(input: the user's file; service: ours).",
+        labels=["cause"],
+    )
+    for cause in CAUSES:
+        ratio.add_metric([cause], load.failure_ratio(cause))
+    yield ratio
     gauges = {
         "reelwatch_queue_waiting_tasks": ("Tasks due and not yet claimed.", load.waiting_tasks),
         "reelwatch_queue_oldest_wait_seconds": (
@@ -94,10 +106,6 @@ def _load_metrics(load: Load) -> Iterator[Metric]:
         "reelwatch_tasks_done_per_minute": (
             "Tasks succeeded per minute over the last 5 minutes.",
             load.tasks_done_per_minute,
-        ),
-        "reelwatch_failure_ratio": (
-            "Share of videos ending failed over the last hour.",
-            load.failure_ratio,
         ),
         "reelwatch_outbox_pending_messages": (
             "Notifications not delivered yet.",

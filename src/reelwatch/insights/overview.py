@@ -39,8 +39,15 @@ def build_overview(session: Session, settings: Settings) -> dict[str, Any]:
         "videos": {
             "by_status": load.videos_by_status,
             "failed_by_code": load.failed_videos_by_code,
+            "failed_by_cause": load.failed_videos_by_cause,
         },
-        "failure_ratio": load.failure_ratio,
+        # The service's failures (what to fix) apart from the users' broken files.
+        "failure_ratio": load.service_failure_ratio,
+        "input_failure_ratio": load.input_failure_ratio,
+        "failures_last_hour": {
+            "outcomes": load.outcomes_last_hour,
+            "by_cause": load.failures_last_hour,
+        },
         "outbox_pending": load.outbox_pending,
         "parked_messages": load.outbox_parked,
         "workers": [asdict(worker) for worker in load.workers],

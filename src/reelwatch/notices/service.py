@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from reelwatch.db.models import Notice, User, Video
+from reelwatch.db.models import Notice, NoticeUpdate, User, Video
+from reelwatch.notices.components import parse_components
 from reelwatch.notify import messages, outbox
 
 MAINTENANCE, INCIDENT = "maintenance", "incident"
@@ -65,9 +66,51 @@ def open_incident(
     by: str,
     now: datetime,
     source: str = MANUAL,
+    components: str = "",
 ) -> Notice:
+    """Open an incident affecting ``components`` (``database,storage``; empty or
+    ``all``: the service as a whole)."""
     _check_policy(uploads)
-    return _add(session, INCIDENT, message, now, None, uploads, source, by, now)
+    try:
+        keys = parse_components(components)
+    except ValueError as exc:
+        raise NoticeError(str(exc)) from None
+    notice = _add(session, INCIDENT, message, now, None, uploads, source, by, now)
+    notice.components = ",".join(keys)
+    return notice
+
+
+def add_update(
+    session: Session, notice_id: int, *, message: str, by: str, now: datetime
+) -> NoticeUpdate:
+    """Add a step to an open incident's timeline (what was found, what is being done)."""
+    notice = session.get(Notice, notice_id)
+    if notice is None or notice.kind != INCIDENT or notice.closed_at is not None:
+        raise LookupError(f"no open incident {notice_id}")
+    if not message.strip():
+        raise NoticeError("an update needs a message for the users")
+    update = NoticeUpdate(notice_id=notice_id, at=now, message=message.strip(), created_by=by)
+    session.add(update)
+    session.flush()
+    return update
+
+
+def updates_of(session: Session, notices: list[Notice]) -> dict[int, list[NoticeUpdate]]:
+    """Each notice's updates, newest first, by notice id."""
+    ids = [notice.id for notice in notices]
+    timeline: dict[int, list[NoticeUpdate]] = {notice_id: [] for notice_id in ids}
+    if ids:
+        query = select(NoticeUpdate).where(NoticeUpdate.notice_id.in_(ids))
+        for update in session.scalars(
+            query.order_by(NoticeUpdate.at.desc(), NoticeUpdate.id.desc())
+        ):
+            timeline[update.notice_id].append(update)
+    return timeline
+
+
+def affected_components(notice: Notice) -> list[str]:
+    """The component keys an incident names; empty: the service as a whole."""
+    return [key for key in notice.components.split(",") if key]
 
 
 def close_notice(session: Session, notice_id: int, now: datetime) -> Notice:
@@ -113,7 +156,7 @@ def list_notices(session: Session, now: datetime) -> list[Notice]:
     return list(session.scalars(query.order_by(Notice.starts_at, Notice.id)))
 
 
-def notice_as_dict(notice: Notice) -> dict[str, Any]:
+def notice_as_dict(notice: Notice, updates: list[NoticeUpdate] | None = None) -> dict[str, Any]:
     return {
         "id": notice.id,
         "kind": notice.kind,
@@ -123,6 +166,9 @@ def notice_as_dict(notice: Notice) -> dict[str, Any]:
         "uploads": notice.uploads,
         "source": notice.source,
         "closed_at": _iso(notice.closed_at),
+        # Empty: the service as a whole.
+        "components": affected_components(notice),
+        "updates": [{"at": _iso(update.at), "message": update.message} for update in updates or []],
     }
 
 

@@ -9,17 +9,17 @@ operational again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reelwatch.db.models import AlertState, Notice, StatusSubscription
+from reelwatch.db.models import AlertState, Notice, NoticeUpdate, StatusSubscription
 from reelwatch.inputs import parse_address
 from reelwatch.insights.capacity import Capacity, estimate_capacity
 from reelwatch.insights.load import Load, read_load
-from reelwatch.notices.service import MAINTENANCE, active_notices, upcoming_notices
+from reelwatch.notices.service import MAINTENANCE, active_notices, upcoming_notices, updates_of
 from reelwatch.notify import messages, outbox
 
 OPERATIONAL, DEGRADED, MAINTENANCE_STATUS, DOWN = "operational", "degraded", "maintenance", "down"
@@ -33,6 +33,8 @@ class ServiceStatus:
     upcoming: list[Notice]
     load: Load
     capacity: Capacity
+    # The active notices' updates, newest first, by notice id.
+    updates: dict[int, list[NoticeUpdate]] = field(default_factory=dict)
 
 
 def read_status(session: Session, *, lease_s: float, now: datetime) -> ServiceStatus:
@@ -53,6 +55,7 @@ def read_status(session: Session, *, lease_s: float, now: datetime) -> ServiceSt
         upcoming=upcoming_notices(session, now),
         load=load,
         capacity=estimate_capacity(session, live_workers=load.live_workers),
+        updates=updates_of(session, active),
     )
 
 

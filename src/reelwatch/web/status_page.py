@@ -1,11 +1,12 @@
 """The public status page (``/status``): the overall state, each component with 90 days
-of uptime, the notices, past incidents, and "tell me when it is back". Readable without
-signing in and without JavaScript."""
+of uptime (days without data shown as such and left out of the percentage), the notices
+with the components they affect and their updates, past incidents, and "tell me when it
+is back". Readable without signing in and without JavaScript; it reloads itself."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -16,10 +17,12 @@ from reelwatch.api.deps import ServicesDep
 from reelwatch.api.session import session_user
 from reelwatch.api.throttles import check_subscription, retry_message
 from reelwatch.database import utcnow
+from reelwatch.db.models import Notice
 from reelwatch.inputs import InvalidInput, parse_address
 from reelwatch.insights.checks import list_checks
 from reelwatch.insights.uptime import DailyUptime, daily_uptime, overall
-from reelwatch.notices.service import past_incidents
+from reelwatch.notices.components import COMPONENTS, ComponentSpec
+from reelwatch.notices.service import INCIDENT, affected_components, past_incidents
 from reelwatch.notices.status import OPERATIONAL, read_status, subscribe
 from reelwatch.web.deps import FormDep, PageError
 from reelwatch.web.templating import flash, render
@@ -27,14 +30,7 @@ from reelwatch.web.templating import flash, render
 router = APIRouter(include_in_schema=False)
 
 UPTIME_DAYS = 90
-# What users rely on, in their words, and the check that watches it.
-COMPONENTS = (
-    ("Uploads and the database", "database"),
-    ("Media storage", "storage"),
-    ("Video processing", "ping_ffmpeg"),
-    ("Upload to ready, end to end", "e2e_probe"),
-    ("E-mail", "smtp"),
-)
+REFRESH_S = 60  # the page reloads itself (a meta refresh: no script needed)
 
 
 @dataclass(frozen=True)
@@ -43,7 +39,12 @@ class Component:
     state: str  # ok, warning, critical, unknown
     detail: str
     days: list[DailyUptime]
-    uptime: float | None
+    uptime: float | None  # over the days with data only
+    incidents: list[Notice] = field(default_factory=list)  # the open ones affecting it
+
+    @property
+    def days_with_data(self) -> int:
+        return sum(day.ratio is not None for day in self.days)
 
 
 @router.get("/status")
@@ -52,17 +53,29 @@ def status_page(request: Request, svc: ServicesDep) -> HTMLResponse:
     with svc.db.read() as session:
         status = read_status(session, lease_s=svc.settings.lease_seconds, now=now)
         checks = {check["name"]: check for check in list_checks(session, now)}
+        open_incidents = [notice for notice in status.active if notice.kind == INCIDENT]
         components = [
             _component(
-                label, checks.get(name), daily_uptime(session, name, days=UPTIME_DAYS, now=now)
+                spec,
+                checks.get(spec.check),
+                daily_uptime(session, spec.check, days=UPTIME_DAYS, now=now),
+                [n for n in open_incidents if spec.key in affected_components(n)],
             )
-            for label, name in COMPONENTS
+            for spec in COMPONENTS
         ]
         incidents = past_incidents(session, now - timedelta(days=UPTIME_DAYS))
     wait = status.capacity.expected_wait_s
     context = {
         "status": status,
         "components": components,
+        # Incidents naming no component affect the service as a whole.
+        "whole_service_incidents": [n for n in open_incidents if not affected_components(n)],
+        "affected_labels": {
+            notice.id: [c.label for c in components if notice in c.incidents]
+            for notice in open_incidents
+        },
+        "refresh_s": REFRESH_S,
+        "uptime_days": UPTIME_DAYS,
         "incidents": incidents,
         "can_subscribe": status.status != OPERATIONAL,
         "expected_wait_s": None if math.isinf(wait) else wait,
@@ -93,7 +106,11 @@ def subscribe_form(request: Request, svc: ServicesDep, form: FormDep) -> Redirec
     return RedirectResponse("/status", status_code=303)
 
 
-def _component(label: str, check: dict[str, Any] | None, days: list[DailyUptime]) -> Component:
-    if check is None:
-        return Component(label, "unknown", "not checked yet", days, overall(days))
-    return Component(label, check["state"], check["detail"], days, overall(days))
+def _component(
+    spec: ComponentSpec,
+    check: dict[str, Any] | None,
+    days: list[DailyUptime],
+    incidents: list[Notice],
+) -> Component:
+    state, detail = (check["state"], check["detail"]) if check else ("unknown", "not checked yet")
+    return Component(spec.label, state, detail, days, overall(days), incidents)

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, Undefined
 from reelwatch.api.deps import Services
 from reelwatch.api.session import CSRF_FIELD, CSRF_HEADER, csrf_token
 from reelwatch.db.models import User
+from reelwatch.failures import failure_cause
 from reelwatch.web.banners import page_banners
 from reelwatch.web.views import event_details, event_words, failure_of, next_step, plain_words
 
@@ -101,6 +102,7 @@ templates.env.globals.update(
     plain_words=plain_words,
     next_step=next_step,
 )
+templates.env.filters["failure_cause"] = failure_cause  # input (the user's file) or service
 
 
 def render(

@@ -68,7 +68,7 @@ def public_status(svc: ServicesDep) -> dict[str, Any]:
     return {
         "status": status.status,
         "environment": svc.settings.env,
-        "notices": [notice_as_dict(notice) for notice in status.active],
+        "notices": [notice_as_dict(notice, status.updates[notice.id]) for notice in status.active],
         "upcoming": [notice_as_dict(notice) for notice in status.upcoming],
         "queue": {
             "waiting_tasks": load.waiting_tasks,
