@@ -297,7 +297,7 @@ def test_the_cli_schedules_lists_and_cancels_a_window(instance: LiveInstance) ->
     assert bad.exit_code == 1 and "must end after it starts" in bad.output
     assert runner.invoke(app, ["maintenance", "cancel", "1"], env=env).exit_code == 0
     # Not a terminal: one line a notice, so none at all now.
-    assert runner.invoke(app, ["maintenance", "list"], env=env).output == ""
+    assert runner.invoke(app, ["maintenance", "list"], env=env).stdout == ""
 
 
 def test_the_cli_opens_an_incident_on_components_and_updates_it(instance: LiveInstance) -> None:
