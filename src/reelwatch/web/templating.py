@@ -18,12 +18,12 @@ from jinja2 import Environment, FileSystemLoader, Undefined
 from reelwatch.api.deps import Services
 from reelwatch.api.session import CSRF_FIELD, CSRF_HEADER, csrf_token
 from reelwatch.db.models import User
+from reelwatch.web.assets import STATIC, static_url
 from reelwatch.web.banners import page_banners
 from reelwatch.web.views import event_details, event_words, failure_of
 
 NOTHING = "\u2013"  # an en dash, for a figure that is not known
 HERE = Path(__file__).parent
-STATIC = HERE / "static"
 VENDOR = STATIC / "vendor"
 
 # Pages show one signed-in user's data: never kept by a browser or a proxy.
@@ -98,6 +98,7 @@ templates.env.globals.update(
     failure_of=failure_of,
     event_words=event_words,
     event_details=event_details,
+    static_url=static_url,
 )
 
 
