@@ -24,15 +24,16 @@ _fingerprints: dict[str, tuple[int, int, str]] = {}
 
 def fingerprint(path: str | os.PathLike[str]) -> str:
     """A short hash of the file's content; "" if there is no such file."""
-    key = os.fspath(path)
+    file = Path(path)
+    key = str(file)
     try:
-        stat = os.stat(key)
+        stat = file.stat()
     except OSError:
         return ""
     known = _fingerprints.get(key)
     if known and known[:2] == (stat.st_mtime_ns, stat.st_size):
         return known[2]
-    digest = hashlib.sha256(Path(key).read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:12]
     _fingerprints[key] = (stat.st_mtime_ns, stat.st_size, digest)
     return digest
 
@@ -55,4 +56,3 @@ class FingerprintedStaticFiles(StaticFiles):
             fresh = bool(asked) and asked == current
             response.headers["Cache-Control"] = IMMUTABLE if fresh else SHORT_LIFETIME
         return response
-

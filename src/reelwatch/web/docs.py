@@ -1,6 +1,7 @@
-"""``/docs``, when the API describes itself (``openapi_url``, see reelwatch.api.app): Swagger UI from this site's own files (``static/vendor``, copied from npm's
-swagger-ui-dist by scripts/setup.sh), started by ``static/docs.js`` rather than an inline
-script, so it works offline and under the site's strict Content-Security-Policy."""
+"""``/docs``, when the API describes itself (``openapi_url``, see reelwatch.api.app):
+Swagger UI from this site's own files (``static/vendor``, copied from npm's swagger-ui-dist
+by scripts/setup.sh), started by ``static/docs.js`` rather than an inline script, so it
+works offline and under the site's strict Content-Security-Policy."""
 
 from __future__ import annotations
 

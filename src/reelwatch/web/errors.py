@@ -25,8 +25,8 @@ from reelwatch.web.templating import PAGE_HEADERS, render, templates
 
 log = logging.getLogger(__name__)
 
-JSON_PREFIXES = ("/api", "/stream")  # with whatever is under them
-JSON_PATHS = frozenset({"/metrics", "/healthz", "/readyz", "/openapi.json"})
+# For programs, with whatever is under them: JSON whatever the client accepts.
+JSON_PATHS = ("/api", "/stream", "/metrics", "/healthz", "/readyz", "/openapi.json")
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # For the bare reason phrases of Starlette's own errors (an unknown path, a wrong method).
 SENTENCES = {
@@ -54,13 +54,9 @@ Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
 
 def wants_html(request: Request) -> bool:
     path = request.url.path
-    if path in JSON_PATHS or any(_under(path, prefix) for prefix in JSON_PREFIXES):
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in JSON_PATHS):
         return False
     return accepts_html(request.headers.get("accept", ""))
-
-
-def _under(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix + "/")
 
 
 def accepts_html(accept: str) -> bool:
@@ -104,7 +100,13 @@ def error_page(request: Request, status: int, message: str) -> Response:
         return render(request, svc, "error.html.j2", context, user=user, status_code=status)
     except Exception as exc:  # the database or the session may be what failed
         log.warning("error page %s without session or banners: %r", status, exc)
-        bare = {"user": None, "csrf_token": "", "environment": "", "banners": [], "flashes": []}
+        bare: dict[str, Any] = {
+            "user": None,
+            "csrf_token": "",
+            "environment": "",
+            "banners": [],
+            "flashes": [],
+        }
         return templates.TemplateResponse(
             request, "error.html.j2", {**bare, **context}, status_code=status, headers=PAGE_HEADERS
         )
@@ -128,7 +130,9 @@ def _as_page(handler: Handler) -> Callable[[Request, Exception], Awaitable[Any]]
             message = SENTENCES[status]
         elif status == 422:
             message = f"that address or form is not valid ({message})"
-        headers = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
+        headers = {
+            name: response.headers[name] for name in KEPT_HEADERS if name in response.headers
+        }
         return error_answer(request, status, _sentence_case(message), headers)
 
     return handle
