@@ -28,10 +28,16 @@ fi
 # The pages' browser libraries, pinned by package-lock.json, copied into the package
 # (before pip, so a built wheel has them too); served by reelwatch, never from a CDN.
 web=src/reelwatch/web
-(cd "$web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# --ignore-scripts: only files are wanted (swagger-ui-dist's @scarf/scarf would report
+# the install over the network).
+(cd "$web" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 mkdir -p "$web/static/vendor"
 cp "$web/node_modules/uplot/dist/uPlot.iife.min.js" "$web/node_modules/uplot/dist/uPlot.min.css" \
     "$web/node_modules/uplot/LICENSE" "$web/static/vendor/"
+swagger="$web/node_modules/swagger-ui-dist"  # /docs
+cp "$swagger/swagger-ui-bundle.js" "$swagger/swagger-ui.css" "$web/static/vendor/"
+cp "$swagger/LICENSE" "$web/static/vendor/swagger-ui.LICENSE"
+cp "$swagger/NOTICE" "$web/static/vendor/swagger-ui.NOTICE"
 
 # Python dependencies at the versions the tests passed with, checked against the hashes
 # in the lock (requirements/*.txt, made by scripts/lock.sh from pyproject.toml's bounds);

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 
 from reelwatch import __version__
 from reelwatch.api.deps import Services
@@ -19,6 +20,8 @@ from reelwatch.config import Settings
 from reelwatch.database import Database
 from reelwatch.storage import MediaStore
 from reelwatch.videos.pipeline import register_video_workflow
+
+GZIP_MINIMUM_BYTES = 1024  # below about a packet, compressing gains nothing
 
 
 def create_api(settings: Settings) -> FastAPI:
@@ -34,11 +37,13 @@ def create_api(settings: Settings) -> FastAPI:
         yield
         db.dispose()
 
-    docs = settings.api_docs_enabled  # off: /docs, /redoc and /openapi.json answer 404
+    # Off: /openapi.json and /docs answer 404. /docs is served by the pages
+    # (reelwatch.web.docs), from this site's copy of Swagger UI; there is no /redoc.
+    docs = settings.api_docs_enabled
     app = ReelwatchApp(
         settings,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
         title="reelwatch",
         version=__version__,
@@ -47,6 +52,14 @@ def create_api(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(NulFreeUrls)
+    # Text only: event streams, videos, images and 206 ranges pass as they are (Starlette's
+    # defaults), and so do downloads of originals; level 6: most of 9's gain, far less CPU.
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=GZIP_MINIMUM_BYTES,
+        compresslevel=6,
+        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/octet-stream"),
+    )
     app.include_router(videos.router)
     app.include_router(admin.router)
     app.include_router(system.router)

@@ -32,6 +32,11 @@ _HTTP_CODES = {
 }
 
 
+def http_code(status: int) -> str:
+    """The error code an HTTP status stands for, when nothing more precise is known."""
+    return _HTTP_CODES.get(status, "error")
+
+
 class ApiError(Exception):
     def __init__(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
@@ -82,8 +87,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "error")
-        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+        return error_response(
+            exc.status_code, http_code(exc.status_code), str(exc.detail), exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

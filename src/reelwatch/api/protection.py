@@ -24,16 +24,10 @@ CONTENT_SECURITY_POLICY = (
     "img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-# /docs and /redoc load Swagger UI and ReDoc from jsDelivr and start them with an inline
-# script; these pages show no user data. Vendoring them would allow the policy above.
-DOCS_CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'"
-)
-DOCS_PATHS = ("/docs", "/redoc")
+# /docs runs Swagger UI from this site's files, started by a script file, not inline
+# (reelwatch.web.docs): the same policy, plus the blob: workers Swagger UI may start.
+DOCS_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY + "; worker-src 'self' blob:"
+DOCS_PATHS = ("/docs",)
 HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts are not ours
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 
 from reelwatch.api import create_api
-from reelwatch.api.deps import services
 from reelwatch.api.errors import error_response
-from reelwatch.api.session import CSRF_HEADER, CsrfError, install_sessions, session_user
+from reelwatch.api.session import CSRF_HEADER, CsrfError, install_sessions
 from reelwatch.config import Settings
-from reelwatch.web import actions, admin, pages, status_page, stream
+from reelwatch.web import actions, admin, docs, pages, status_page, stream
+from reelwatch.web.assets import STATIC, FingerprintedStaticFiles, static_url
 from reelwatch.web.deps import LoginRequired, PageError, login_url
-from reelwatch.web.templating import STATIC, render
+from reelwatch.web.errors import error_answer, pages_for_browsers, wants_html
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -25,8 +24,12 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
+    pages_for_browsers(app)  # before the pages' own handlers, which answer pages already
     install_sessions(app, settings)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", FingerprintedStaticFiles(directory=STATIC), name="static")
+    app.add_api_route("/favicon.ico", _favicon, include_in_schema=False)
+    if app.openapi_url:  # the API describes itself (REELWATCH_API_DOCS)
+        app.include_router(docs.router)
     app.include_router(pages.router)
     app.include_router(admin.router)
     app.include_router(actions.router)
@@ -37,26 +40,22 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(CsrfError, _csrf_error)  # type: ignore[arg-type]
 
 
+def _favicon() -> RedirectResponse:
+    # Browsers ask for /favicon.ico by themselves; the icon is an SVG.
+    return RedirectResponse(static_url("favicon.svg"), status_code=301)
+
+
 async def _login_required(request: Request, exc: LoginRequired) -> Response:
     if request.url.path.startswith("/stream/"):
         return error_response(401, "unauthorized", "sign in again")
     return RedirectResponse(login_url(exc.next_path), status_code=303)
 
 
-def error_page(request: Request, status: int, message: str) -> Response:
-    svc = services(request)
-    user = session_user(request, svc.db)
-    context = {"status": status, "message": message}
-    return render(request, svc, "error.html.j2", context, user=user, status_code=status)
-
-
 async def _page_error(request: Request, exc: PageError) -> Response:
-    page = error_page(request, exc.status, exc.message)
-    page.headers.update(exc.headers)
-    return page
+    return error_answer(request, exc.status, exc.message, exc.headers)
 
 
 async def _csrf_error(request: Request, exc: CsrfError) -> Response:
-    if request.url.path.startswith("/api/"):
-        return error_response(403, "forbidden", f"{exc}; send the {CSRF_HEADER} header")
-    return error_page(request, 403, str(exc).capitalize() + ".")
+    if wants_html(request):
+        return error_answer(request, 403, str(exc).capitalize() + ".")
+    return error_response(403, "forbidden", f"{exc}; send the {CSRF_HEADER} header")

@@ -19,12 +19,12 @@ from reelwatch.api.deps import Services
 from reelwatch.api.session import CSRF_FIELD, CSRF_HEADER, csrf_token
 from reelwatch.db.models import User
 from reelwatch.failures import failure_cause
+from reelwatch.web.assets import STATIC, static_url
 from reelwatch.web.banners import page_banners
 from reelwatch.web.views import event_details, event_words, failure_of, next_step, plain_words
 
 NOTHING = "\u2013"  # an en dash, for a figure that is not known
 HERE = Path(__file__).parent
-STATIC = HERE / "static"
 VENDOR = STATIC / "vendor"
 
 # Pages show one signed-in user's data: never kept by a browser or a proxy.
@@ -101,6 +101,7 @@ templates.env.globals.update(
     event_details=event_details,
     plain_words=plain_words,
     next_step=next_step,
+    static_url=static_url,
 )
 templates.env.filters["failure_cause"] = failure_cause  # input (the user's file) or service
 
