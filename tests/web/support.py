@@ -3,16 +3,20 @@ Playwright, and signing in from a browser or an HTTP client."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
-from instance import free_port
+from instance import LiveInstance, free_port
 from reelwatch.config import Settings, load_settings
+from reelwatch.database import utcnow
+from reelwatch.db.models import AlertState, CheckTransition, LoadSample, Silence
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -82,3 +86,44 @@ def signed_in_client(base_url: str, token: str) -> Iterator[httpx.Client]:
         )
         assert response.status_code == 303, response.text
         yield client
+
+
+def insert_load_history(live: LiveInstance, minutes: int) -> None:
+    """A morning's worth of samples, as the monitor would have written them."""
+    now = utcnow().replace(second=0, microsecond=0)
+    with live.db.write() as session:
+        for age in range(minutes, 0, -1):
+            wave = math.sin(age / 12)
+            session.merge(
+                LoadSample(
+                    at=now - timedelta(minutes=age),
+                    waiting_tasks=max(0, round(6 + 6 * wave)),
+                    oldest_wait_s=max(0.0, 40 + 40 * wave),
+                    tasks_done_per_minute=8 + 3 * math.cos(age / 9),
+                    failure_ratio=0.05 if age % 30 else 0.25,
+                    live_workers=2,
+                    cpu_percent=55 + 30 * wave,
+                    memory_percent=48 + 5 * math.cos(age / 20),
+                    disk_free_percent=71 - age / 60,
+                )
+            )
+
+
+def insert_alert_history(live: LiveInstance) -> None:
+    """A firing alert an admin silenced, and a check that was down for a while."""
+    now = utcnow()
+    with live.db.write() as session:
+        value = "the oldest task has waited 14 min and nothing finished in 5 min"
+        session.merge(AlertState(rule="queue_stalled", state="firing", since=now, value=value))
+        session.add(
+            Silence(
+                rule="queue_stalled",
+                starts_at=now,
+                ends_at=now + timedelta(hours=2),
+                created_by="root@example.com",
+                comment="moving the workers to a new host",
+            )
+        )
+        for minutes, state in ((50, "critical"), (45, "ok")):
+            at = now - timedelta(minutes=minutes)
+            session.add(CheckTransition(name="database", state=state, at=at, detail=""))

@@ -9,8 +9,7 @@ import re
 from playwright.sync_api import Browser, Page, expect
 
 from instance import LiveInstance
-from web.support import DESKTOP
-from web.test_web_pages import insert_load_history
+from web.support import DESKTOP, insert_load_history
 
 TWENTY_FOUR_HOUR = re.compile(r"^[0-2][0-9]:[0-5][0-9]$")
 

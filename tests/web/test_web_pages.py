@@ -1,13 +1,12 @@
 """The pages in a real browser: upload to ready without reloading, play, read the mail,
-the admin dashboard's charts and graphs, reading without JavaScript, phone width."""
+the admin dashboard's charts and graphs, reading without JavaScript."""
 
 from __future__ import annotations
 
 import math
 import random
 import re
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,25 +15,27 @@ from sqlalchemy import delete
 
 import samples
 from instance import LiveInstance, upload, wait_for_outcome
-from reelwatch.database import utcnow
-from reelwatch.db.models import AlertState, CheckTransition, LoadSample, Silence
+from reelwatch.db.models import AlertState
 from reelwatch.notify.sink import MailSink
-from web.support import DESKTOP, MAX_UPLOAD_MB, fits_width, signed_in_page, web_settings
+from web.support import (
+    DESKTOP,
+    MAX_UPLOAD_MB,
+    insert_alert_history,
+    insert_load_history,
+    signed_in_page,
+    web_settings,
+)
 
 pytestmark = pytest.mark.web
 
-Screenshot = Callable[[Page, str], None]
 PROCESSING_S = 90_000  # ms: a two-second clip on two busy cores
 
 
-def test_sign_in_page_says_what_went_wrong(
-    live: LiveInstance, browser: Browser, screenshot: Screenshot
-) -> None:
+def test_sign_in_page_says_what_went_wrong(live: LiveInstance, browser: Browser) -> None:
     with browser.new_context(base_url=live.url, viewport=DESKTOP) as context:
         page = context.new_page()
         page.goto("/videos")
         expect(page).to_have_url(re.compile(r"/login\?next=/videos$"))
-        screenshot(page, "sign-in")
         page.fill("#token", "rw_not-a-real-token")
         page.get_by_role("button", name="Sign in with token").click()
         expect(page.get_by_role("alert")).to_contain_text("That did not match an account")
@@ -44,7 +45,7 @@ def test_sign_in_page_says_what_went_wrong(
 
 
 def test_upload_watch_ready_play_and_read_the_mail(
-    live: LiveInstance, browser: Browser, clip: Path, screenshot: Screenshot
+    live: LiveInstance, browser: Browser, clip: Path
 ) -> None:
     context, page = signed_in_page(browser, live.url, live.token("dana@example.com"))
     with context:
@@ -54,7 +55,6 @@ def test_upload_watch_ready_play_and_read_the_mail(
         row = page.locator(".upload").filter(has_text=clip.name)
         expect(row.locator("[data-role=status]")).to_have_text("ready", timeout=PROCESSING_S)
         assert page.evaluate("() => window.notReloaded === true"), "the page was reloaded"
-        screenshot(page, "upload")
 
         row.get_by_role("link", name="Open").click()
         expect(page.locator("#summary [data-role=status]")).to_have_text("ready")
@@ -66,18 +66,14 @@ def test_upload_watch_ready_play_and_read_the_mail(
         expect(page.locator("#timeline")).to_contain_text("Ready to watch")
         expect(page.locator("#graph svg")).to_contain_text("finalize")
         expect(page.get_by_role("link", name="Download").first).to_be_visible()
-        screenshot(page, "video")
 
         page.goto("/videos")
         card = page.locator(".card").filter(has_text="beach day")
         expect(card.locator("img")).to_be_visible()
-        screenshot(page, "videos")
 
         page.goto("/mail")
-        screenshot(page, "mailbox")
         page.get_by_role("link", name="Your video is ready: beach day").click()
         expect(page.locator(".mail-text")).to_contain_text("beach day")
-        screenshot(page, "mail")
 
 
 @pytest.fixture
@@ -108,7 +104,7 @@ def test_video_page_follows_processing_live(
 
 
 def test_a_failure_is_explained_and_says_why_it_is_not_retried(
-    live: LiveInstance, browser: Browser, tmp_path: Path, screenshot: Screenshot
+    live: LiveInstance, browser: Browser, tmp_path: Path
 ) -> None:
     noise = tmp_path / "noise.mp4"
     noise.write_bytes(random.Random(7).randbytes(65536))
@@ -121,7 +117,6 @@ def test_a_failure_is_explained_and_says_why_it_is_not_retried(
         expect(failure).to_contain_text("The file you uploaded is not a video we can read")
         expect(failure).to_contain_text("input_invalid")
         expect(page.locator("#graph .chip.state-failed").first).to_be_visible()
-        screenshot(page, "video-failed")
         # The upload itself is broken: the same file would fail the same way.
         expect(page.locator("[data-role=no-retry]")).to_contain_text("upload a new file")
         expect(page.get_by_role("button", name="Retry")).to_have_count(0)
@@ -158,20 +153,20 @@ def test_upload_errors_are_told_in_words(
 
 
 def test_admin_dashboard_draws_charts_and_the_workflow(
-    live: LiveInstance, browser: Browser, screenshot: Screenshot
+    live: LiveInstance, browser: Browser
 ) -> None:
     insert_load_history(live, minutes=120)
     insert_alert_history(live)
     context, page = signed_in_page(browser, live.url, live.token("root@example.com", admin=True))
     try:
-        show_dashboard_and_workflow(page, screenshot)
+        show_dashboard_and_workflow(page)
     finally:
         context.close()
         with live.db.write() as session:  # the instance is shared: end the fake emergency
             session.execute(delete(AlertState).where(AlertState.rule == "queue_stalled"))
 
 
-def show_dashboard_and_workflow(page: Page, screenshot: Screenshot) -> None:
+def show_dashboard_and_workflow(page: Page) -> None:
     page.goto("/admin")
     for chart in ("queue", "throughput", "failures", "resources"):
         drawn = page.locator(f"[data-chart={chart}]")
@@ -183,61 +178,18 @@ def show_dashboard_and_workflow(page: Page, screenshot: Screenshot) -> None:
     expect(overview.locator(".alert")).to_contain_text("queue_stalled firing (critical)")
     expect(overview.locator(".alert")).to_contain_text("silenced until")
     expect(page.locator(".history").last).to_contain_text("database critical")
-    screenshot(page, "dashboard")
 
     page.goto("/admin/workflow")
     graph = page.locator("figure.graph svg")
     for step in ("probe", "transcode", "thumbnail", "finalize"):
         expect(graph).to_contain_text(step)
-    screenshot(page, "workflow")
 
     page.goto("/videos")
     expect(page.get_by_role("heading", name="All videos")).to_be_visible()
 
 
-def insert_load_history(live: LiveInstance, minutes: int) -> None:
-    """A morning's worth of samples, as the monitor would have written them."""
-    now = utcnow().replace(second=0, microsecond=0)
-    with live.db.write() as session:
-        for age in range(minutes, 0, -1):
-            wave = math.sin(age / 12)
-            session.merge(
-                LoadSample(
-                    at=now - timedelta(minutes=age),
-                    waiting_tasks=max(0, round(6 + 6 * wave)),
-                    oldest_wait_s=max(0.0, 40 + 40 * wave),
-                    tasks_done_per_minute=8 + 3 * math.cos(age / 9),
-                    failure_ratio=0.05 if age % 30 else 0.25,
-                    live_workers=2,
-                    cpu_percent=55 + 30 * wave,
-                    memory_percent=48 + 5 * math.cos(age / 20),
-                    disk_free_percent=71 - age / 60,
-                )
-            )
-
-
-def insert_alert_history(live: LiveInstance) -> None:
-    """A firing alert an admin silenced, and a check that was down for a while."""
-    now = utcnow()
-    with live.db.write() as session:
-        value = "the oldest task has waited 14 min and nothing finished in 5 min"
-        session.merge(AlertState(rule="queue_stalled", state="firing", since=now, value=value))
-        session.add(
-            Silence(
-                rule="queue_stalled",
-                starts_at=now,
-                ends_at=now + timedelta(hours=2),
-                created_by="root@example.com",
-                comment="moving the workers to a new host",
-            )
-        )
-        for minutes, state in ((50, "critical"), (45, "ok")):
-            at = now - timedelta(minutes=minutes)
-            session.add(CheckTransition(name="database", state=state, at=at, detail=""))
-
-
-def test_pages_read_without_javascript_and_fit_a_phone(
-    live: LiveInstance, browser: Browser, clip: Path, screenshot: Screenshot
+def test_pages_read_without_javascript(  # phone width: test_web_screens.py
+    live: LiveInstance, browser: Browser, clip: Path
 ) -> None:
     client = live.client("fran@example.com")
     video = wait_for_outcome(client, upload(client, clip, title="no script")["id"])
@@ -251,17 +203,3 @@ def test_pages_read_without_javascript_and_fit_a_phone(
         expect(page.locator("#graph table.tasks")).to_contain_text("finalize")
         page.goto("/videos")
         expect(page.locator(".card").filter(has_text="no script")).to_contain_text("ready")
-
-    context, page = signed_in_page(browser, live.url, token, phone=True)
-    with context:
-        for path in ("/upload", "/videos", f"/videos/{video['id']}", "/mail"):
-            page.goto(path)
-            assert fits_width(page), f"{path} scrolls sideways at phone width"
-        page.goto(f"/videos/{video['id']}")
-        screenshot(page, "video-phone")
-    admin = live.token("root@example.com", admin=True)
-    context, page = signed_in_page(browser, live.url, admin, phone=True)
-    with context:
-        for path in ("/admin", "/admin/workflow"):
-            page.goto(path)
-            assert fits_width(page), f"{path} scrolls sideways at phone width"

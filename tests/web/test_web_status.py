@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime, time, timedelta
 
 import httpx
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from instance import LiveInstance
 from reelwatch.database import utcnow
@@ -24,7 +23,7 @@ from web.support import DESKTOP, PHONE, signed_in_page
 
 
 def test_an_automatic_incident_shows_a_banner_everywhere_and_clears_by_itself(
-    live: LiveInstance, browser: Browser, screenshot: Callable[[Page, str], None]
+    live: LiveInstance, browser: Browser
 ) -> None:
     now = utcnow()
     two_days_ago = datetime.combine(now.date() - timedelta(days=2), time())
@@ -56,7 +55,6 @@ def test_an_automatic_incident_shows_a_banner_everywhere_and_clears_by_itself(
         page.fill("#email", "Waiting@Example.com")
         page.get_by_role("button", name="Tell me once").click()
         expect(page.locator(".flash")).to_contain_text("We will e-mail waiting@example.com")
-        screenshot(page, "status")
 
         context, signed_in = signed_in_page(browser, live.url, live.token("alice@example.com"))
         signed_in.set_viewport_size(DESKTOP)
