@@ -70,6 +70,22 @@ def fits_width(page: Page) -> bool:
     )
 
 
+POKING_OUT = """() => [...document.querySelectorAll("body *")]
+  .filter((e) => e.checkVisibility({ visibilityProperty: true }))
+  .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+  .filter((e) => { // inside a box that scrolls or clips, it is meant to
+    for (let p = e.parentElement; p; p = p.parentElement)
+      if (getComputedStyle(p).overflowX !== "visible") return false;
+    return true; })
+  .map((e) => `${e.tagName.toLowerCase()}.${e.className}: ${e.outerHTML.slice(0, 60)}`)"""
+
+
+def poking_out(page: Page) -> list[str]:
+    """The visible elements reaching past the viewport's right edge, outside any box
+    that scrolls: what a scrollWidth within a pixel of the viewport can still hide."""
+    return list(page.evaluate(POKING_OUT))
+
+
 def form_token(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "the page has no CSRF token"

@@ -25,6 +25,7 @@ from web.support import (
     fits_width,
     insert_alert_history,
     insert_load_history,
+    poking_out,
     signed_in_client,
     signed_in_page,
 )
@@ -142,6 +143,7 @@ def test_each_page_shows_its_content_and_fits(
         if screen.who:
             expect(page).not_to_have_url(re.compile(r"/login"))
         assert fits_width(page), f"{screen.path} scrolls sideways at {size} width"
+        assert poking_out(page) == [], screen.path
         screenshot(page, shot_name(screen.name, phone))
 
 
@@ -171,6 +173,7 @@ def test_upload_page_shows_a_failure_a_cancel_and_progress(
         )
         sending = send_slowly(page, tmp_path / "garden party.mp4")
         assert fits_width(page), f"/upload scrolls sideways at {size} width"
+        assert poking_out(page) == []
         screenshot(page, shot_name("upload", phone))
         sending.get_by_role("button", name="Cancel").click()
 
@@ -193,6 +196,6 @@ def send_slowly(page: Page, path: Path) -> Locator:
     page.set_input_files("[data-file-input]", str(path))
     row = page.locator(".upload").filter(has_text=path.name)
     expect(row.locator(".message")).to_have_text(
-        re.compile(r"Uploading… [1-9]\d* % · "), timeout=20_000
+        re.compile(r"Uploading… [1-9]\d* % · .+ left"), timeout=20_000
     )
     return row
