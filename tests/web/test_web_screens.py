@@ -87,7 +87,7 @@ def scene(
     with live.db.write() as session:
         incident = open_incident(
             session,
-            message="Thumbnails are slow to appear while we move a disk.",
+            message="Thumbnails are slow to appear while a disk is replaced.",
             by="test",
             now=utcnow(),
             components="storage",
