@@ -18,11 +18,21 @@ from sqlalchemy import JSON, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from reelwatch.engine import states
+from reelwatch.engine.leasing import LeasedRows
 from reelwatch.engine.schema import Event, Task, Workflow
 
 TASKS = cast(Table, Task.__table__)
 WORKFLOWS = cast(Table, Workflow.__table__)
 EVENTS = cast(Table, Event.__table__)
+# A task waits queued until ``run_at`` and runs leased to one worker for one attempt.
+TASK_LEASES = LeasedRows(
+    TASKS,
+    waiting=states.QUEUED,
+    leased=states.RUNNING,
+    owner="worker_id",
+    attempt="attempt",
+    due_at="run_at",
+)
 
 
 @dataclass(slots=True)

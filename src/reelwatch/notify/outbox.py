@@ -2,7 +2,9 @@
 
 ``enqueue`` runs inside the caller's transaction and is idempotent by key. Dispatchers
 lease due messages (``claim_due``), deliver them, and record the outcome fenced by
-(owner, attempt), like the task queue, so any number of dispatchers may run.
+(owner, attempt), so any number of dispatchers may run. The leasing is the engine's
+(``engine.leasing``), the one the task queue uses; what is the outbox's own is above and
+below it: the idempotency key, the alert groups, the backoff, parking and postponing.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
 from reelwatch.database import Database, retry_on_conflict, utcnow
 from reelwatch.db.models import OutboxMessage
+from reelwatch.engine.leasing import LeasedRows
 from reelwatch.inputs import one_line
 
 PENDING, SENDING, SENT, REJECTED = "pending", "sending", "sent", "rejected"
@@ -26,6 +29,21 @@ MAX_BACKOFF_S = 900.0
 # Alerts wait this long before their first delivery, so a burst becomes one digest.
 ALERT_GROUP_WAIT_S = 10.0
 MAX_SUBJECT_LENGTH = 500  # the column's size
+
+# The engine's leasing, on the outbox's columns: a message waits ``pending`` until
+# ``next_attempt_at``, and is ``sending`` while leased to one dispatcher.
+LEASES = LeasedRows(
+    OutboxMessage,
+    waiting=PENDING,
+    leased=SENDING,
+    owner="owner",
+    attempt="attempts",
+    due_at="next_attempt_at",
+)
+# A dispatcher's claim also takes over messages whose dispatcher died (no rescuer runs
+# for the outbox: a message is re-sent as it was, its attempt counted).
+_ANY_DUE = LEASES.any_due(or_expired=True)
+_CLAIM = LEASES.claim(or_expired=True).execution_options(synchronize_session=False)
 
 
 @dataclass(frozen=True)
@@ -78,34 +96,13 @@ def subject_line(subject: str) -> str:
 def claim_due(db: Database, owner: str, *, lease_s: float, limit: int = 50) -> list[OutboxMessage]:
     """Lease due messages, and messages whose dispatcher died mid-send."""
     now = utcnow()
-    is_due = or_(
-        (OutboxMessage.state == PENDING) & (OutboxMessage.next_attempt_at <= now),
-        (OutboxMessage.state == SENDING) & (OutboxMessage.lease_expires_at < now),
-    )
     with db.read() as session:
-        if not session.scalar(select(exists().where(is_due))):
+        if not session.scalar(_ANY_DUE, {"now": now}):
             return []  # every dispatcher asks twice a second: spare the write lock
-    due = (
-        select(OutboxMessage.id)
-        .where(is_due)
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    claim = (
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due.scalar_subquery()))
-        .values(
-            state=SENDING,
-            owner=owner,
-            attempts=OutboxMessage.attempts + 1,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-        )
-        .returning(OutboxMessage)
-        .execution_options(synchronize_session=False)
-    )
+    expires = now + timedelta(seconds=lease_s)
+    lease = {"now": now, "owner": owner, "lease_expires_at": expires, "limit": limit}
     with db.write() as session:
-        return list(session.scalars(claim))
+        return list(session.scalars(_CLAIM, lease))
 
 
 def _pending_flush(session: Session, group_key: str) -> datetime | None:
@@ -122,11 +119,7 @@ def release_leases(db: Database, owner: str) -> int:
     their lease (its supervisor saw it die). As with an expired lease, one it had handed
     to the SMTP server just before dying is sent again: at least once, never lost."""
     with db.write() as session:
-        released = session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.owner == owner, OutboxMessage.state == SENDING)
-            .values(state=PENDING, next_attempt_at=utcnow(), lease_expires_at=None)
-        )
+        released = session.execute(LEASES.release(owner), {"now": utcnow()})
         return int(released.rowcount)  # type: ignore[attr-defined]
 
 
@@ -211,9 +204,5 @@ def last_sent_at(db: Database, group_key: str) -> datetime | None:
 
 
 def _fenced(message: OutboxMessage) -> Update:
-    return update(OutboxMessage).where(
-        OutboxMessage.id == message.id,
-        OutboxMessage.owner == message.owner,
-        OutboxMessage.attempts == message.attempts,
-        OutboxMessage.state == SENDING,
-    )
+    """Changes nothing once the dispatcher that leased ``message`` lost it."""
+    return LEASES.fenced_update(message.id, message.owner, message.attempts)

@@ -17,10 +17,17 @@ from datetime import datetime
 from sqlalchemy import select
 
 from reelwatch.database import Database, utcnow
-from reelwatch.engine import rows, states
+from reelwatch.engine import rows
 from reelwatch.engine.failures import WORKER_LOST, TaskFailure
 from reelwatch.engine.queue import ClaimedTask, claim_of, fail_task
-from reelwatch.engine.rows import TASK_COLUMNS, TASKS, WORKFLOW_COLUMNS, TaskRow, WorkflowRow
+from reelwatch.engine.rows import (
+    TASK_COLUMNS,
+    TASK_LEASES,
+    TASKS,
+    WORKFLOW_COLUMNS,
+    TaskRow,
+    WorkflowRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +64,10 @@ def find_expired_leases(
     query = select(*TASK_COLUMNS, *WORKFLOW_COLUMNS).join_from(
         TASKS, rows.WORKFLOWS, TASKS.c.workflow_id == rows.WORKFLOWS.c.id
     )
-    query = query.where(TASKS.c.state == states.RUNNING)
-    if worker_id is None:
-        query = query.where(TASKS.c.lease_expires_at < (now or utcnow()))
-    else:
-        query = query.where(TASKS.c.worker_id == worker_id)
+    leases = TASK_LEASES.expired() if worker_id is None else TASK_LEASES.held_by(worker_id)
+    query = query.where(leases).order_by(TASKS.c.lease_expires_at).limit(limit)
     with db.read() as session:
-        found = session.execute(query.order_by(TASKS.c.lease_expires_at).limit(limit)).all()
+        found = session.execute(query, {"now": now or utcnow()}).all()
     split = len(TASK_COLUMNS)
     return [claim_of(TaskRow(*row[:split]), WorkflowRow(*row[split:])) for row in found]
 

@@ -115,7 +115,7 @@ def _claim(session: Session, request: ClaimRequest) -> list[ClaimedTask]:
     params: dict[str, Any] = {
         "queues": list(request.queues),
         "now": now,
-        "worker_id": request.worker_id,
+        "owner": request.worker_id,
         "lease_expires_at": now + timedelta(seconds=request.lease_s),
         "limit": 1,
     }

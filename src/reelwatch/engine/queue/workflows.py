@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelwatch.engine import states
 from reelwatch.engine.failures import DEFAULT_POLICY, RetryPolicy
-from reelwatch.engine.rows import TaskRow
+from reelwatch.engine.rows import TASK_LEASES, TaskRow
 from reelwatch.engine.schema import Task, Workflow
 from reelwatch.engine.spec import WorkflowObserver, WorkflowSpec, WorkflowView, workflow_spec
 
@@ -60,31 +60,22 @@ def tasks_of(session: Session, workflow: Workflow) -> list[Task]:
 
 def fenced_update(claim: ClaimedTask) -> Any:
     """UPDATE of the claimed task, matching only while ``claim`` still holds it."""
-    return update(Task).where(
-        Task.id == claim.id,
-        Task.state == states.RUNNING,
-        Task.worker_id == claim.worker_id,
-        Task.attempt == claim.attempt,
-    )
+    return TASK_LEASES.fenced_update(claim.id, claim.worker_id, claim.attempt)
 
 
 def fenced_task(
     session: Session, claim: ClaimedTask, *, expired_before: datetime | None = None
 ) -> Task | None:
     """The claimed task, locked, while ``claim`` still holds it (None: fenced out)."""
-    query = select(Task).where(
-        Task.id == claim.id,
-        Task.state == states.RUNNING,
-        Task.worker_id == claim.worker_id,
-        Task.attempt == claim.attempt,
-    )
+    query = select(Task).where(TASK_LEASES.fence(claim.id, claim.worker_id, claim.attempt))
     if expired_before is not None:  # a heartbeat may have renewed it since we looked
         query = query.where(Task.lease_expires_at < expired_before)
     return session.scalars(query.with_for_update()).one_or_none()
 
 
 def holds(task: TaskRow, claim: ClaimedTask) -> bool:
-    """Whether ``claim`` still holds ``task`` (the fence of ``fenced_update``)."""
+    """Whether ``claim`` still holds ``task``: ``TASK_LEASES.fence`` on a row already
+    locked, in plain Python (the hot path checks it for every completion)."""
     return (
         task.id == claim.id
         and task.state == states.RUNNING

@@ -5,46 +5,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, insert
 
-from reelwatch.engine import states
-from reelwatch.engine.rows import EVENTS, TASK_COLUMNS, TASKS
+from reelwatch.engine.rows import EVENTS, TASK_COLUMNS, TASK_LEASES, TASKS
 
 INSERT_EVENT = insert(EVENTS)
 
-DUE_TASK = select(
-    exists().where(
-        TASKS.c.state == states.QUEUED,
-        TASKS.c.queue.in_(bindparam("queues", expanding=True)),
-        TASKS.c.run_at <= bindparam("now"),
-    )
-)
+_IN_QUEUES = TASKS.c.queue.in_(bindparam("queues", expanding=True))
+
+DUE_TASK = TASK_LEASES.any_due(_IN_QUEUES)
 
 
 def claim_statement(*, same_kind: bool, skip_locked: bool) -> Any:
     """UPDATE … RETURNING of the most urgent due tasks (``limit`` of them, of
     ``batch_kind`` when ``same_kind``); ``skip_locked``: the inner SELECT passes over rows
     other workers are claiming right now."""
-    due = select(TASKS.c.id).where(
-        TASKS.c.state == states.QUEUED,
-        TASKS.c.queue.in_(bindparam("queues", expanding=True)),
-        TASKS.c.run_at <= bindparam("now"),
-    )
+    where: list[ColumnElement[bool]] = [_IN_QUEUES]
     if same_kind:
-        due = due.where(TASKS.c.kind == bindparam("batch_kind"))
-    due = due.order_by(TASKS.c.priority, TASKS.c.run_at, TASKS.c.id).limit(bindparam("limit"))
-    if skip_locked:
-        due = due.with_for_update(skip_locked=True)
-    return (
-        update(TASKS)
-        .where(TASKS.c.id.in_(due.scalar_subquery()))
-        .values(
-            state=states.RUNNING,
-            attempt=TASKS.c.attempt + 1,
-            worker_id=bindparam("worker_id"),
-            lease_expires_at=bindparam("lease_expires_at"),
-            started_at=bindparam("now"),
-            progress=0.0,
-        )
-        .returning(*TASK_COLUMNS)
+        where.append(TASKS.c.kind == bindparam("batch_kind"))
+    return TASK_LEASES.claim(
+        *where,
+        order_by=(TASKS.c.priority, TASKS.c.run_at, TASKS.c.id),
+        returning=TASK_COLUMNS,
+        values={"started_at": bindparam("now"), "progress": 0.0},
+        skip_locked=skip_locked,
     )
