@@ -17,6 +17,7 @@ from reelwatch.engine import queue, states
 from reelwatch.engine.maintenance import expire_stale_leases
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
 from reelwatch.engine.worker import Worker, WorkerConfig, request_drain
+from reelwatch.failures import RETRY_POLICY
 
 started = threading.Event()
 behaviour: dict[str, Callable[[TaskContext], dict[str, Any] | None]] = {}
@@ -27,8 +28,15 @@ def _dispatch(ctx: TaskContext) -> dict[str, Any] | None:
     return behaviour["run"](ctx)
 
 
-register_workflow(WorkflowSpec("test_worker", (TaskSpec("step", _dispatch, timeout_s=60),)))
-register_workflow(WorkflowSpec("test_worker_short", (TaskSpec("step", _dispatch, timeout_s=0.5),)))
+# reelwatch's policy: the tests use its codes (storage_unavailable is a dependency down).
+register_workflow(
+    WorkflowSpec("test_worker", (TaskSpec("step", _dispatch, timeout_s=60),), retry=RETRY_POLICY)
+)
+register_workflow(
+    WorkflowSpec(
+        "test_worker_short", (TaskSpec("step", _dispatch, timeout_s=0.5),), retry=RETRY_POLICY
+    )
+)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
