@@ -16,6 +16,7 @@ if [[ "${1:-}" == "--test" ]]; then
     command -v promtool >/dev/null || packages+=(prometheus)  # promtool checks /metrics
     [[ -x /usr/bin/chromium ]] || packages+=(chromium)         # Playwright drives it
     command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || packages+=(nginx)  # the cluster test
+    command -v systemd-analyze >/dev/null || packages+=(systemd)  # verifies deploy/systemd
 fi
 if ((${#packages[@]})); then
     sudo=""
