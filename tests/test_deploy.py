@@ -8,15 +8,16 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml  # type: ignore[import-untyped]
 
 from instance import free_port, upload, wait_for_outcome, wait_until
 from samples import make_video
@@ -40,8 +41,16 @@ MDWE_EXEC = (
 )
 
 
-def install(root: Path) -> str:
-    command = [str(INSTALL), "--root", str(root), "--no-apt", "--system-deps"]
+def install(root: Path, wheel: Path) -> str:
+    command = [
+        str(INSTALL),
+        "--root",
+        str(root),
+        "--wheel",
+        str(wheel),
+        "--no-apt",
+        "--system-deps",
+    ]
     result = subprocess.run(
         [*command, "--roles", "server,worker,monitor"],
         capture_output=True,
@@ -61,16 +70,30 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
     return tree
 
 
+def build_wheel(folder: Path) -> Path:
+    """As deploy/install.sh does without --wheel (built once here: it takes seconds)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(folder), CHECKOUT],
+        env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"},
+        check=True,
+        timeout=180,
+    )
+    return next(folder.glob("reelwatch-*.whl"))
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
-    """A root installed into twice: (root, first output, second output); the snapshots
-    after each run are compared by the first test."""
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A root installed into twice, the operator's environment file edited in between:
+    (root, first output, second output). The second run must change no file."""
     root = tmp_path_factory.mktemp("root")
-    first = install(root)
+    wheel = build_wheel(tmp_path_factory.mktemp("wheel"))
+    first = install(root, wheel)
+    env = root / "etc/reelwatch/reelwatch.env"
+    env.write_text(env.read_text() + "REELWATCH_MAX_UPLOAD_MB=77\n")
     before = snapshot(root)
-    second = install(root)
-    assert snapshot(root) == before
-    yield root, first, second
+    second = install(root, wheel)
+    assert snapshot(root) == before  # the environment file too: never overwritten
+    return root, first, second
 
 
 def test_installing_twice_changes_nothing(installed: tuple[Path, str, str]) -> None:
@@ -81,14 +104,6 @@ def test_installing_twice_changes_nothing(installed: tuple[Path, str, str]) -> N
     assert (root / "var/lib/reelwatch/reelwatch.db").is_file()  # `db upgrade` ran
     assert (root / "var/lib/reelwatch").stat().st_mode & 0o777 == 0o700
     assert (root / "etc/reelwatch/reelwatch.env").stat().st_mode & 0o777 == 0o640
-
-
-def test_an_existing_environment_file_is_kept(installed: tuple[Path, str, str]) -> None:
-    root, _, _ = installed
-    env = root / "etc/reelwatch/reelwatch.env"
-    env.write_text(env.read_text() + "REELWATCH_MAX_UPLOAD_MB=77\n")
-    install(root)
-    assert env.read_text().endswith("REELWATCH_MAX_UPLOAD_MB=77\n")
 
 
 @pytest.mark.skipif(
@@ -164,3 +179,35 @@ def test_the_installed_roles_process_a_video_without_writable_code(
         for process in (server, worker):
             process.kill()
             process.wait()
+
+
+def test_the_compose_file_names_what_exists() -> None:
+    """Docker is not on the test machine: the file parses, every service it depends on,
+    volume and file it mounts exists, and its edit of the nginx site names its server."""
+    folder = CHECKOUT / "deploy" / "docker"
+    compose = yaml.safe_load((folder / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"db", "migrate", "server", "worker-1", "worker-2", "monitor", "nginx"} <= set(services)
+    for service in services.values():
+        assert set(service.get("depends_on", {})) <= set(services)
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert source in compose["volumes"] or (folder / source).is_file(), source
+        if "build" in service:
+            dockerfile = CHECKOUT / service["build"]["dockerfile"]
+            assert (folder / service["build"]["context"]).resolve() == CHECKOUT
+            for line in dockerfile.read_text().splitlines():
+                if line.startswith("COPY") and "dist/" not in line:  # the wheel is built
+                    assert (CHECKOUT / line.split()[1]).is_file(), line
+    site = subprocess.run(
+        [
+            "sh",
+            "-c",
+            services["nginx"]["command"][2].split(" > ")[0].replace("/reelwatch.conf", ""),
+        ],
+        input=(CHECKOUT / "deploy/nginx/reelwatch.conf").read_text(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert re.findall(r"^\s*server (\S+:\d+)", site, flags=re.M) == ["server:8000"]
