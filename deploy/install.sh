@@ -30,7 +30,8 @@ while (($#)); do
     esac
 done
 [[ $workers =~ ^[1-9][0-9]?$ ]] || { echo "--workers: 1 to 99" >&2; exit 2; }
-for role in ${roles//,/ }; do
+IFS=, read -ra wanted <<<"$roles"
+for role in "${wanted[@]}"; do
     [[ $role =~ ^(server|worker|monitor|watchdog)$ ]] || { echo "unknown role: $role" >&2; exit 2; }
 done
 [[ -n $root || $(id -u) -eq 0 ]] || { echo "run it as root (or with --root DIR)" >&2; exit 1; }
@@ -134,7 +135,7 @@ as_service() {
 
 enable_roles() {
     local units=() role i
-    for role in ${roles//,/ }; do
+    for role in "${wanted[@]}"; do
         if [[ $role == worker ]]; then
             for ((i = 1; i <= workers; i++)); do units+=("reelwatch-worker@$i.service"); done
         else
@@ -147,7 +148,7 @@ enable_roles() {
         return 0
     fi
     systemctl daemon-reload
-    systemctl enable --quiet reelwatch.target
+    systemctl enable --now --quiet reelwatch.target
     systemctl enable --now --quiet "${units[@]}"
     say "enabled and started ${units[*]}"
 }
@@ -156,7 +157,7 @@ install_packages
 create_user_and_folders
 install_package
 install_units
-if [[ ,$roles, == *,server,* ]]; then
+if [[ " ${wanted[*]} " == *" server "* ]]; then
     as_service db upgrade >/dev/null
     say "database schema up to date"
 fi
