@@ -2,8 +2,9 @@
 # Install what reelwatch needs on a Debian machine, skipping what is already there:
 # ffmpeg, Graphviz (workflow graphs) and npm (the pages' browser libraries); with --test,
 # PostgreSQL's server binaries (for the test suite's throwaway cluster), Prometheus (for
-# promtool) and Chromium (the web tests' browser); the Python package with its
-# locked dependencies; and the browser libraries, from package-lock.json into web/static/vendor.
+# promtool), Chromium (the web tests' browser) and systemd (systemd-analyze verifies
+# deploy/systemd); the Python package with its locked dependencies; and the browser
+# libraries, from package-lock.json into web/static/vendor.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ if [[ "${1:-}" == "--test" ]]; then
     command -v promtool >/dev/null || packages+=(prometheus)  # promtool checks /metrics
     [[ -x /usr/bin/chromium ]] || packages+=(chromium)         # Playwright drives it
     command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || packages+=(nginx)  # the cluster test
+    command -v systemd-analyze >/dev/null || packages+=(systemd)  # verifies deploy/systemd
 fi
 if ((${#packages[@]})); then
     sudo=""
