@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from reelwatch.database import Database
 from reelwatch.engine import queue
+from reelwatch.engine.context import TaskScope, task_scope
 from reelwatch.engine.failures import UNKNOWN, TaskFailure
 from reelwatch.engine.schema import Task
 from reelwatch.engine.spec import TaskHandler, WorkflowSpec, registered_workflows, workflow_spec
@@ -88,6 +89,12 @@ class Executor:
         self.quick_kinds: set[str] = set()
 
     def run(self, running: RunningTask) -> Outcome:
+        claim = running.claim
+        # The handler's log lines name its task and subject (reelwatch.logs).
+        with task_scope(TaskScope(claim.id, claim.workflow_name, claim.subject_id)):
+            return self._run(running)
+
+    def _run(self, running: RunningTask) -> Outcome:
         claim = running.claim
         cpu_before = cpu_seconds()
         started = time.monotonic()
