@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from reelwatch.database import Database
 from reelwatch.engine import queue
-from reelwatch.engine.context import TaskScope, task_scope
 from reelwatch.engine.failures import UNKNOWN, TaskFailure
 from reelwatch.engine.schema import Task
 from reelwatch.engine.spec import TaskHandler, WorkflowSpec, registered_workflows, workflow_spec
@@ -90,19 +89,15 @@ class Executor:
 
     def run(self, running: RunningTask) -> Outcome:
         claim = running.claim
-        # The handler's log lines name its task and subject (reelwatch.logs).
-        with task_scope(TaskScope(claim.id, claim.workflow_name, claim.subject_id)):
-            return self._run(running)
-
-    def _run(self, running: RunningTask) -> Outcome:
-        claim = running.claim
         cpu_before = cpu_seconds()
         started = time.monotonic()
         try:
             handler = self._handler_for(claim)
             output = handler(running) or {}
             running.cpu_s = round(cpu_seconds() - cpu_before, 3)
-            self._learn_speed(claim.kind, time.monotonic() - started)
+            seconds = time.monotonic() - started
+            self._learn_speed(claim.kind, seconds)
+            log.info("task %s (%s) done in %.2f s", claim.id, claim.name, seconds)
             return output
         except TaskFailure as failure:
             return failure
