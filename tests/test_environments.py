@@ -98,7 +98,7 @@ def test_the_mail_allowlist_is_checked_and_defaults_by_environment() -> None:
     assert load_settings(env="development").mail_allowlist_entries is None  # anyone
     assert load_settings(env="beta").mail_allowlist_entries == frozenset()  # admins only
     listed = load_settings(env="development", mail_allowlist="QA@Example.com,@example.org")
-    assert listed.mail_allowlist_entries == {"qa@example.com", "@example.org"}
+    assert listed.mail_allowlist_entries == frozenset({"qa@example.com", "@example.org"})
 
 
 def test_staging_sends_user_mail_only_to_the_allowlist_and_the_admins(
@@ -221,7 +221,7 @@ def test_the_server_logs_json_uvicorn_included_and_never_echoes_a_bad_request_id
             assert sane.headers["x-request-id"] == "req-42.a_b:c"
             hostile = ["a" * 1024, "abc%0d%0aSet-Cookie: x=1", 'quote"d', "ünï"]
             for value in hostile:
-                answer = client.get("/healthz", headers={"X-Request-ID": value.encode()})
+                answer = client.get("/healthz", headers={b"X-Request-ID": value.encode()})
                 replaced = answer.headers["x-request-id"]
                 assert replaced != value and len(replaced) == 32 and replaced.isalnum()
         raw = _raw_request(
