@@ -255,3 +255,26 @@ def _raw_request(port: int, request: bytes) -> bytes:
             if b"\r\n\r\n" in answer:
                 break
         return answer
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_pages_and_the_status_name_the_environment(tmp_path: Path, environment: str) -> None:
+    settings = load_settings(
+        home=tmp_path / "home",
+        bind=f"127.0.0.1:{free_port()}",
+        env=environment,
+        public_url="https://videos.example.com",
+        smtp_url=STRONG_SMTP,
+    )
+    instance = LiveInstance(settings, workers=0).start()
+    try:
+        with httpx.Client(base_url=instance.url, headers={"Accept": "text/html"}) as browser:
+            pages = [browser.get("/login"), browser.get("/status"), browser.get("/no/such/page")]
+            status = browser.get("/api/v1/status").json()
+    finally:
+        instance.stop()
+    assert [page.status_code for page in pages] == [200, 200, 404]
+    banner = f'<div class="banner banner-environment">{environment} environment</div>'
+    for page in pages:
+        assert (banner in page.text) == (environment != "production"), page.url
+    assert status["environment"] == environment
