@@ -14,6 +14,7 @@ from email.utils import getaddresses
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -23,13 +24,21 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from reelwatch.inputs import InvalidInput, parse_address
+from reelwatch.inputs import InvalidInput, parse_address, shown
 from reelwatch.smtp_target import SmtpTarget
 
 # The fastest frame rate a camera records (slow-motion phones); sets the default frame limit.
 MAX_FRAME_RATE = 240
 
 Environment = Literal["development", "staging", "beta", "production"]
+# Where user e-mail may go only to REELWATCH_MAIL_ALLOWLIST (and the admins).
+RESTRICTED_MAIL_ENVIRONMENTS = ("staging", "beta")
+# Passwords production refuses in a URL: the placeholders of the docs and examples and
+# the usual defaults; and shorter than this.
+PLACEHOLDER_SECRETS = frozenset(
+    {"pass", "password", "secret", "changeme", "change-me", "reelwatch", "postgres", "admin"}
+)
+MIN_SECRET_LENGTH = 12
 
 
 class ConfigError(Exception):
@@ -114,6 +123,14 @@ class Settings(BaseSettings):
     keep_alive_seconds: int = Field(5, ge=1)
     body_timeout_seconds: float = Field(60, gt=0)
 
+    # Logs (docs/operations.md, "Logs"): human-readable lines, or one JSON object a line
+    # with the request, task and video ids. Production refuses debug.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Who user e-mail may go to (addresses and @domain entries, comma-separated); the
+    # admins always. Unset: everyone, except in staging and beta (the admins only).
+    mail_allowlist: str = ""
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -179,13 +196,45 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value
 
+    @field_validator("mail_allowlist")
+    @classmethod
+    def _mail_allowlist_is_addresses(cls, value: str) -> str:
+        for entry in _entries(value):
+            try:
+                parse_address(f"x{entry}" if entry.startswith("@") else entry)
+            except InvalidInput:
+                raise ValueError(
+                    f"{shown(entry)!r} is neither an address nor an @domain, "
+                    "e.g. qa@example.com,@example.org"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _production_refuses_unsafe_defaults(self) -> Settings:
+        """Production starts only with settings safe to face the public: each refusal
+        is one line naming the variable (``load_settings``)."""
         if self.env != "production":
             return self
         for name in ("smtp_url", "public_url"):
             if not getattr(self, name):
                 raise ValueError(f"{name}: must be set when REELWATCH_ENV=production")
+        if not self.https:
+            raise ValueError(
+                "public_url: must be an https:// URL when REELWATCH_ENV=production (sign-in "
+                "cookies and API tokens travel in clear over http; a proxy terminating TLS "
+                "still serves the public at https://)"
+            )
+        for name in ("smtp_url", "database_url"):
+            if _weak_password(getattr(self, name)):
+                raise ValueError(
+                    f"{name}: its password is a placeholder or shorter than "
+                    f"{MIN_SECRET_LENGTH} characters; set a real one when REELWATCH_ENV=production"
+                )
+        if self.log_level == "debug":
+            raise ValueError(
+                "log_level: debug is refused when REELWATCH_ENV=production (debug logs "
+                "may carry addresses and message contents); use info"
+            )
         return self
 
     @cached_property
@@ -214,13 +263,23 @@ class Settings(BaseSettings):
         return self.resolved_public_url.startswith("https://")
 
     def startup_warnings(self) -> list[str]:
-        """What is allowed but unsafe, for the log at start and ``reelwatch doctor``."""
-        if self.env == "production" and not self.https:
+        """What is allowed but unsafe, for the log at start and ``reelwatch doctor`` (an
+        http public URL in production is refused, by the validation above)."""
+        if self.env == "production" and self.api_docs:
             return [
-                f"REELWATCH_PUBLIC_URL is {self.resolved_public_url}: in production, serve "
-                "over https (sign-in cookies and API tokens travel in clear over http)"
+                "REELWATCH_API_DOCS is on in production: /docs and /openapi.json describe "
+                "every route to anyone"
             ]
         return []
+
+    @cached_property
+    def mail_allowlist_entries(self) -> frozenset[str] | None:
+        """Lower-cased addresses and ``@domain`` entries user e-mail may go to (besides
+        the admins); None: anyone."""
+        entries = frozenset(entry.lower() for entry in _entries(self.mail_allowlist))
+        if entries or self.env in RESTRICTED_MAIL_ENVIRONMENTS:
+            return entries
+        return None
 
     def queue_for(self, kind: str) -> str:
         """The queue that tasks of ``kind`` are routed to (``REELWATCH_TASK_QUEUES``)."""
@@ -250,6 +309,22 @@ class Settings(BaseSettings):
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.bind.rpartition(":")
         return host.strip("[]"), int(port)
+
+
+def _entries(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _weak_password(url: str | None) -> bool:
+    """A URL's password (if it has one) is a known placeholder or short."""
+    try:
+        password = urlsplit(url).password if url else None
+    except ValueError:
+        return False  # the URL's own validator names what is wrong with it
+    if password is None:
+        return False  # no password: a local relay, or PostgreSQL's peer authentication
+    password = unquote(password)
+    return password.lower() in PLACEHOLDER_SECRETS or len(password) < MIN_SECRET_LENGTH
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -158,7 +158,7 @@ def test_even_an_unexpected_500_carries_the_security_headers(tmp_path: Path) -> 
     assert response.headers["strict-transport-security"] == "max-age=31536000"
 
 
-def test_production_hides_the_api_docs_sends_hsts_and_warns_about_http(
+def test_production_hides_the_api_docs_sends_hsts_and_warns_about_docs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     production = {"env": "production", "smtp_url": "smtp://127.0.0.1:9"}
@@ -170,22 +170,23 @@ def test_production_hides_the_api_docs_sends_hsts_and_warns_about_http(
             assert response.json()["error"]["code"] == "not_found"
         assert client.get("/healthz").headers["strict-transport-security"] == "max-age=31536000"
     assert https.startup_warnings() == []
-    enabled = make_settings(tmp_path / "b", api_docs=True, public_url="http://x", **production)
+    enabled = make_settings(tmp_path / "b", api_docs=True, public_url="https://x", **production)
     with serving(enabled) as url, httpx.Client(base_url=url) as client:
         assert client.get("/openapi.json").status_code == 200
         assert client.get("/docs").status_code == 200
     with caplog.at_level(logging.WARNING):
         log_startup_warnings(enabled)  # what ``reelwatch server`` does before serving
-    assert "REELWATCH_PUBLIC_URL is http://x: in production, serve over https" in caplog.text
+    assert "REELWATCH_API_DOCS is on in production" in caplog.text
     env = {
         "REELWATCH_HOME": str(enabled.home),
         "REELWATCH_ENV": "production",
         "REELWATCH_SMTP_URL": "smtp://127.0.0.1:9",
-        "REELWATCH_PUBLIC_URL": "http://x",
+        "REELWATCH_PUBLIC_URL": "https://x",
+        "REELWATCH_API_DOCS": "true",
         "COLUMNS": "400",
     }
     doctor = CliRunner().invoke(cli, ["doctor"], env=env)
-    assert "REELWATCH_PUBLIC_URL is http://x: in production" in doctor.output
+    assert "REELWATCH_API_DOCS is on in production" in doctor.output
 
 
 def test_a_stalled_upload_body_is_answered_408_and_its_connection_closed(

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reelwatch.api.request_id import RequestIds
 from reelwatch.config import Settings
 
 # Scripts only from this site; inline styles allowed for e-mail bodies and SVG.
@@ -109,4 +110,6 @@ class ReelwatchApp(FastAPI):
         stack = BodyDeadline(
             super().build_middleware_stack(), seconds=self.guard_settings.body_timeout_seconds
         )
-        return SecurityHeaders(stack, https=self.guard_settings.https)
+        headers = SecurityHeaders(stack, https=self.guard_settings.https)
+        # Outermost: every answer carries its id, the 500s of a crash included.
+        return RequestIds(headers, log_requests=self.guard_settings.log_format == "json")

@@ -7,7 +7,6 @@ talk to a server through ``REELWATCH_URL`` and ``REELWATCH_TOKEN``.
 
 from __future__ import annotations
 
-import logging
 import subprocess
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
@@ -27,6 +26,7 @@ from reelwatch.cli.common import (
     settings_or_exit,
 )
 from reelwatch.failures import render_failure_docs
+from reelwatch.logs import configure_logging
 from reelwatch.permissions import restrict_new_files
 
 app = typer.Typer(
@@ -88,12 +88,6 @@ def main(
     restrict_new_files()
 
 
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
-    )
-
-
 @app.command(rich_help_panel=ROLES_PANEL)
 def up() -> None:
     """Run everything on this machine: API, supervised workers (REELWATCH_WORKERS),
@@ -102,7 +96,7 @@ def up() -> None:
     from reelwatch.runtime.supervisor import run_supervisor
 
     settings = settings_or_exit()
-    configure_logging()
+    configure_logging(settings)
     prepare_instance(settings, console)
     console.print(
         f"reelwatch ({settings.env}) on [bold]http://{settings.bind}[/] with "
@@ -123,7 +117,7 @@ def server(
     from reelwatch.runtime.server import run_server
 
     settings = settings_or_exit()
-    configure_logging()
+    configure_logging(settings)
     if bootstrap:
         prepare_instance(settings, console)
     run_server(settings)
@@ -155,7 +149,7 @@ def worker(
     from reelwatch.runtime.worker import run_worker
 
     settings = settings_or_exit()
-    configure_logging()
+    configure_logging(settings)
     wanted = tuple(q.strip() for q in queues.split(",") if q.strip())
     if concurrency == 1 and autoscale is None:
         run_worker(settings, name=name, queues=wanted)
@@ -180,7 +174,7 @@ def monitor(
     from reelwatch.runtime.monitor import run_monitor
 
     settings = settings_or_exit()
-    configure_logging()
+    configure_logging(settings)
     run_monitor(settings, name=name)
 
 

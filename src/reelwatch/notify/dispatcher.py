@@ -29,6 +29,7 @@ from reelwatch.db.models import OutboxMessage, User
 from reelwatch.inputs import InvalidInput, parse_address, shown
 from reelwatch.notify import outbox
 from reelwatch.notify.alerts import parse_alert_urls, send_alert
+from reelwatch.notify.allowlist import mark_suppressed, suppression_reason
 from reelwatch.notify.messages import failure_digest
 from reelwatch.notify.smtp import DeliveryError, send_email
 from reelwatch.smtp_target import SmtpTarget
@@ -64,6 +65,7 @@ class Dispatcher:
         self, db: Database, settings: Settings, *, owner: str, lease_s: float = LEASE_S
     ) -> None:
         self.db = db
+        self.settings = settings
         self.owner = owner
         self.lease_s = lease_s
         self.backoff_scale = settings.retry_backoff_scale
@@ -111,6 +113,8 @@ class Dispatcher:
         self, messages: list[OutboxMessage], subject: str, text: str, html: str | None
     ) -> bool:
         first = messages[0]
+        if first.channel != outbox.ALERT and self._suppressed(first):
+            return False
         try:
             if first.channel == outbox.ALERT:
                 self._send_alert(first, subject, text)
@@ -134,6 +138,15 @@ class Dispatcher:
             self._record_failure(messages, f"cannot be built or sent: {exc!r}", permanent=True)
             return False
         _record_outcome(lambda: outbox.mark_sent(self.db, messages))
+        return True
+
+    def _suppressed(self, message: OutboxMessage) -> bool:
+        """A user e-mail held back by REELWATCH_MAIL_ALLOWLIST (staging and beta)."""
+        reason = suppression_reason(self.settings, message.recipient, self._admin_emails)
+        if reason is None:
+            return False
+        log.info("message %s not sent: %s", message.key, reason)
+        _record_outcome(lambda: mark_suppressed(self.db, message, reason))
         return True
 
     def _record_failure(

@@ -117,7 +117,7 @@ def _production(settings: Settings) -> Finding:
         return Finding("environment", CheckResult(OK, f"{settings.env} (not production)"))
     problems, fixes = list(settings.startup_warnings()), []
     if problems:
-        fixes.append("set REELWATCH_PUBLIC_URL to an https:// URL")
+        fixes.append("unset REELWATCH_API_DOCS")
     if settings.resolved_database_url.startswith("sqlite"):
         problems.append("production on SQLite: one machine only")
         fixes.append("use PostgreSQL to run several machines")

@@ -11,7 +11,7 @@ from types import FrameType
 
 import uvicorn
 from starlette.types import ASGIApp
-from uvicorn.config import STARTUP_FAILURE
+from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
 
 from reelwatch.config import Settings
 from reelwatch.database import Database
@@ -41,7 +41,9 @@ def server_config(settings: Settings, app: ASGIApp | None = None) -> uvicorn.Con
         http="h11",
         h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
         timeout_keep_alive=settings.keep_alive_seconds,
-        log_level="info",
+        log_level=settings.log_level,
+        # JSON logs: uvicorn's loggers go through the root's JSON handler (reelwatch.logs).
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
         timeout_graceful_shutdown=10,
         access_log=False,
         # Only these proxies may name the client in X-Forwarded-For (the throttles' IP).

@@ -95,7 +95,9 @@ class Executor:
             handler = self._handler_for(claim)
             output = handler(running) or {}
             running.cpu_s = round(cpu_seconds() - cpu_before, 3)
-            self._learn_speed(claim.kind, time.monotonic() - started)
+            seconds = time.monotonic() - started
+            self._learn_speed(claim.kind, seconds)
+            log.info("task %s (%s) done in %.2f s", claim.id, claim.name, seconds)
             return output
         except TaskFailure as failure:
             return failure

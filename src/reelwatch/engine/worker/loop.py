@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from reelwatch.database import Database, utcnow
 from reelwatch.engine import queue
+from reelwatch.engine.context import TaskScope, task_scope
 from reelwatch.engine.failures import TIMEOUT, TaskFailure
 from reelwatch.engine.maintenance import Duty, Maintainer, engine_duties, maintenance_lease_s
 from reelwatch.engine.notifier import WorkNotifier, notifier_for
@@ -202,12 +203,14 @@ class Worker:
         running = RunningTask(claim, self.db)
         self.current = running
         self._heartbeat().watch(running, shutdown or threading.Event())
+        scope = TaskScope(claim.id, claim.workflow_name, claim.subject_id)
         try:
-            outcome = self.executor.run(running)
-            held_for = time.monotonic() - self._batch_claimed_at
-            defer = batch_continues and held_for < min(BATCH_HOLD_S, self.config.lease_s / 3)
-            request = None if defer or shutdown is None else self._claim_request(shutdown)
-            return self._finish(running, outcome, request, defer=defer)
+            with task_scope(scope):  # the task's log lines name it (and its subject)
+                outcome = self.executor.run(running)
+                held_for = time.monotonic() - self._batch_claimed_at
+                defer = batch_continues and held_for < min(BATCH_HOLD_S, self.config.lease_s / 3)
+                request = None if defer or shutdown is None else self._claim_request(shutdown)
+                return self._finish(running, outcome, request, defer=defer)
         finally:
             self._heartbeat().unwatch()
             self.current = None
