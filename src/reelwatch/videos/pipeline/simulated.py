@@ -4,17 +4,16 @@ workflow's probe, transcode and thumbnail without ffmpeg, with injected failures
 Same task names, graph, outputs and observer as the real handlers, so pages, events,
 the workflow graph and e-mails are the real ones; only the media work is pretended.
 The probe reads nothing but the upload's size (a 1280x720 video of about 2 Mbit/s);
-each rendition is a copy of the original and the thumbnail a small grey PNG, so
+each rendition is a copy of the original and the thumbnail a small grey JPEG, so
 downloads and the player work for uploads that browsers can play. Finalize is real.
 """
 
 from __future__ import annotations
 
+import base64
 import random
 import shutil
-import struct
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
@@ -95,7 +94,7 @@ class SimulatedTasks(VideoTasks):
         destination = self.store.thumbnail_path(_video_id(ctx))
         try:
             with written_atomically(destination) as (temporary,):
-                temporary.write_bytes(PLACEHOLDER_PNG)
+                temporary.write_bytes(PLACEHOLDER_JPEG)
             return {"thumbnail_bytes": destination.stat().st_size, "simulated": True}
         except OSError as exc:
             raise failure_from_os_error(exc, "writing the thumbnail") from exc
@@ -139,19 +138,17 @@ def simulated_media_info(size_bytes: int) -> media.MediaInfo:
     )
 
 
-def placeholder_png(width: int, height: int, grey: int) -> bytes:
-    """A solid grey PNG, built by hand: the stand-in has no ffmpeg to draw one."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    row = b"\x00" + bytes([grey]) * width  # filter byte, then one byte a pixel
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    pixels = zlib.compress(row * height, 9)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
-
-
-PLACEHOLDER_PNG = placeholder_png(320, 180, 0x88)
+# A 320x180 grey JPEG (made once with ffmpeg): the stand-in has no ffmpeg to draw one.
+PLACEHOLDER_JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAgUFBcUFxsbGxsbGyAe"
+    "ICEhISAgICAhISEkJCQqKiokJCQhISQkKCgqKi4vLisrKisvLzIyMjw8OTlGRkhWVmf/xABLAAEB"
+    "AAAAAAAAAAAAAAAAAAAABAEBAAAAAAAAAAAAAAAAAAAAABABAAAAAAAAAAAAAAAAAAAAABEBAAAA"
+    "AAAAAAAAAAAAAAAAAP/AABEIALQBQAMBIgACEQADEQD/2gAMAwEAAhEDEQA/AKAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAf/2Q=="
+)
