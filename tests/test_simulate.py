@@ -236,6 +236,7 @@ def test_up_simulate_runs_everything_but_ffmpeg(tmp_path: Path, no_ffmpeg: Path)
             assert checks["e2e_probe"]["state"] == "critical"
             assert "input_no_video" in checks["e2e_probe"]["detail"]
             assert "Simulation mode" in client.get("/login").text
+            assert client.get("/api/v1/status").json()["simulated"] is True
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
