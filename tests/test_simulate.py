@@ -237,6 +237,13 @@ def test_up_simulate_runs_everything_but_ffmpeg(tmp_path: Path, no_ffmpeg: Path)
             assert "input_no_video" in checks["e2e_probe"]["detail"]
             assert "Simulation mode" in client.get("/login").text
             assert client.get("/api/v1/status").json()["simulated"] is True
+            # `demo` against it needs no ffmpeg either: placeholders, any outcome.
+            demo = subprocess.run(
+                [*REELWATCH, "demo"], env=env, capture_output=True, text=True, timeout=120
+            )
+            assert demo.returncode == 0, demo.stderr
+            names = [v["title"] for v in client.get("/api/v1/videos").json()["videos"]]
+            assert sum(name.startswith("simulated-") for name in names) == 5
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
