@@ -21,9 +21,13 @@ from sqlalchemy import select
 
 from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_until
 from reelwatch.config import ConfigError, Settings, load_settings
+from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import OutboxMessage
 from reelwatch.failures import CATALOG, DEPENDENCY_CODES, FailureCode
+from reelwatch.insights.checks import CRITICAL, OK
+from reelwatch.monitor.checks import check_transcoder
 from reelwatch.notify.sink import MailSink, list_mail
+from reelwatch.operations.doctor import examine
 from reelwatch.storage import MediaStore
 from reelwatch.videos.pipeline.simulated import (
     PLACEHOLDER_JPEG,
@@ -260,3 +264,16 @@ def _checks_done(client: httpx.Client) -> dict[str, dict[str, str]] | None:
     """The checks, once ffmpeg, the ping and the end-to-end probe have a result."""
     checks = {c["name"]: c for c in client.get("/api/v1/admin/checks").json()["checks"]}
     return checks if {"ffmpeg", "ping_ffmpeg", "e2e_probe"} <= checks.keys() else None
+
+
+def test_doctor_and_the_ffmpeg_check_need_no_ffmpeg_when_simulated(
+    tmp_path: Path, no_ffmpeg: Path
+) -> None:
+    settings = load_settings(home=tmp_path / "home", simulate=True)
+    upgrade_database(settings.resolved_database_url)
+    findings = {finding.name: finding.result for finding in examine(settings)}
+    assert findings["ffmpeg"].state == OK
+    assert findings["ffmpeg"].detail.startswith("simulated")
+    assert "ffprobe" not in findings
+    real = load_settings(home=tmp_path / "home")
+    assert check_transcoder(real).state == CRITICAL  # the same PATH, not simulated
