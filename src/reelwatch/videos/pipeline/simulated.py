@@ -14,7 +14,7 @@ import base64
 import random
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -41,17 +41,10 @@ class SimulationCancelled(Exception):
 
 
 class SimulatedTasks(VideoTasks):
-    def __init__(
-        self,
-        settings: Settings,
-        store: MediaStore,
-        *,
-        chance: Callable[[], float] = random.random,
-    ) -> None:
+    def __init__(self, settings: Settings, store: MediaStore) -> None:
         super().__init__(settings, store)
         self.failure_rates = parse_failure_rates(settings.simulate_failures)
         self.speed = settings.simulate_speed
-        self.chance = chance
 
     def probe(self, ctx: TaskContext) -> dict[str, Any]:
         original = self.store.original_path(_video_id(ctx))
@@ -112,7 +105,7 @@ class SimulatedTasks(VideoTasks):
         """Fail with the first of ``codes`` whose roll of the dice says so."""
         for code in codes:
             rate = self.failure_rates.get(code, 0.0)
-            if rate and self.chance() < rate:
+            if rate and random.random() < rate:
                 raise TaskFailure(code, f"simulated {code.value} (REELWATCH_SIMULATE_FAILURES)")
 
 
