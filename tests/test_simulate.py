@@ -28,6 +28,7 @@ from reelwatch.insights.checks import CRITICAL, OK
 from reelwatch.monitor.checks import check_transcoder
 from reelwatch.notify.sink import MailSink, list_mail
 from reelwatch.operations.doctor import examine
+from reelwatch.simulation import parse_failure_rates
 from reelwatch.storage import MediaStore
 from reelwatch.videos.pipeline.simulated import (
     PLACEHOLDER_JPEG,
@@ -188,6 +189,17 @@ def test_simulation_is_refused_in_production(tmp_path: Path) -> None:
             public_url="https://example.com",
             simulate=True,
         )
+
+
+@pytest.mark.parametrize("value", ["bogus:0.5", "timeout:2", "timeout:-0.1", "timeout", ":1"])
+def test_a_bad_failure_list_is_a_one_line_configuration_error(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^REELWATCH_SIMULATE_FAILURES: .*code:rate pairs"):
+        load_settings(home=tmp_path, simulate=True, simulate_failures=value)
+    spaced = load_settings(home=tmp_path, simulate_failures=" timeout:0.5, disk_full:1 ")
+    assert parse_failure_rates(spaced.simulate_failures) == {
+        FailureCode.TIMEOUT: 0.5,
+        FailureCode.DISK_FULL: 1.0,
+    }
 
 
 @pytest.mark.parametrize(
