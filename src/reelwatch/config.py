@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     # admins always. Unset: everyone, except in staging and beta (the admins only).
     mail_allowlist: str = ""
 
+    # Simulation mode (docs/operations.md, reelwatch.simulation): the transcoder is a
+    # stand-in that runs no ffmpeg; its work takes SIMULATE_SPEED seconds per second of
+    # video, and it fails with each code of SIMULATE_FAILURES ("code:rate,...") at its rate.
+    simulate: bool = False
+    simulate_speed: float = Field(0.25, ge=0, le=100)
+    simulate_failures: str = ""
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -165,6 +172,17 @@ class Settings(BaseSettings):
         pairs = [part.strip() for part in value.split(",") if part.strip()]
         if not all(re.fullmatch(r"[a-z_]+=[a-z0-9_-]+", pair) for pair in pairs):
             raise ValueError("must be kind=queue pairs, e.g. transcode=gpu,thumbnail=cpu")
+        return value
+
+    @field_validator("simulate_failures")
+    @classmethod
+    def _simulate_failures_are_rates(cls, value: str) -> str:
+        from reelwatch.simulation import EXAMPLE, parse_failure_rates
+
+        try:
+            parse_failure_rates(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; expected code:rate pairs, e.g. {EXAMPLE}") from None
         return value
 
     @field_validator("smtp_url")
@@ -235,6 +253,12 @@ class Settings(BaseSettings):
                 "log_level: debug is refused when REELWATCH_ENV=production (debug logs "
                 "may carry addresses and message contents); use info"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _production_is_never_simulated(self) -> Settings:
+        if self.simulate and self.env == "production":
+            raise ValueError("simulate: must be off when REELWATCH_ENV=production")
         return self
 
     @cached_property

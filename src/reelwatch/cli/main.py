@@ -7,6 +7,7 @@ talk to a server through ``REELWATCH_URL`` and ``REELWATCH_TOKEN``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
@@ -89,22 +90,62 @@ def main(
 
 
 @app.command(rich_help_panel=ROLES_PANEL)
-def up() -> None:
+def up(
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate",
+            help="Everything real but the transcoder: a stand-in that needs no ffmpeg "
+            "(REELWATCH_SIMULATE; its speed: REELWATCH_SIMULATE_SPEED).",
+        ),
+    ] = False,
+    fail: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail",
+            metavar="CODE:RATE",
+            help="With --simulate: fail this share of attempts with a failure code "
+            "(reelwatch failures), e.g. --fail ffmpeg_crashed:0.2; repeatable.",
+        ),
+    ] = None,
+) -> None:
     """Run everything on this machine: API, supervised workers (REELWATCH_WORKERS),
     the monitor, and (without REELWATCH_SMTP_URL) the built-in mail sink."""
     from reelwatch.runtime.bootstrap import prepare_instance
     from reelwatch.runtime.supervisor import run_supervisor
 
+    if simulate or fail:
+        simulate_children(simulate, fail or [])
     settings = settings_or_exit()
     configure_logging(settings)
     prepare_instance(settings, console)
+    mode = ", simulated transcoder" if settings.simulate else ""
     console.print(
-        f"reelwatch ({settings.env}) on [bold]http://{settings.bind}[/] with "
+        f"reelwatch ({settings.env}{mode}) on [bold]http://{settings.bind}[/] with "
         f"{settings.workers} workers; data in {settings.home.resolve()}"
     )
+    if settings.simulate and settings.simulate_failures:
+        console.print(f"injected failures: {literal(settings.simulate_failures)}")
     if settings.smtp_url is None:
         console.print("e-mail goes to the built-in sink: read it with [bold]reelwatch mail[/]")
     raise typer.Exit(run_supervisor(settings))
+
+
+def simulate_children(simulate: bool, fail: list[str]) -> None:
+    """Set simulation mode in this process's environment, which ``up``'s children
+    inherit; a bad ``--fail`` stops here with one line naming it (exit 2)."""
+    from reelwatch.simulation import format_failure_rates, parse_failure_rate
+
+    try:
+        if not simulate:
+            raise ValueError("only with --simulate")
+        rates = dict(parse_failure_rate(pair) for pair in fail)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] --fail: {literal(exc)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    os.environ["REELWATCH_SIMULATE"] = "true"
+    if rates:
+        os.environ["REELWATCH_SIMULATE_FAILURES"] = format_failure_rates(rates)
 
 
 @app.command(rich_help_panel=ROLES_PANEL)

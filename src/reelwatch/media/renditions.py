@@ -95,7 +95,7 @@ def transcode_renditions(
     if not outputs:
         raise ValueError("no rendition to transcode")
     plans = [plan for plan, _ in outputs]
-    with _written_atomically(*(destination for _, destination in outputs)) as temporaries:
+    with written_atomically(*(destination for _, destination in outputs)) as temporaries:
         run = run_ffmpeg(
             transcode_args(source, list(zip(plans, temporaries, strict=True)), info, limits),
             duration_s=info.duration_s,
@@ -164,7 +164,7 @@ def make_thumbnail(
 ) -> None:
     """Write one JPEG frame from early in the video, ``width`` pixels wide at most."""
     thumb_width, thumb_height = thumbnail_size(info, width)
-    with _written_atomically(destination) as (temporary,):
+    with written_atomically(destination) as (temporary,):
         # A seek past the last frame yields nothing, so fall back to the first frame.
         for seconds in dict.fromkeys((min(info.duration_s * 0.1, 5.0), 0.0)):
             args = _thumbnail_args(source, temporary, seconds, thumb_width, thumb_height, limits)
@@ -272,7 +272,7 @@ def _encoder_threads(limits: FfmpegLimits) -> list[str]:
 
 
 @contextmanager
-def _written_atomically(*destinations: Path) -> Iterator[list[Path]]:
+def written_atomically(*destinations: Path) -> Iterator[list[Path]]:
     """Yield a temporary path beside each destination; on success each becomes its
     destination, all at the end, and on failure none is left behind.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +31,17 @@ CHECK_NAME = E2E_PROBE_CHECK
 POLL_S = 0.5
 
 
+def _generate_clip(path: Path) -> None:
+    """A 2 s test pattern, small and quick to process."""
+    source = ["-f", "lavfi", "-i", "testsrc=duration=2:size=160x120:rate=10"]
+    codec = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "mp4"]
+    run_ffmpeg(
+        [*source, *codec, media_url(path)],
+        duration_s=2,
+        limits=FfmpegLimits(stall_timeout_s=30, timeout_s=60, threads=1),
+    )
+
+
 class ProbeFailed(Exception):
     """A step of the probe did not work; the message says which and why."""
 
@@ -38,7 +50,9 @@ class EndToEndProbe:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.clip = settings.home / "probe" / "probe.mp4"
+        # Simulation mode reads no media: any bytes will do, but not in the real clip's place.
+        name = "probe-simulated.mp4" if settings.simulate else "probe.mp4"
+        self.clip = settings.home / "probe" / name
 
     def run(self, stop: threading.Event) -> CheckResult:
         """One probe; its result is recorded as the ``e2e_probe`` check and returned."""
@@ -77,13 +91,10 @@ class EndToEndProbe:
             return
         self.clip.parent.mkdir(parents=True, exist_ok=True)
         partial = self.clip.with_suffix(".partial")
-        source = ["-f", "lavfi", "-i", "testsrc=duration=2:size=160x120:rate=10"]
-        codec = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "mp4"]
-        run_ffmpeg(
-            [*source, *codec, media_url(partial)],
-            duration_s=2,
-            limits=FfmpegLimits(stall_timeout_s=30, timeout_s=60, threads=1),
-        )
+        if self.settings.simulate:
+            partial.write_bytes(b"reelwatch simulated probe clip\n" * 1024)
+        else:
+            _generate_clip(partial)
         partial.rename(self.clip)
 
     def _upload(self, client: httpx.Client) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The banner area at the top of every page: maintenance windows and incidents, active
-and upcoming, so users read them before they upload."""
+and upcoming, so users read them before they upload; and simulation mode, so nobody
+mistakes a simulated rendition for a real one."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ class Banner:
     text: str
 
 
+SIMULATION_BANNER = (
+    "Simulation mode: videos are not really transcoded (renditions are copies of the "
+    "original) and failures may be injected on purpose."
+)
+
+
 def page_banners(session: Session, settings: Settings) -> list[Banner]:
     now = utcnow()
     active = [_active(notice) for notice in active_notices(session, now)]
@@ -28,7 +35,8 @@ def page_banners(session: Session, settings: Settings) -> list[Banner]:
         Banner("info", f"Planned maintenance {_span(notice)}: {notice.message}")
         for notice in upcoming_notices(session, now)
     ]
-    return active + upcoming
+    simulated = [Banner("info", SIMULATION_BANNER)] if settings.simulate else []
+    return simulated + active + upcoming
 
 
 def _active(notice: Notice) -> Banner:

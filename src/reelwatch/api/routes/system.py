@@ -68,6 +68,8 @@ def public_status(svc: ServicesDep) -> dict[str, Any]:
     return {
         "status": status.status,
         "environment": svc.settings.env,
+        # True in simulation mode: renditions are not really transcoded.
+        "simulated": svc.settings.simulate,
         "notices": [notice_as_dict(notice, status.updates[notice.id]) for notice in status.active],
         "upcoming": [notice_as_dict(notice) for notice in status.upcoming],
         "queue": {

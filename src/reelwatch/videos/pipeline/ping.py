@@ -2,7 +2,8 @@
 worker, so the monitor knows that videos can be processed, not only that parts are up.
 
 Its task jumps the queue (priority -10): it measures whether processing works, not how
-long the backlog is (the queue rules watch that).
+long the backlog is (the queue rules watch that). In simulation mode the encode is
+pretended (no ffmpeg), so the ping still proves that the queue and a worker work.
 """
 
 from __future__ import annotations
@@ -43,9 +44,19 @@ def build_ping_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
             output.unlink(missing_ok=True)
         return {"bytes": size, "encode_s": round(time.monotonic() - started, 3)}
 
+    def pretend(ctx: TaskContext) -> dict[str, Any]:
+        return {"bytes": 0, "encode_s": 0.0, "simulated": True}
+
     return WorkflowSpec(
         PING_WORKFLOW,
-        (TaskSpec("ffmpeg", encode, timeout_s=PING_TIMEOUT_S, priority=-10),),
+        (
+            TaskSpec(
+                "ffmpeg",
+                pretend if settings.simulate else encode,
+                timeout_s=PING_TIMEOUT_S,
+                priority=-10,
+            ),
+        ),
         retry=RETRY_POLICY,
     )
 

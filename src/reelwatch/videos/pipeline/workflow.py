@@ -1,4 +1,5 @@
-"""The video workflow's graph, built from the configured rendition ladder."""
+"""The video workflow's graph, built from the configured rendition ladder; its handlers
+are the real ones, or the stand-in transcoder's in simulation mode (same graph)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from reelwatch.engine.spec import TaskSpec, WorkflowSpec, register_workflow
 from reelwatch.failures import RETRY_POLICY
 from reelwatch.storage import MediaStore
 from reelwatch.videos.pipeline.observer import VideoObserver
+from reelwatch.videos.pipeline.simulated import SimulatedTasks
 from reelwatch.videos.pipeline.tasks import VideoTasks
 
 VIDEO_WORKFLOW = "video"
@@ -14,7 +16,7 @@ VIDEO_WORKFLOW = "video"
 
 def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
     """probe → transcode (every rung, one decode), thumbnail → finalize."""
-    tasks = VideoTasks(settings, store)
+    tasks = (SimulatedTasks if settings.simulate else VideoTasks)(settings, store)
     queue = settings.queue_for
     rungs = list(settings.rendition_heights)
     return WorkflowSpec(
