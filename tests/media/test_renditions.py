@@ -108,7 +108,7 @@ def test_rotated_video_comes_out_upright(
 ) -> None:
     info = good_infos["rotated"]
     plan = plan_rendition(info, RUNG, lowest=True)
-    assert plan == RenditionPlan("426p", 240, 426)
+    assert plan == RenditionPlan("240p", 240, 426)  # vertical: named by its short side
     destination = tmp_path / "240p.mp4"
     transcode(good_samples["rotated"], destination, plan, info, limits=LIMITS)
     top, bottom = _top_and_bottom_brightness(destination, plan.width, plan.height)

@@ -37,6 +37,8 @@ def test_watchdog_says_once_when_down_and_once_when_up_again(
     url = f"http://{bind}"
     env = {**os.environ, "REELWATCH_HOME": str(tmp_path / "home"), "REELWATCH_BIND": bind}
     server = serve(env)
+    # Watched only once it answers: a slow start must not count as its first outage.
+    wait_until(lambda: ready(url), timeout=60)
     watchdog = subprocess.Popen(
         [
             sys.executable,
@@ -55,7 +57,6 @@ def test_watchdog_says_once_when_down_and_once_when_up_again(
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: ready(url), timeout=60)
         server.send_signal(signal.SIGKILL)
         server.wait()
         wait_until(lambda: receiver.received, timeout=30)
