@@ -54,12 +54,7 @@ class SimulatedTasks(VideoTasks):
             raise failure_from_os_error(exc, "reading the original") from exc
         self._inject(PROBE_CODES)
         info = simulated_media_info(size_bytes)
-        media.check_limits(
-            info,
-            max_duration_s=self.settings.max_duration_s,
-            max_pixels=self.settings.max_pixels,
-            max_frames=self.settings.frame_limit,
-        )
+        self.check_limits(info)
         return asdict(info)
 
     def transcode(self, ctx: TaskContext) -> dict[str, Any]:

@@ -37,13 +37,17 @@ class VideoTasks:
         except OSError as exc:
             raise failure_from_os_error(exc, "reading the original") from exc
         info = media.probe_media(original, memory_mb=self.limits.memory_mb)
+        self.check_limits(info)
+        return asdict(info)
+
+    def check_limits(self, info: media.MediaInfo) -> None:
+        """Refuse (``input_too_large``) a video over this service's limits."""
         media.check_limits(
             info,
             max_duration_s=self.settings.max_duration_s,
             max_pixels=self.settings.max_pixels,
             max_frames=self.settings.frame_limit,
         )
-        return asdict(info)
 
     def transcode(self, ctx: TaskContext) -> dict[str, Any]:
         """Every planned rendition of the video, from one decode of its original."""
