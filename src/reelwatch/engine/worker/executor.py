@@ -97,7 +97,9 @@ class Executor:
             running.cpu_s = round(cpu_seconds() - cpu_before, 3)
             seconds = time.monotonic() - started
             self._learn_speed(claim.kind, seconds)
-            log.info("task %s (%s) done in %.2f s", claim.id, claim.name, seconds)
+            # A trace of every real task; a flood of quick ones (batched) only at debug.
+            level = logging.DEBUG if seconds < QUICK_TASK_S else logging.INFO
+            log.log(level, "task %s (%s) done in %.2f s", claim.id, claim.name, seconds)
             return output
         except TaskFailure as failure:
             return failure
