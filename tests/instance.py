@@ -14,11 +14,12 @@ import httpx
 import uvicorn
 
 from reelwatch.accounts import create_user
-from reelwatch.config import Settings
+from reelwatch.config import Settings, load_settings
 from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.engine.worker import Worker, WorkerConfig
 from reelwatch.notify.dispatcher import Dispatcher
+from reelwatch.notify.sink import MailSink
 from reelwatch.storage import MediaStore
 from reelwatch.videos.pipeline import build_workflows
 from reelwatch.web import create_app
@@ -142,3 +143,24 @@ def wait_for_outcome(client: httpx.Client, video_id: str, timeout: float = 120) 
         return video if video["status"] in TERMINAL else None
 
     return wait_until(finished, timeout=timeout, interval=0.2)  # type: ignore[no-any-return]
+
+
+def mailing_instance(
+    tmp_path: Path,
+    sink: MailSink,
+    alert_url: str = "",
+    *,
+    workers: int = 2,
+    dispatchers: int = 1,
+) -> LiveInstance:
+    """An instance that mails through ``sink`` (and alerts ``alert_url``), with short
+    leases and no retry backoff: the notification tests' set-up."""
+    settings = load_settings(
+        home=tmp_path / "home",
+        bind=f"127.0.0.1:{free_port()}",
+        lease_seconds=5,
+        retry_backoff_scale=0.0,
+        smtp_url=f"smtp://127.0.0.1:{sink.port}",
+        alert_urls=alert_url,
+    )
+    return LiveInstance(settings, workers=workers, dispatchers=dispatchers).start()

@@ -12,9 +12,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_until
+from instance import LiveInstance, mailing_instance, upload, wait_for_outcome, wait_until
 from receivers import AlertReceiver
-from reelwatch.config import load_settings
 from reelwatch.db.models import OutboxMessage
 from reelwatch.notify.sink import MailSink, list_mail, read_mail
 from web.support import form_token
@@ -23,15 +22,7 @@ from web.support import form_token
 def start_instance(
     tmp_path: Path, sink: MailSink, receiver: AlertReceiver | None = None, *, workers: int = 1
 ) -> LiveInstance:
-    settings = load_settings(
-        home=tmp_path / "home",
-        bind=f"127.0.0.1:{free_port()}",
-        lease_seconds=5,
-        retry_backoff_scale=0.0,
-        smtp_url=f"smtp://127.0.0.1:{sink.port}",
-        alert_urls=receiver.url if receiver else "",
-    )
-    return LiveInstance(settings, workers=workers, dispatchers=1).start()
+    return mailing_instance(tmp_path, sink, receiver.url if receiver else "", workers=workers)
 
 
 def bodies_about(sink: MailSink, video: dict[str, Any], subject: str = "") -> list[tuple[str, str]]:

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_until
+from instance import LiveInstance, mailing_instance, upload, wait_for_outcome, wait_until
 from receivers import AlertReceiver
 from reelwatch.cli.mail import plain_text_body
-from reelwatch.config import load_settings
 from reelwatch.db.models import OutboxMessage
 from reelwatch.engine import queue
 from reelwatch.notify.sink import MailSink, StoredMail, list_mail, read_mail
@@ -27,15 +26,8 @@ def start_instance(
     workers: int = 2,
     dispatchers: int = 1,
 ) -> LiveInstance:
-    settings = load_settings(
-        home=tmp_path / "home",
-        bind=f"127.0.0.1:{free_port()}",
-        lease_seconds=5,
-        retry_backoff_scale=0.0,
-        smtp_url=f"smtp://127.0.0.1:{sink.port}",
-        alert_urls=receiver.url if receiver else "",
-    )
-    return LiveInstance(settings, workers=workers, dispatchers=dispatchers).start()
+    alert_url = receiver.url if receiver else ""
+    return mailing_instance(tmp_path, sink, alert_url, workers=workers, dispatchers=dispatchers)
 
 
 def mail_about(sink: MailSink, video: dict[str, Any]) -> list[StoredMail]:
