@@ -135,7 +135,9 @@ def test_up_creates_an_admin_and_the_cli_uploads_and_waits(up: UpProcess, tmp_pa
         timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ready" in result.stdout
+    # Not a terminal: the outcome is one tab-separated line a video, not a squashed table.
+    [outcome] = [line for line in result.stdout.splitlines() if "\tclip.mp4\t" in line]
+    assert outcome.split("\t")[2] == "ready", outcome
     listing = subprocess.run(
         reelwatch("status"),
         env={**up.env, "REELWATCH_URL": up.url, "COLUMNS": "200"},

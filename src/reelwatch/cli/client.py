@@ -248,9 +248,7 @@ def status(
     """List your videos, or show one in detail."""
     with Connection.from_environment().client() as client:
         if video_id is None:
-            videos = request(client, "GET", "/api/v1/videos", raw=True)["videos"]
-            if not printed_plainly(videos, as_json, lambda: map(_video_cells, videos)):
-                _print_videos(videos)
+            _print_videos(request(client, "GET", "/api/v1/videos", raw=True)["videos"], as_json)
             return
         found = resolve_video_id(client, video_id)
         video = request(client, "GET", f"/api/v1/videos/{found}", raw=True)
@@ -415,8 +413,11 @@ def _video_cells(video: dict[str, Any]) -> list[str]:
     ]
 
 
-def _print_videos(videos: list[dict[str, Any]]) -> None:
-    """Videos as the server sent them (``raw``), in a table of text cells."""
+def _print_videos(videos: list[dict[str, Any]], as_json: bool = False) -> None:
+    """Videos as the server sent them (``raw``): JSON, one plain line each off a terminal
+    (``printed_plainly``), or a table of text cells."""
+    if printed_plainly(videos, as_json, lambda: map(_video_cells, videos)):
+        return
     table = Table()
     table.add_column("id", no_wrap=True, min_width=32)  # ids are for copying: never cut
     table.add_column("title", max_width=40, no_wrap=True, overflow="ellipsis")
