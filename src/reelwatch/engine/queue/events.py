@@ -10,16 +10,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from reelwatch.database import utcnow
-from reelwatch.engine.spec import TaskView, WorkflowView
+from reelwatch.engine.rows import EVENTS
+from reelwatch.engine.spec import WorkflowView
 from reelwatch.engine.store import store_for
 from reelwatch.engine.store.statements import INSERT_EVENT
 
 _EVENT_BUFFER = "reelwatch_event_buffer"
+
+
+class EventTask(Protocol):
+    """What an event records of its task (any ``TaskView`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def worker_id(self) -> str | None: ...
 
 
 def record_event(
@@ -27,7 +41,7 @@ def record_event(
     kind: str,
     workflow: WorkflowView,
     *,
-    task: TaskView | None = None,
+    task: EventTask | None = None,
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> None:
@@ -61,7 +75,7 @@ def events_batched(session: Session) -> Iterator[None]:
         yield
     finally:
         del session.info[_EVENT_BUFFER]
-    store_for(session).insert_events(session, buffer)
+    store_for(session).insert_many(session, EVENTS, buffer)
 
 
 def notify_new_work(session: Session) -> None:

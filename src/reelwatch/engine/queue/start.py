@@ -1,6 +1,6 @@
 """Starting workflows: one, or many in one transaction with a constant number of
 statements (the workflows, their tasks and their first events, one insert each:
-``Store.insert_rows``).
+``Store.insert_rows`` and ``Store.insert_many``).
 
 Runs inside the caller's transaction, so a subject (the video row) and its workflow
 appear together or not at all. Roots are queued at once; the rest wait on dependencies.
@@ -9,7 +9,7 @@ appear together or not at all. Roots are queued at once; the rest wait on depend
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from reelwatch.database import utcnow
 from reelwatch.engine import states
 from reelwatch.engine.queue.events import events_batched, iso, notify_new_work, record_event
-from reelwatch.engine.rows import TASK_COLUMNS, TASKS, WORKFLOWS, TaskRow, WorkflowRow
+from reelwatch.engine.rows import TASKS, WORKFLOWS, WorkflowRow
 from reelwatch.engine.schema import Task
 from reelwatch.engine.spec import TaskSpec, WorkflowSpec
 from reelwatch.engine.store import store_for
@@ -61,25 +61,22 @@ def start_workflows(session: Session, starts: Sequence[WorkflowStart]) -> list[W
     if not starts:
         return []
     now = utcnow()
-    workflows = [_workflow_row(start) for start in starts]
+    values = [_workflow_values(start, now) for start in starts]
     store = store_for(session)
-    inserted = store.insert_rows(
-        session,
-        WORKFLOWS,
-        [{**_values_of(workflow), "created_at": now} for workflow in workflows],
-        (WORKFLOWS.c.id,),
-    )
+    inserted = store.insert_rows(session, WORKFLOWS, values, (WORKFLOWS.c.id,))
     workflows = [
-        replace(workflow, id=row.id) for workflow, row in zip(workflows, inserted, strict=True)
+        WorkflowRow(row.id, **{name: row_values[name] for name in _WORKFLOW_FIELDS})
+        for row, row_values in zip(inserted, values, strict=True)
     ]
     run_ats = [max(now, start.not_before) if start.not_before else now for start in starts]
-    task_values = [
-        _task_values(workflow.id, task, start.priority, run_at, now)
-        for start, workflow, run_at in zip(starts, workflows, run_ats, strict=True)
-        for task in start.spec.tasks
-    ]
-    tasks = iter(
-        [TaskRow(*row) for row in store.insert_rows(session, TASKS, task_values, TASK_COLUMNS)]
+    store.insert_many(
+        session,
+        TASKS,
+        [
+            _task_values(workflow.id, task, start.priority, run_at, now)
+            for start, workflow, run_at in zip(starts, workflows, run_ats, strict=True)
+            for task in start.spec.tasks
+        ],
     )
     with events_batched(session):
         for start, workflow, run_at in zip(starts, workflows, run_ats, strict=True):
@@ -94,31 +91,33 @@ def start_workflows(session: Session, starts: Sequence[WorkflowStart]) -> list[W
                     **({"held_until": iso(run_at)} if run_at > now else {}),
                 },
             )
-            for task in [next(tasks) for _ in start.spec.tasks]:
-                if task.state == states.QUEUED:
-                    record_event(session, "task_queued", workflow, task=task, at=now)
+            for task in start.spec.tasks:
+                if not task.depends_on:  # a root: queued at once
+                    record_event(session, "task_queued", workflow, task=NewTask(task.name), at=now)
     notify_new_work(session)
     return workflows
 
 
-def _workflow_row(start: WorkflowStart) -> WorkflowRow:
-    return WorkflowRow(
-        id=0,
-        name=start.spec.name,
-        subject_id=start.subject_id,
-        state=states.WF_RUNNING,
-        run=1,
-        input=start.input or {},
-    )
+@dataclass(frozen=True)
+class NewTask:
+    """A task just inserted, as its first event records it."""
+
+    name: str
+    attempt: int = 0
+    worker_id: str | None = None
 
 
-def _values_of(workflow: WorkflowRow) -> dict[str, Any]:
+_WORKFLOW_FIELDS = ("name", "subject_id", "state", "run", "input")
+
+
+def _workflow_values(start: WorkflowStart, now: datetime) -> dict[str, Any]:
     return {
-        "name": workflow.name,
-        "subject_id": workflow.subject_id,
-        "state": workflow.state,
-        "run": workflow.run,
-        "input": workflow.input,
+        "name": start.spec.name,
+        "subject_id": start.subject_id,
+        "state": states.WF_RUNNING,
+        "run": 1,
+        "input": start.input or {},
+        "created_at": now,
     }
 
 

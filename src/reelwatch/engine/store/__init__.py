@@ -2,7 +2,7 @@
 
 The queue's statements are the same on SQLite and PostgreSQL except for four things:
 how a claim keeps two workers off one task, how many rows are inserted with their ids
-in one go, how a batch of events is inserted in one statement, and how idle workers
+in one go, how a batch of rows is inserted in one statement, and how idle workers
 are woken. Each database's ``Store`` says them its way
 (``sqlite.py``, ``postgresql.py``); ``store_for`` picks one per connection's dialect.
 """
@@ -38,8 +38,9 @@ class Store(Protocol):
         """Insert ``rows`` into ``table`` in a constant number of statements; the
         ``returning`` columns of each, in the order given."""
 
-    def insert_events(self, session: Session, events: Sequence[dict[str, Any]]) -> None:
-        """Insert ``events`` in the order given, in as few statements as it can."""
+    def insert_many(self, session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert ``rows`` (events, tasks) in the order given, in as few statements as it
+        can."""
 
     def notify_new_work(self, session: Session) -> None:
         """Wake idle workers when this transaction commits."""

@@ -1,6 +1,6 @@
 """SQLite: one writer at a time, so the claim needs no row locks (``BEGIN IMMEDIATE``
-makes it exclusive) but should not take the write lock for nothing; events go in with
-one ``executemany``, and so do many rows that need their ids; workers notice commits
+makes it exclusive) but should not take the write lock for nothing; events and other rows
+go in with one ``executemany``, and so do many rows that need their ids; workers notice commits
 through ``PRAGMA data_version``."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from reelwatch.database import Database, utcnow
+from reelwatch.engine.rows import EVENTS
 from reelwatch.engine.store.statements import DUE_TASK, INSERT_EVENT, claim_statement
 
 
@@ -38,9 +39,9 @@ class SqliteStore:
             session.execute(select(*returning).where(table.c.id > last).order_by(table.c.id))
         )
 
-    def insert_events(self, session: Session, events: Sequence[dict[str, Any]]) -> None:
-        if events:
-            session.execute(INSERT_EVENT, list(events))
+    def insert_many(self, session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            session.execute(INSERT_EVENT if table is EVENTS else insert(table), list(rows))
 
     def notify_new_work(self, session: Session) -> None:
         """Nothing to send: ``SqliteNotifier`` sees the commit itself."""
