@@ -10,7 +10,7 @@ from sqlalchemy import event, select
 
 from reelwatch.database import Database
 from reelwatch.engine import queue
-from reelwatch.engine.schema import Event
+from reelwatch.engine.schema import Event, Workflow
 from reelwatch.engine.spec import TaskContext, TaskSpec, WorkflowSpec, register_workflow
 
 
@@ -49,6 +49,12 @@ def test_many_workflows_start_in_one_call_with_their_events(db: Database) -> Non
             [queue.WorkflowStart(PAIR, subject_id=f"v{n}", input={"n": n}) for n in range(30)],
         )
     assert [workflow.subject_id for workflow in started] == [f"v{n}" for n in range(30)]
+    with db.read() as session:  # each returned id is the row of that start
+        stored = {
+            row.id: (row.subject_id, row.input)
+            for row in session.execute(select(Workflow.id, Workflow.subject_id, Workflow.input))
+        }
+    assert stored == {workflow.id: (f"v{n}", {"n": n}) for n, workflow in enumerate(started)}
     claimed = queue.claim_tasks(db, queue.ClaimRequest("w1", 30, batch=1))
     while len(claimed) < 30:
         more = queue.claim_tasks(db, queue.ClaimRequest("w1", 30))
