@@ -12,12 +12,16 @@ with Redis (acks_late, prefork, concurrency ``--workers``, results ignored) and 
 Every system gets the same start: its workers are up and idle, the whole batch is
 enqueued at once (one transaction, or for Celery a queue nobody consumes yet), and the
 clock runs from the moment the workers may take it until the last task is done.
+``--rounds N`` repeats every system N times, alternately, and prints the median and
+range. Beside the rate, the CPU time its worker processes used per task (user + system,
+from psutil): on a noisy machine it moves far less than the wall-clock rate.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import subprocess
 import sys
 import time
@@ -26,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psutil
 import psycopg
 from sqlalchemy import func, select
 
@@ -46,10 +51,25 @@ class Drain:
     seconds: float
     enqueue_seconds: float
     note: str = ""
+    worker_cpu_s: float = float("nan")
 
     @property
     def rate(self) -> float:
         return self.tasks / self.seconds
+
+    @property
+    def cpu_us_per_task(self) -> float:
+        return self.worker_cpu_s / self.tasks * 1e6
+
+
+def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU the processes (and their children) have used so far."""
+    total = 0.0
+    for process in processes:
+        for each in [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]:
+            times = each.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def enqueue_reelwatch(db: Database, count: int) -> None:
@@ -68,17 +88,19 @@ def drain_reelwatch(url: str, tasks: int, workers: int, logs: Path, batch_size: 
                 command += ["--name", f"bench-{index}", "--batch-size", str(batch_size)]
                 processes.start(f"reelwatch-{index}", command)
             common.wait_until(lambda: _idle_workers(db) >= workers, timeout=60)
+            cpu_before = cpu_seconds(processes.started)
             _, enqueue_s = common.timed(lambda: enqueue_reelwatch(db, tasks))
             started = time.perf_counter()
             common.wait_until(lambda: _unfinished_workflows(db) == 0, timeout=60 + tasks / 20)
             seconds = time.perf_counter() - started
+            cpu_s = cpu_seconds(processes.started) - cpu_before
         with db.read() as session:
             events = session.scalar(select(func.count()).select_from(Event)) or 0
     finally:
         db.dispose()
     if events < EVENTS_PER_TASK * tasks:
         raise RuntimeError(f"audit trail incomplete: {events} events for {tasks} tasks")
-    return Drain(tasks, seconds, enqueue_s, f"{events / tasks:.0f} events/task kept")
+    return Drain(tasks, seconds, enqueue_s, f"{events / tasks:.0f} events/task kept", cpu_s)
 
 
 def _idle_workers(db: Database) -> int:
@@ -139,6 +161,7 @@ def drain_pgqueuer(url: str, tasks: int, workers: int, logs: Path) -> Drain:
             assert process.stdout is not None
             if process.stdout.readline().strip() != b"ready":
                 raise RuntimeError(f"pgqueuer worker failed:\n{processes.log_of('pgqueuer-0')}")
+        cpu_before = cpu_seconds(started_workers)
         _, enqueue_s = common.timed(lambda: asyncio.run(peers.enqueue_pgqueuer(dsn, "noop", tasks)))
         started = time.perf_counter()
 
@@ -148,7 +171,8 @@ def drain_pgqueuer(url: str, tasks: int, workers: int, logs: Path) -> Drain:
 
         common.wait_until(queue_empty, timeout=60 + tasks / 20, interval=0.02)
         seconds = time.perf_counter() - started
-    return Drain(tasks, seconds, enqueue_s, "status log in pgqueuer_log")
+        cpu_s = cpu_seconds(started_workers) - cpu_before
+    return Drain(tasks, seconds, enqueue_s, "status log in pgqueuer_log", cpu_s)
 
 
 def main() -> None:
@@ -160,6 +184,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks per system")
     parser.add_argument("--workers", type=int, default=2, help="worker processes per system")
     parser.add_argument("--quick", action="store_true", help="2,000 tasks")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every system, alternately")
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -173,45 +198,75 @@ def main() -> None:
     tasks = 2_000 if args.quick else args.tasks
 
     common.heading(f"engine throughput: {tasks} no-op tasks, {args.workers} workers each")
-    results: dict[str, Drain] = {}
+    results: dict[str, list[Drain]] = {}
     with common.scratch("engine") as folder, common.postgres() as cluster:
-        for kind in common.chosen_databases(args.database):
-            url = common.database_url(kind, folder, cluster)
-            results[f"reelwatch {kind}"] = drain_reelwatch(
-                url, tasks, args.workers, folder / f"logs-{kind}", args.batch_size
-            )
-            _show(f"reelwatch {kind}", results[f"reelwatch {kind}"])
-        if not args.no_celery:
-            results["celery"] = drain_celery(tasks, args.workers, folder / "logs-celery")
-            _show("celery + redis (acks_late, prefork)", results["celery"])
-        if not args.no_pgqueuer:
-            url = cluster.create_database()
-            results["pgqueuer"] = drain_pgqueuer(url, tasks, args.workers, folder / "logs-pgq")
-            _show("pgqueuer (postgresql)", results["pgqueuer"])
+        for round_ in range(args.rounds):
+            logs = folder / f"logs-{round_}"
+            for kind in common.chosen_databases(args.database):
+                (folder / f"{kind}-{round_}").mkdir()
+                url = common.database_url(kind, folder / f"{kind}-{round_}", cluster)
+                drain = drain_reelwatch(url, tasks, args.workers, logs / kind, args.batch_size)
+                _record(results, f"reelwatch {kind}", drain)
+            if not args.no_celery:
+                _record(results, "celery", drain_celery(tasks, args.workers, logs / "celery"))
+            if not args.no_pgqueuer:
+                url = cluster.create_database()
+                drain = drain_pgqueuer(url, tasks, args.workers, logs / "pgq")
+                _record(results, "pgqueuer", drain)
+    if args.rounds > 1:
+        common.heading(f"median of {args.rounds} rounds (range)")
+        for label, drains in results.items():
+            _show_rounds(label, drains)
     _compare(results)
 
 
-def _show(label: str, drain: Drain) -> None:
+def _record(results: dict[str, list[Drain]], label: str, drain: Drain) -> None:
+    results.setdefault(label, []).append(drain)
     common.line(
         label,
         f"{drain.rate:8.0f} tasks/s  ({drain.seconds:6.2f} s;"
-        f" enqueue {drain.enqueue_seconds:5.1f} s; {drain.note})",
+        f" enqueue {drain.enqueue_seconds:5.2f} s;"
+        f" workers' CPU {drain.cpu_us_per_task:4.0f} us/task; {drain.note})",
     )
 
 
-def _compare(results: dict[str, Drain]) -> None:
+def _show_rounds(label: str, drains: list[Drain]) -> None:
+    def spread(values: list[float], unit: str, digits: int = 0) -> str:
+        return (
+            f"{statistics.median(values):.{digits}f} {unit}"
+            f" ({min(values):.{digits}f}-{max(values):.{digits}f})"
+        )
+
+    common.line(
+        label,
+        f"{spread([d.rate for d in drains], 'tasks/s')}; "
+        f"enqueue {spread([d.enqueue_seconds for d in drains], 's', 2)}; "
+        f"CPU {spread([d.cpu_us_per_task for d in drains], 'us/task')}",
+    )
+
+
+def _compare(results: dict[str, list[Drain]]) -> None:
+    def median(label: str, figure: str) -> float:
+        return float(statistics.median(getattr(drain, figure) for drain in results[label]))
+
     for kind in common.DATABASES:
-        ours = results.get(f"reelwatch {kind}")
-        if ours is None:
+        ours = f"reelwatch {kind}"
+        if ours not in results:
             continue
         if "celery" in results:
-            ratio = ours.rate / results["celery"].rate
-            common.line(f"reelwatch {kind} / celery", f"{ratio:5.2f}x")
-            common.verdict(f"reelwatch {kind} >= 2x Celery", ratio >= 2.0)
+            ratio = median(ours, "rate") / median("celery", "rate")
+            common.line(f"{ours} / celery", f"{ratio:5.2f}x")
+            common.verdict(f"{ours} >= 2x Celery", ratio >= 2.0)
         if "pgqueuer" in results:
-            ratio = ours.rate / results["pgqueuer"].rate
-            common.line(f"reelwatch {kind} / pgqueuer", f"{ratio:5.2f}x")
-            common.verdict(f"reelwatch {kind} >= pgqueuer", ratio >= 1.0)
+            ratio = median(ours, "rate") / median("pgqueuer", "rate")
+            common.line(f"{ours} / pgqueuer", f"{ratio:5.2f}x")
+            common.verdict(f"{ours} >= pgqueuer", ratio >= 1.0)
+    if "reelwatch postgresql" in results and "pgqueuer" in results:
+        ratio = median("reelwatch postgresql", "enqueue_seconds") / median(
+            "pgqueuer", "enqueue_seconds"
+        )
+        common.line("enqueue time, reelwatch postgresql / pgqueuer", f"{ratio:5.2f}x")
+        common.verdict("enqueueing on PostgreSQL within 2x pgqueuer's batch enqueue", ratio <= 2.0)
 
 
 if __name__ == "__main__":
