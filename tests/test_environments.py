@@ -135,6 +135,9 @@ def test_staging_sends_user_mail_only_to_the_allowlist_and_the_admins(
     )
     with db.read() as session:
         assert outbox.undelivered(session, parked_only=True, limit=10) == []
+        held = outbox.undelivered(session, parked_only=False, limit=10)
+    # `reelwatch outbox` lists what was held, with the reason.
+    assert {m.key for m in held if m.state == SUPPRESSED} == {"user:eve@elsewhere.com", "user:qa-2"}
 
 
 def _same_instance(settings: Settings) -> dict[str, Any]:

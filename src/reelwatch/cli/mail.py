@@ -95,7 +95,8 @@ def outbox_command(
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many, newest first.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
-    """Operator: the notifications not sent yet, and the parked ones with the reason."""
+    """Operator: the notifications not sent yet: waiting, parked (never deliverable) and
+    held by the staging allow-list, each with the reason."""
     with operator_database() as (_, db), db.read() as session:
         messages = outbox.undelivered(session, parked_only=parked, limit=limit)
         data = [

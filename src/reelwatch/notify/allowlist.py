@@ -10,10 +10,7 @@ from collections.abc import Callable
 from reelwatch.config import Settings
 from reelwatch.database import Database, retry_on_conflict
 from reelwatch.db.models import OutboxMessage
-from reelwatch.notify.outbox import _fenced
-
-# Never claimed again, not "parked" (no alert about it), pruned like sent messages.
-SUPPRESSED = "suppressed"
+from reelwatch.notify.outbox import SUPPRESSED, _fenced
 
 
 def suppression_reason(

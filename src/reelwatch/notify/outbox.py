@@ -23,6 +23,9 @@ from reelwatch.engine.leasing import LeasedRows
 from reelwatch.inputs import one_line
 
 PENDING, SENDING, SENT, REJECTED = "pending", "sending", "sent", "rejected"
+# Held by the staging allow-list (notify/allowlist.py): never claimed again, not
+# "parked" (no alert about it), pruned like sent messages.
+SUPPRESSED = "suppressed"
 EMAIL, ALERT = "email", "alert"
 ADMINS = "admins"  # the recipient of alerts: REELWATCH_ALERT_URLS, or every admin's mail
 MAX_BACKOFF_S = 900.0
@@ -181,9 +184,10 @@ def retry_delay(attempts: int, scale: float = 1.0) -> float:
 
 
 def undelivered(session: Session, *, parked_only: bool, limit: int) -> list[OutboxMessage]:
-    """The newest messages not sent: waiting or being sent, and parked (``rejected``:
-    they can never be delivered, ``last_error`` says why)."""
-    states = [REJECTED] if parked_only else [PENDING, SENDING, REJECTED]
+    """The newest messages not sent: waiting or being sent, parked (``rejected``: they
+    can never be delivered) and held by the allow-list (``suppressed``); ``last_error``
+    says why."""
+    states = [REJECTED] if parked_only else [PENDING, SENDING, REJECTED, SUPPRESSED]
     query = (
         select(OutboxMessage)
         .where(OutboxMessage.state.in_(states))
