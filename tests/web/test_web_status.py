@@ -7,10 +7,11 @@ from datetime import datetime, time, timedelta
 
 import httpx
 from playwright.sync_api import Browser, expect
+from sqlalchemy import delete
 
 from instance import LiveInstance
 from reelwatch.database import utcnow
-from reelwatch.db.models import CheckTransition
+from reelwatch.db.models import AlertState, CheckTransition
 from reelwatch.insights.checks import CRITICAL, OK, CheckResult, record_check
 from reelwatch.notices.service import (
     add_update,
@@ -126,3 +127,18 @@ def test_days_without_data_an_incident_on_one_component_and_its_updates(
         anonymous.close()
         with live.db.write() as session:
             close_notice(session, incident.id, utcnow())
+
+
+def test_an_emergency_takes_the_processing_row_down_with_the_headline(live: LiveInstance) -> None:
+    now = utcnow()
+    with live.db.write() as session:  # the ping passed before the workers went
+        record_check(session, "ping_ffmpeg", CheckResult(OK, "encoded in 0.4 s"), now)
+        session.merge(AlertState(rule="no_live_worker", state="firing", since=now, value="0"))
+    try:
+        page = httpx.get(f"{live.url}/status").text
+        assert 'data-status="down"' in page
+        row = page.split('data-component="Video processing"')[1].split("</li>")[0]
+        assert "state-critical" in row and "no worker is running: videos wait" in row
+    finally:
+        with live.db.write() as session:
+            session.execute(delete(AlertState).where(AlertState.rule == "no_live_worker"))

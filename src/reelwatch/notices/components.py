@@ -11,12 +11,22 @@ class ComponentSpec:
     key: str
     label: str
     check: str
+    # Alert rules that take it down whatever its check said last, in users' words.
+    emergencies: tuple[tuple[str, str], ...] = ()
 
 
 COMPONENTS = (
     ComponentSpec("database", "Uploads and the database", "database"),
     ComponentSpec("storage", "Media storage", "storage"),
-    ComponentSpec("processing", "Video processing", "ping_ffmpeg"),
+    ComponentSpec(
+        "processing",
+        "Video processing",
+        "ping_ffmpeg",
+        emergencies=(
+            ("no_live_worker", "no worker is running: videos wait"),
+            ("queue_stalled", "videos wait and none is being processed"),
+        ),
+    ),
     ComponentSpec("end_to_end", "Upload to ready, end to end", "e2e_probe"),
     ComponentSpec("email", "E-mail", "smtp"),
 )

@@ -35,6 +35,8 @@ class ServiceStatus:
     capacity: Capacity
     # The active notices' updates, newest first, by notice id.
     updates: dict[int, list[NoticeUpdate]] = field(default_factory=dict)
+    # The emergency alert rules firing (what makes it ``down``).
+    emergencies: frozenset[str] = frozenset()
 
 
 def read_status(session: Session, *, lease_s: float, now: datetime) -> ServiceStatus:
@@ -56,6 +58,7 @@ def read_status(session: Session, *, lease_s: float, now: datetime) -> ServiceSt
         load=load,
         capacity=estimate_capacity(session, live_workers=load.live_workers),
         updates=updates_of(session, active),
+        emergencies=frozenset(firing & set(EMERGENCIES)),
     )
 
 

@@ -41,6 +41,8 @@ class Component:
     days: list[DailyUptime]
     uptime: float | None  # over the days with data only
     incidents: list[Notice] = field(default_factory=list)  # the open ones affecting it
+    # Why it is down, in users' words (the checks' own details stay off this public page).
+    reason: str = ""
 
     @property
     def days_with_data(self) -> int:
@@ -60,6 +62,7 @@ def status_page(request: Request, svc: ServicesDep) -> HTMLResponse:
                 checks.get(spec.check),
                 daily_uptime(session, spec.check, days=UPTIME_DAYS, now=now),
                 [n for n in open_incidents if spec.key in affected_components(n)],
+                status.emergencies,
             )
             for spec in COMPONENTS
         ]
@@ -111,6 +114,14 @@ def _component(
     check: dict[str, Any] | None,
     days: list[DailyUptime],
     incidents: list[Notice],
+    emergencies: frozenset[str],
 ) -> Component:
     state, detail = (check["state"], check["detail"]) if check else ("unknown", "not checked yet")
-    return Component(spec.label, state, detail, days, overall(days), incidents)
+    # The headline says down while an emergency fires: so does the row it concerns,
+    # even if its own check passed before the workers went.
+    firing = [words for rule, words in spec.emergencies if rule in emergencies]
+    if firing:
+        state = "critical"
+    return Component(
+        spec.label, state, detail, days, overall(days), incidents, reason="; ".join(firing)
+    )
