@@ -106,7 +106,8 @@ class Dispatcher:
         if not_before and not_before > utcnow():
             outbox.postpone(self.db, members, not_before)
             return False
-        title, body = failure_digest([m.body_text for m in members], environment=self.environment)
+        digest = [(m.subject, m.body_text) for m in members]
+        title, body = failure_digest(digest, environment=self.environment)
         return self._deliver(members, title, body, None)
 
     def _deliver(

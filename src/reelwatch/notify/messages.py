@@ -11,10 +11,11 @@ from datetime import datetime
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from reelwatch.db.models import Notice, StatusSubscription, User, Video
-from reelwatch.failures import FailureKind, TaskFailure
+from reelwatch.failures import INPUT, SERVICE, FailureKind, TaskFailure, failure_cause
 from reelwatch.notify.outbox import ADMINS, ALERT, EMAIL, Message
 
 PROCESSING_FAILURES = "processing_failures"
+FAILURE_SUBJECT = "Video processing failed"  # then the cause: (input) or (service)
 
 _templates = Environment(
     loader=PackageLoader("reelwatch.notify", "templates"),
@@ -129,7 +130,7 @@ def failure_alert(
         key=f"alert:video:{video.id}:run{run}:failed",
         channel=ALERT,
         recipient=ADMINS,
-        subject="Video processing failed",
+        subject=f"{FAILURE_SUBJECT} ({failure_cause(failure.code.value)})",
         body_text=f"{video.id} ({user.email}, {video.filename!r}): {failure.code.value}: "
         f"{failure.message} - {failure.kind.admin_hint} {video_link(public_url, video)}",
         group_key=PROCESSING_FAILURES,
@@ -137,21 +138,38 @@ def failure_alert(
     )
 
 
-def failure_digest(lines: list[str], *, environment: str) -> tuple[str, str]:
-    """Title and body of one grouped alert for a burst of failures."""
-    count = len(lines)
-    title = f"[reelwatch {environment}] {count} video{'s' if count != 1 else ''} failed processing"
+def failure_digest(members: list[tuple[str, str]], *, environment: str) -> tuple[str, str]:
+    """Title and body of one grouped alert for a burst of failures, from its members'
+    (subject, line): the service's failures first, since only they need the admins."""
+    by_cause = {
+        cause: [line for subject, line in members if _cause_of(subject) == cause]
+        for cause in (SERVICE, INPUT)
+    }
+    count = len(members)
+    counts = f"{len(by_cause[SERVICE])} by the service, {len(by_cause[INPUT])} by their input"
+    title = (
+        f"[reelwatch {environment}] {count} video{'s' if count != 1 else ''} failed "
+        f"processing: {counts}"
+    )
+    lines = by_cause[SERVICE] + by_cause[INPUT]
     shown = lines[:20]
     more = f"\n... and {count - len(shown)} more" if count > len(shown) else ""
     body = (
         "\n".join(f"- {line}" for line in shown)
         + more
         + (
-            "\n\nWhat to do: permanent input errors need nothing from you; for the others, see "
-            "the failure events (reelwatch events ID) and retry with reelwatch retry ID."
+            "\n\nWhat to do: failures by their input (the uploaded file) need nothing from "
+            "you; for the service's, see the failure events (reelwatch events ID) and retry "
+            "with reelwatch retry ID."
         )
     )
     return title, body
+
+
+def _cause_of(subject: str) -> str:
+    """The cause a failure alert's subject names; the service's if it names none (a
+    message queued by an older release)."""
+    return INPUT if subject.endswith(f"({INPUT})") else SERVICE
 
 
 def _outcome_key(video: Video, run: int) -> str:
