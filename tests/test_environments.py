@@ -27,7 +27,6 @@ from reelwatch.database import Database
 from reelwatch.db.models import OutboxMessage
 from reelwatch.logs import JsonFormatter
 from reelwatch.notify import outbox
-from reelwatch.notify.allowlist import SUPPRESSED
 from reelwatch.notify.dispatcher import Dispatcher
 from reelwatch.notify.sink import MailSink, list_mail
 from samples import make_video
@@ -120,7 +119,7 @@ def test_staging_sends_user_mail_only_to_the_allowlist_and_the_admins(
     delivered = sorted(to for mail in list_mail(sink.folder) for to in mail.recipients)
     assert delivered == sorted([*recipients[:4], "root@ops.example.net"])  # and the alert
     eve = _row(db, "user:eve@elsewhere.com")
-    assert eve.state == SUPPRESSED
+    assert eve.state == outbox.SUPPRESSED
     assert (
         eve.last_error == "suppressed in staging: the recipient is not on REELWATCH_MAIL_ALLOWLIST"
     )
@@ -130,14 +129,17 @@ def test_staging_sends_user_mail_only_to_the_allowlist_and_the_admins(
     Dispatcher(db, beta, owner="d").dispatch_due()
     assert _row(db, "user:root-2").state == outbox.SENT
     qa = _row(db, "user:qa-2")
-    assert qa.state == SUPPRESSED and "the admins (no REELWATCH_MAIL_ALLOWLIST)" in str(
+    assert qa.state == outbox.SUPPRESSED and "the admins (no REELWATCH_MAIL_ALLOWLIST)" in str(
         qa.last_error
     )
     with db.read() as session:
         assert outbox.undelivered(session, parked_only=True, limit=10) == []
         held = outbox.undelivered(session, parked_only=False, limit=10)
     # `reelwatch outbox` lists what was held, with the reason.
-    assert {m.key for m in held if m.state == SUPPRESSED} == {"user:eve@elsewhere.com", "user:qa-2"}
+    assert {m.key for m in held if m.state == outbox.SUPPRESSED} == {
+        "user:eve@elsewhere.com",
+        "user:qa-2",
+    }
 
 
 def _same_instance(settings: Settings) -> dict[str, Any]:

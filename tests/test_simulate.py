@@ -154,6 +154,9 @@ class RecordingContext:
     def upstream_outputs(self) -> dict[str, dict[str, Any]]:
         return {"probe": self.probe}
 
+    def spare_workers(self, queue: str) -> int:
+        return 0
+
     def report_progress(self, fraction: float) -> None:
         self.reported.append(fraction)
 

@@ -41,6 +41,10 @@ class TaskContext(Protocol):
 
     def report_progress(self, fraction: float) -> None: ...
 
+    def spare_workers(self, queue: str) -> int:
+        """How many tasks of ``queue`` could start at once, none waiting, once this one is
+        done: more than one, and work split into parts would run side by side."""
+
 
 TaskHandler = Callable[[TaskContext], dict[str, Any] | None]
 

@@ -12,6 +12,7 @@ timeline can never disagree with the state. Where each part lives:
 - ``engine.store``: what SQLite and PostgreSQL say differently.
 """
 
+from reelwatch.engine.queue.capacity import spare_workers
 from reelwatch.engine.queue.claims import (
     PROGRESS_MILESTONES,
     ClaimedTask,
@@ -64,6 +65,7 @@ __all__ = [
     "release_task",
     "renew_lease",
     "restart_workflow",
+    "spare_workers",
     "start_workflow",
     "start_workflows",
     "wake_dependency_waiters",

@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from reelwatch.database import Database
+from reelwatch.database import Database, utcnow
 from reelwatch.engine import queue
 from reelwatch.engine.failures import UNKNOWN, TaskFailure
 from reelwatch.engine.schema import Task
 from reelwatch.engine.spec import TaskHandler, WorkflowSpec, registered_workflows, workflow_spec
-from reelwatch.engine.worker.config import QUICK_TASK_S
+from reelwatch.engine.worker.config import PRESENCE_INTERVAL_S, QUICK_TASK_S
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class RunningTask:
     cancel_reason: str = ""
     # CPU seconds the handler spent, its ffmpeg children included (capacity estimate).
     cpu_s: float | None = None
+    presence_interval_s: float = PRESENCE_INTERVAL_S
     _progress: float = 0.0
 
     @property
@@ -72,6 +73,16 @@ class RunningTask:
 
     def report_progress(self, fraction: float) -> None:
         self._progress = min(1.0, max(self._progress, fraction))
+
+    def spare_workers(self, queue_name: str) -> int:
+        with self.db.read() as session:
+            return queue.spare_workers(
+                session,
+                queue_name,
+                now=utcnow(),
+                presence_interval_s=self.presence_interval_s,
+                excluding_task=self.claim.id,
+            )
 
     def cancel(self, reason: str) -> None:
         self.cancel_reason = self.cancel_reason or reason

@@ -200,7 +200,7 @@ class Worker:
 
         A success in the middle of a batch is recorded with the batch's last one, if
         the batch is younger than ``BATCH_HOLD_S``."""
-        running = RunningTask(claim, self.db)
+        running = RunningTask(claim, self.db, presence_interval_s=self.config.presence_interval_s)
         self.current = running
         self._heartbeat().watch(running, shutdown or threading.Event())
         scope = TaskScope(claim.id, claim.workflow_name, claim.subject_id)
