@@ -11,14 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from instance import free_port, wait_until
+from instance import free_port, upload, wait_until
 from samples import make_video
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -138,7 +138,7 @@ class Machine:
         return result.stdout
 
     @contextmanager
-    def server(self) -> Iterator[None]:
+    def server(self) -> Iterator[Callable[[str], httpx.Client]]:
         """The current release's server, started as `up` would (bootstrap: migrations)."""
         process = subprocess.Popen(
             [str(self.root / "opt/reelwatch/current/bin/reelwatch"), "server"],
@@ -150,7 +150,8 @@ class Machine:
         try:
             wait_until(lambda: self.answers() or process.poll() is not None, timeout=30)
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            yield
+            with httpx.Client(base_url=self.env["REELWATCH_URL"]) as client:
+                yield lambda token: with_token(client, token)
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -160,6 +161,11 @@ class Machine:
             return httpx.get(f"{self.env['REELWATCH_URL']}/healthz").status_code == 200
         except httpx.TransportError:
             return False
+
+
+def with_token(client: httpx.Client, token: str) -> httpx.Client:
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
 
 
 def schema(machine: Machine) -> str:
@@ -182,37 +188,35 @@ def test_upgrade_then_roll_back_keeps_the_data(
     machine = Machine(tmp_path / "root", database_url)
     clip = make_video(tmp_path / "clip.mp4", duration_s=0.5, width=160, height=120)
 
-    machine.release("install", str(first))
-    assert machine.reelwatch("--version").startswith("reelwatch 0.1.0 (")
+    said = machine.release("install", str(first))
+    first_release = said.split("current: ")[1].split()[0]
     token = machine.reelwatch("users", "add", "ops@example.com", "--admin").split()[-1]
-    with machine.server():
-        machine.reelwatch("upload", str(clip), "--title", "before the upgrade", token=token)
-    assert "at revision 0010" in schema(machine)
+    with machine.server() as api:
+        upload(api(token), clip, "before the upgrade")
 
     said = machine.release("install", str(later))
-    assert "current: 0.2.0-0feedbeef0ca (previous: 0.1.0-" in said
+    assert f"current: 0.2.0-0feedbeef0ca (previous: {first_release})" in said
     assert machine.reelwatch("--version") == "reelwatch 0.2.0 (0feedbeef0ca)\n"
-    assert "at revision 0011" in schema(machine)
-    with machine.server():
-        listed = machine.reelwatch("status", token=token)
-        assert "before the upgrade" in listed
-        machine.reelwatch("upload", str(clip), "--title", "after the upgrade", token=token)
+    with machine.server() as api:
+        videos = api(token).get("/api/v1/videos").json()["videos"]
+        assert [video["title"] for video in videos] == ["before the upgrade"]
+        upload(api(token), clip, "after the upgrade")
 
     said = machine.release("rollback")
-    assert "current: 0.1.0-" in said and "(previous: 0.2.0-0feedbeef0ca)" in said
-    assert machine.reelwatch("--version").startswith("reelwatch 0.1.0 (")
-    # The first release on the later schema: left as it is, every row there.
+    assert f"current: {first_release} (previous: 0.2.0-0feedbeef0ca)" in said
+    _, version, commit = machine.reelwatch("--version").split()
+    assert first_release.startswith(f"{version}-{commit.strip('()')}")  # (+ digest if dirty)
+    # The first release on the later schema: it leaves it as it is, every row there.
     assert "at revision 0011, a later release's (this one: 0010)" in schema(machine)
-    assert "database left as it is" in machine.reelwatch("db", "upgrade")
-    with machine.server():
+    with machine.server():  # `server` migrates first: nothing to do
         listed = machine.reelwatch("status", token=token)
     assert "before the upgrade" in listed and "after the upgrade" in listed
 
     releases = machine.release("list").splitlines()
-    assert [line.split()[0] for line in releases[1:]] == ["current", "previous"]
-    assert "0.2.0-0feedbeef0ca" in releases[2] and "0011" in releases[2]
-    assert machine.restarts.read_text().split() == [
-        releases[1].split()[1],
-        "0.2.0-0feedbeef0ca",
-        releases[1].split()[1],
+    assert [line.split()[:2] for line in releases[1:]] == [
+        ["current", first_release],
+        ["previous", "0.2.0-0feedbeef0ca"],
     ]
+    assert "0010" in releases[1] and "0011" in releases[2]
+    restarted = machine.restarts.read_text().split()
+    assert restarted == [first_release, "0.2.0-0feedbeef0ca", first_release]
