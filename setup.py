@@ -46,7 +46,8 @@ class BuildWithCommit(build_py):  # type: ignore[misc]
         if getattr(self, "editable_mode", False):
             return
         target = Path(self.build_lib, "reelwatch", "_build.py")
-        target.write_text(f'"""Written by setup.py when the wheel was built."""\n\nCOMMIT = "{build_commit()}"\n')
+        header = '"""Written by setup.py when the wheel was built."""'
+        target.write_text(f'{header}\n\nCOMMIT = "{build_commit()}"\n')
 
 
 setup(cmdclass={"build_py": BuildWithCommit})

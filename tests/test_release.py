@@ -117,9 +117,7 @@ class Machine:
             command += ["--restart-with", str(self.hook)]
         if args[0] in {"install", "prepare"}:
             command.append("--system-deps")
-        result = subprocess.run(
-            command, env=self.env, capture_output=True, text=True, timeout=120
-        )
+        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         return result.stdout + result.stderr
 

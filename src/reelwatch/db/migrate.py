@@ -31,17 +31,29 @@ def upgrade_database(database_url: str, revision: str = "head") -> bool:
     """Migrate to ``revision``. False, and nothing done, when a later release has migrated
     the database past this code's migrations: a rolled-back release runs on its
     successor's schema, which migrations keep compatible (expand-only, docs/operations.md)."""
-    current, head = schema_revisions(database_url)
-    if current is not None and not is_known_revision(database_url, current):
-        logger.warning(
-            "the database is at revision %s, which a later release made (this one knows up "
-            "to %s): left as it is",
-            current,
-            head,
-        )
+    later = None if not_created_yet(database_url) else later_revision(database_url)
+    if later:
+        logger.warning("the database is at revision %s, a later release's: left as it is", later)
         return False
     command.upgrade(alembic_config(database_url), revision)
     return True
+
+
+def later_revision(database_url: str) -> str | None:
+    """The database's revision when this code's migrations do not know it."""
+    current, _ = schema_revisions(database_url)
+    if current is None or is_known_revision(database_url, current):
+        return None
+    return current
+
+
+def not_created_yet(database_url: str) -> bool:
+    """A SQLite file that does not exist yet (nor, maybe, its folder: migrating makes
+    both, and only migrating should)."""
+    url = make_url(database_url)
+    name = url.database or ""
+    is_file = url.get_backend_name() == "sqlite" and name not in ("", ":memory:")
+    return is_file and not Path(name).exists()
 
 
 def downgrade_database(database_url: str, revision: str) -> None:
