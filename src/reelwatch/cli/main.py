@@ -280,7 +280,7 @@ def db_downgrade(
     from reelwatch.db.migrate import downgrade_database, is_known_revision
 
     settings = settings_or_exit()
-    if not is_known_revision(settings.resolved_database_url, revision):
+    if not is_known_revision(revision):
         err.print(f"[red]error:[/] no migration {literal(revision)} in this release")
         raise typer.Exit(2)
     downgrade_database(settings.resolved_database_url, revision)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -42,7 +43,7 @@ def upgrade_database(database_url: str, revision: str = "head") -> bool:
 def later_revision(database_url: str) -> str | None:
     """The database's revision when this code's migrations do not know it."""
     current, _ = schema_revisions(database_url)
-    if current is None or is_known_revision(database_url, current):
+    if current is None or is_known_revision(current):
         return None
     return current
 
@@ -61,10 +62,16 @@ def downgrade_database(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
-def is_known_revision(database_url: str, revision: str) -> bool:
+@cache
+def migration_scripts() -> ScriptDirectory:
+    """This code's migrations (read once: they do not change while it runs)."""
+    return ScriptDirectory(str(MIGRATIONS))
+
+
+def is_known_revision(revision: str) -> bool:
     """Whether this code's migrations include ``revision``."""
     try:
-        ScriptDirectory.from_config(alembic_config(database_url)).get_revision(revision)
+        migration_scripts().get_revision(revision)
     except CommandError:
         return False
     return True
@@ -72,7 +79,7 @@ def is_known_revision(database_url: str, revision: str) -> bool:
 
 def schema_revisions(database_url: str) -> tuple[str | None, str]:
     """The database's current revision (None: never migrated) and the code's head."""
-    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    head = migration_scripts().get_current_head()
     engine = create_engine(with_connection_defaults(make_url(database_url)))
     try:
         with engine.connect() as connection:

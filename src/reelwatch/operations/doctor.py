@@ -61,7 +61,7 @@ def _schema(settings: Settings) -> Finding:
     current, head = schema_revisions(settings.resolved_database_url)
     if current == head:
         return Finding("schema", CheckResult(OK, f"at revision {head}"))
-    if current is not None and not is_known_revision(settings.resolved_database_url, current):
+    if current is not None and not is_known_revision(current):
         later = CheckResult(WARNING, f"at revision {current}, a later release's (this one: {head})")
         return Finding("schema", later, "a rolled-back release: switch forward when fixed")
     result = CheckResult(WARNING, f"at revision {current or 'none'}, the code expects {head}")
