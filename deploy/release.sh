@@ -90,7 +90,8 @@ prepare() {
     rm -rf "$dir"  # an earlier attempt cut short: release.txt is written last
     install -d -m 0755 "$releases"
     local flags=()
-    ((system_deps)) && flags=(--system-site-packages)
+    # On the system's packages the venv sees the system's pip too: no copy of its own.
+    ((system_deps)) && flags=(--system-site-packages --without-pip)
     python3 -m venv "${flags[@]}" "$dir"
     local pip=("$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-input)
     [[ $(id -u) -ne 0 ]] || pip+=(--root-user-action=ignore)

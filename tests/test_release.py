@@ -1,5 +1,5 @@
 """deploy/release.sh: a wheel of this tree installed as a release into a throwaway root,
-then a later release (the same tree, version 0.2.0, with a migration 0011 that adds a
+then a later release (the same tree, another version, with a migration 0011 that adds a
 column) installed beside it: it migrates a database holding data, becomes current, and
 one command rolls back to the first, which runs on the upgraded schema with every row
 kept. On SQLite and PostgreSQL. docs/operations.md, "Releases, upgrade and rollback"."""
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -23,6 +25,8 @@ from samples import make_video
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 RELEASE = CHECKOUT / "deploy" / "release.sh"
+LATER_VERSION, LATER_COMMIT = "99.0.0", "0feedbeef0ca"
+LATER = f"{LATER_VERSION}-{LATER_COMMIT}"
 LATER_MIGRATION = '''"""test: a later release's expand-only migration
 
 Revision ID: 0011
@@ -66,13 +70,17 @@ def build_wheel(source: Path, out: Path, commit: str | None = None) -> Path:
 
 
 def later_tree(folder: Path) -> Path:
-    """This tree as the next release: version 0.2.0, one more (expand-only) migration."""
+    """This tree as the next release: another version, one more (expand-only) migration."""
     skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "node_modules")
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(CHECKOUT / name, folder / name)
     shutil.copytree(CHECKOUT / "src", folder / "src", ignore=skip)
     project = folder / "pyproject.toml"
-    project.write_text(project.read_text().replace('version = "0.1.0"', 'version = "0.2.0"', 1))
+    text, found = re.subn(
+        r'(?m)^version = ".*"$', f'version = "{LATER_VERSION}"', project.read_text()
+    )
+    assert found == 1
+    project.write_text(text)
     versions = folder / "src/reelwatch/db/migrations/versions"
     (versions / "0011_later_release_note.py").write_text(LATER_MIGRATION)
     return folder
@@ -83,7 +91,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(this tree's wheel, the later release's wheel), built once."""
     first = build_wheel(CHECKOUT, tmp_path_factory.mktemp("first"))
     later = later_tree(tmp_path_factory.mktemp("later"))
-    return first, build_wheel(later, tmp_path_factory.mktemp("later-wheel"), "0feedbeef0ca")
+    return first, build_wheel(later, tmp_path_factory.mktemp("later-wheel"), LATER_COMMIT)
 
 
 class Machine:
@@ -188,22 +196,23 @@ def test_upgrade_then_roll_back_keeps_the_data(
 
     said = machine.release("install", str(first))
     first_release = said.split("current: ")[1].split()[0]
+    # VERSION-COMMIT: git's; with changes in the tree, or without git, + the wheel's digest
+    commit = r"([0-9a-f]{12}|[0-9a-f]{12}-dirty-[0-9a-f]{8}|unknown-[0-9a-f]{8})"
+    assert re.fullmatch(f"{re.escape(version('reelwatch'))}-{commit}", first_release)
     token = machine.reelwatch("users", "add", "ops@example.com", "--admin").split()[-1]
     with machine.server() as api:
         upload(api(token), clip, "before the upgrade")
 
     said = machine.release("install", str(later))
-    assert f"current: 0.2.0-0feedbeef0ca (previous: {first_release})" in said
-    assert machine.reelwatch("--version") == "reelwatch 0.2.0 (0feedbeef0ca)\n"
+    assert f"current: {LATER} (previous: {first_release})" in said
+    assert machine.reelwatch("--version") == f"reelwatch {LATER_VERSION} ({LATER_COMMIT})\n"
     with machine.server() as api:
         videos = api(token).get("/api/v1/videos").json()["videos"]
         assert [video["title"] for video in videos] == ["before the upgrade"]
         upload(api(token), clip, "after the upgrade")
 
     said = machine.release("rollback")
-    assert f"current: {first_release} (previous: 0.2.0-0feedbeef0ca)" in said
-    _, version, commit = machine.reelwatch("--version").split()
-    assert first_release.startswith(f"{version}-{commit.strip('()')}")  # (+ digest if dirty)
+    assert f"current: {first_release} (previous: {LATER})" in said
     # The first release on the later schema: it leaves it as it is, every row there.
     assert "at revision 0011, a later release's (this one: 0010)" in schema(machine)
     with machine.server():  # `server` migrates first: nothing to do
@@ -213,8 +222,8 @@ def test_upgrade_then_roll_back_keeps_the_data(
     releases = machine.release("list").splitlines()
     assert [line.split()[:2] for line in releases[1:]] == [
         ["current", first_release],
-        ["previous", "0.2.0-0feedbeef0ca"],
+        ["previous", LATER],
     ]
     assert "0010" in releases[1] and "0011" in releases[2]
     restarted = machine.restarts.read_text().split()
-    assert restarted == [first_release, "0.2.0-0feedbeef0ca", first_release]
+    assert restarted == [first_release, LATER, first_release]
