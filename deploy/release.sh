@@ -23,13 +23,21 @@
 set -euo pipefail
 
 checkout=$(cd "$(dirname "$0")/.." && pwd)
+usage() {
+    echo "usage: $0 install|prepare WHEEL | migrate|switch NAME | rollback | list [options]" >&2
+    exit 2
+}
 action=${1:-} target=""
 shift || true
-if [[ $action != list && $action != rollback ]]; then
-    target=${1:-}
-    shift || true
-    [[ -n $target && $target != -* ]] || { echo "$action: which wheel or release?" >&2; exit 2; }
-fi
+case $action in
+    install | prepare | migrate | switch)
+        target=${1:-}
+        shift || true
+        [[ -n $target && $target != -* ]] || usage
+        ;;
+    rollback | list) ;;
+    *) usage ;;
+esac
 root="" system_deps=0 restart=1 restart_with="" migrate=1
 while (($#)); do
     case $1 in
@@ -122,7 +130,10 @@ as_service() {
     fi
 }
 
-require() { [[ -f $releases/$1/release.txt ]] || fail "no release $1 (deploy/release.sh list)"; }
+require() {
+    [[ $1 =~ ^[0-9A-Za-z][0-9A-Za-z.+_-]*$ && -f $releases/$1/release.txt ]] ||
+        fail "no release $1 (deploy/release.sh list)"
+}
 
 migrate() {
     require "$1"
@@ -192,6 +203,4 @@ case $action in
         switch_to "$previous"  # no migration: the schema stays, expand-only
         ;;
     list) if [[ -d $releases ]]; then list; else say "no releases in $releases"; fi ;;
-    *) echo "usage: $0 install|prepare WHEEL, migrate|switch NAME, rollback, list (see the top)" >&2
-       exit 2 ;;
 esac

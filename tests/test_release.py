@@ -227,3 +227,26 @@ def test_upgrade_then_roll_back_keeps_the_data(
     assert "0010" in releases[1] and "0011" in releases[2]
     restarted = machine.restarts.read_text().split()
     assert restarted == [first_release, LATER, first_release]
+
+
+@pytest.mark.parametrize(
+    ("args", "says", "code"),
+    [
+        (["rollback"], "no previous release to go back to", 1),
+        (["switch", "0.1.0-nope"], "no release 0.1.0-nope", 1),
+        (["switch", "../../etc"], "no release ../../etc", 1),
+        (["prepare", "missing.whl"], "no wheel missing.whl", 1),
+        (["upgrade"], "usage:", 2),
+        (["switch"], "usage:", 2),
+    ],
+)
+def test_refusals_are_told_in_words(tmp_path: Path, args: list[str], says: str, code: int) -> None:
+    result = subprocess.run(
+        [str(RELEASE), *args, "--root", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (result.returncode, result.stdout) == (code, "")
+    assert says in result.stderr
