@@ -125,7 +125,9 @@ class Machine:
             command += ["--restart-with", str(self.hook)]
         if args[0] in {"install", "prepare"}:
             command.append("--system-deps")
-        result = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=120)
+        # Its commands find the database through the environment file alone.
+        env = {"PATH": os.environ["PATH"], "HOME": str(self.root)}
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         return result.stdout + result.stderr
 
