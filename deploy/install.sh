@@ -7,7 +7,9 @@
 # --roles R,R     the roles to enable: server, worker, monitor, watchdog (default: none,
 #                 only install); roles not named are left as they are
 # --workers N     reelwatch-worker@1..N to enable with the worker role (default 2)
-# --wheel FILE    install this wheel; default: a wheel built from this checkout
+# --wheel FILE    install this wheel as a release (deploy/release.sh); default: a wheel
+#                 built from this checkout. The first release becomes current; a later
+#                 one is only prepared: `deploy/release.sh switch NAME` runs it
 # --root DIR      install under DIR instead of / (an image, a test): no user, no
 #                 ownership, no systemctl
 # --no-apt        do not install Debian packages (ffmpeg, python3-venv)
@@ -90,29 +92,21 @@ build_wheel() {
     echo "$out"/reelwatch-*.whl
 }
 
+# The wheel becomes a release beside any other (deploy/release.sh); the first one is
+# made current at once, a later one waits for `deploy/release.sh switch` (the upgrade).
 install_package() {
-    local venv=$opt/venv file digest
-    if [[ ! -x $venv/bin/python ]]; then
-        local flags=()
-        ((system_deps)) && flags=(--system-site-packages)
-        python3 -m venv "${flags[@]}" "$venv"
-        say "created $venv"
-    fi
-    local pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input)
-    [[ $(id -u) -ne 0 ]] || pip+=(--root-user-action=ignore)
-    if ((!system_deps)); then
-        # pip skips what is installed at the locked version already.
-        "${pip[@]}" --require-hashes -r "$checkout/requirements/runtime.txt"
-    fi
+    local file name flags=()
+    [[ -z $root ]] || flags+=(--root "$root")
+    ((!system_deps)) || flags+=(--system-deps)
     file=$(build_wheel)
-    digest=$(sha256sum "$file" | cut -d' ' -f1)
-    if [[ $(cat "$opt/installed-wheel.sha256" 2>/dev/null) != "$digest" ]]; then
-        # --force-reinstall: a rebuilt wheel may keep the version number.
-        "${pip[@]}" --no-deps --force-reinstall --no-compile "$file"
-        echo "$digest" >"$opt/installed-wheel.sha256"
-        say "installed $(basename "$file") into $venv (restart the roles to run it)"
-    fi
+    name=$("$checkout/deploy/release.sh" prepare "$file" "${flags[@]}")
     [[ -n $wheel ]] || rm -rf "$(dirname "$file")"
+    if [[ ! -e $opt/current ]]; then
+        "$checkout/deploy/release.sh" switch "$name" --no-migrate --no-restart "${flags[@]}"
+        say "installed release $name: $opt/current"
+    elif [[ $(readlink "$opt/current") != "releases/$name" ]]; then
+        say "prepared release $name; to run it: deploy/release.sh switch $name"
+    fi
 }
 
 install_units() {
@@ -129,7 +123,7 @@ as_service() {
         /usr/local/sbin/reelwatch "$@"
     else
         (set -a && . "$etc/reelwatch.env" && REELWATCH_HOME=$home && cd "$home" &&
-            "$opt/venv/bin/reelwatch" "$@")
+            "$opt/current/bin/reelwatch" "$@")
     fi
 }
 

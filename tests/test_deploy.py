@@ -98,7 +98,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]
 
 def test_installing_twice_changes_nothing(installed: tuple[Path, str, str]) -> None:
     root, first, second = installed
-    assert "installed reelwatch-" in first and "wrote" in first
+    assert "installed release 0.1.0-" in first and "wrote" in first
     said = [line.split(":")[1].strip() for line in second.splitlines()]
     assert said == ["database schema up to date", "systemd is not running here"]
     assert (root / "var/lib/reelwatch/reelwatch.db").is_file()  # `db upgrade` ran
@@ -148,7 +148,7 @@ def test_the_installed_roles_process_a_video_without_writable_code(
     installed: tuple[Path, str, str], tmp_path: Path
 ) -> None:
     root, _, _ = installed
-    reelwatch = str(root / "opt/reelwatch/venv/bin/reelwatch")
+    reelwatch = str(root / "opt/reelwatch/current/bin/reelwatch")
     port = free_port()
     env = {
         "PATH": os.environ["PATH"],

@@ -10,9 +10,18 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, FilePayload, Locator, Page, expect
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    FilePayload,
+    Locator,
+    Page,
+    Request,
+    expect,
+)
 from sqlalchemy import delete
 
 from instance import LiveInstance, upload, wait_for_outcome, wait_until
@@ -199,3 +208,102 @@ def send_slowly(page: Page, path: Path) -> Locator:
         re.compile(r"Uploading… [1-9]\d* % · .+ left"), timeout=20_000
     )
     return row
+
+
+# --- the pages as the API's mock-up: docs/web.md lists the API calls each page makes ---
+
+WEB_DOC = Path(__file__).resolve().parents[2] / "docs" / "web.md"
+CALL = re.compile(r"`((?:GET|POST|PATCH|PUT|DELETE) /[^`]*)`")
+PAGE_OF_SCREEN = {
+    "sign-in": "/login",
+    "videos": "/videos",
+    "video": "/videos/{id}",
+    "video-failed": "/videos/{id}",
+    "delete": "/videos/{id}/delete",
+    "mailbox": "/mail",
+    "mail": "/mail/{id}",
+    "dashboard": "/admin",
+    "workflow": "/admin/workflow",
+    "actions": "/admin/actions",
+    "status": "/status",
+    "docs": "/docs",
+}
+# What a page loads once open: its players' metadata, its charts' data.
+SETTLED = """() =>
+  [...document.querySelectorAll("video[data-player]")].every((v) => v.readyState >= 1) &&
+  [...document.querySelectorAll("[data-chart]")].every((c) => c.dataset.points)"""
+
+
+def documented_calls() -> dict[str, tuple[set[str], set[str]]]:
+    """docs/web.md's table: page -> (what the browser calls, the same data's calls)."""
+    section = WEB_DOC.read_text().split("## The pages as the API's mock-up")[1]
+    table = section.split("\n## ")[0]
+    rows = [line.strip("|").split("|") for line in table.splitlines() if line.startswith("| `/")]
+    return {
+        page: (set(CALL.findall(browser_calls)), set(CALL.findall(same_data)))
+        for pages, browser_calls, same_data in rows
+        for page in re.findall(r"`(/[^`]*)`", pages)
+    }
+
+
+def call_template(method: str, url: str) -> str | None:
+    """``GET /api/v1/videos/{id}/thumbnail`` for a request of the API, None for others."""
+    path = urlsplit(url).path
+    if not (path.startswith("/api/") or path == "/openapi.json"):
+        return None
+    path = re.sub(r"/[0-9a-f]{32}(?=/|$)", "/{id}", path)
+    return f"{method} {re.sub(r'/renditions/[^/]+$', '/renditions/{name}', path)}"
+
+
+def record_api_calls(page: Page) -> Callable[[], set[str]]:
+    """Starts recording the page's requests; the returned function gives the API calls
+    made by the document now open (a request of the page before it has another Referer)."""
+    requests: list[Request] = []
+    page.on("request", lambda request: requests.append(request))
+
+    def calls() -> set[str]:
+        here = urlsplit(page.url).path
+        made = set()
+        for request in requests:
+            referer = urlsplit(request.header_value("referer") or "").path
+            if referer == here and (call := call_template(request.method, request.url)):
+                made.add(call)
+        return made
+
+    return calls
+
+
+def test_the_pages_make_the_documented_api_calls(
+    live: LiveInstance, browser: Browser, scene: Scene
+) -> None:
+    documented = documented_calls()
+    seen: dict[str, set[str]] = {page: set() for page in documented}
+    for screen in SCREENS:
+        if screen.name not in PAGE_OF_SCREEN:
+            continue
+        context, page = open_page(browser, live, screen.who, phone=False)
+        with context:
+            calls = record_api_calls(page)
+            page.goto(screen.path.format(**vars(scene)))
+            expect(page.locator(screen.shows).first).to_be_visible()
+            page.wait_for_function(SETTLED)
+            seen[PAGE_OF_SCREEN[screen.name]] |= calls()
+    context, page = signed_in_page(browser, live.url, live.token(USER))
+    with context:
+        page.goto("/upload")
+        calls = record_api_calls(page)
+        notes: FilePayload = {"name": "list.txt", "mimeType": "text/plain", "buffer": b"milk\n"}
+        page.set_input_files("[data-file-input]", files=[notes])
+        row = page.locator(".upload").filter(has_text="list.txt")
+        expect(row.locator("[data-role=reason]")).to_contain_text("Failed: ", timeout=60_000)
+        seen["/upload"] |= calls()
+    assert seen == {page: browser_calls for page, (browser_calls, _) in documented.items()}
+
+    operations = {
+        f"{method.upper()} {re.sub(r'{[^}]+}', '{}', path)}"
+        for path, item in live.client().get("/openapi.json").json()["paths"].items()
+        for method in item
+    } | {"GET /openapi.json"}
+    same_data = {call for _, calls_of_page in documented.values() for call in calls_of_page}
+    unknown = {call for call in same_data if re.sub(r"{[^}]+}", "{}", call) not in operations}
+    assert unknown == set()

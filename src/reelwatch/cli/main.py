@@ -7,6 +7,7 @@ talk to a server through ``REELWATCH_URL`` and ``REELWATCH_TOKEN``.
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 from importlib.metadata import PackageNotFoundError
@@ -49,24 +50,36 @@ app.add_typer(demo.app)
 
 
 def version_text() -> str:
-    """The installed version, and the git commit when running from a checkout."""
+    """The installed version and the commit it was built from: the one setup.py wrote
+    into the wheel, else (a checkout, an editable install) git's."""
     try:
         text = installed_version("reelwatch")
     except PackageNotFoundError:
         text = "unknown"
-    source = Path(__file__).resolve().parent
+    commit = built_commit() or checkout_commit()
+    return f"reelwatch {text} ({commit})" if commit else f"reelwatch {text}"
+
+
+def built_commit() -> str:
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=source,
+        build = importlib.import_module("reelwatch._build")
+    except ImportError:
+        return ""
+    return str(getattr(build, "COMMIT", ""))
+
+
+def checkout_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12", "--exclude=*"],
+            cwd=Path(__file__).resolve().parent,
             capture_output=True,
             text=True,
             timeout=2,
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return f"reelwatch {text}"
-    return f"reelwatch {text} ({commit})" if commit else f"reelwatch {text}"
+        return ""
 
 
 def show_version(wanted: bool) -> None:
@@ -253,8 +266,25 @@ def db_upgrade() -> None:
     from reelwatch.db.migrate import upgrade_database
 
     settings = settings_or_exit()
-    upgrade_database(settings.resolved_database_url)
-    console.print("database is up to date")
+    if upgrade_database(settings.resolved_database_url):
+        console.print("database is up to date")
+    else:
+        console.print("database left as it is: a later release migrated it")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="The revision to go back to, e.g. 0009.")],
+) -> None:
+    """Undo the migrations after REVISION (their downgrade steps drop what they added)."""
+    from reelwatch.db.migrate import downgrade_database, is_known_revision
+
+    settings = settings_or_exit()
+    if not is_known_revision(revision):
+        err.print(f"[red]error:[/] no migration {literal(revision)} in this release")
+        raise typer.Exit(2)
+    downgrade_database(settings.resolved_database_url, revision)
+    console.print(f"database is at revision {literal(revision)}")
 
 
 @users_app.command("add")

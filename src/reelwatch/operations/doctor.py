@@ -15,7 +15,7 @@ import apprise
 
 from reelwatch.config import Settings
 from reelwatch.database import Database, utcnow
-from reelwatch.db.migrate import schema_revisions
+from reelwatch.db.migrate import is_known_revision, schema_revisions
 from reelwatch.insights.checks import CRITICAL, OK, UNKNOWN, WARNING, CheckResult
 from reelwatch.monitor import checks
 from reelwatch.notify.alerts import parse_alert_urls
@@ -61,6 +61,9 @@ def _schema(settings: Settings) -> Finding:
     current, head = schema_revisions(settings.resolved_database_url)
     if current == head:
         return Finding("schema", CheckResult(OK, f"at revision {head}"))
+    if current is not None and not is_known_revision(current):
+        later = CheckResult(WARNING, f"at revision {current}, a later release's (this one: {head})")
+        return Finding("schema", later, "a rolled-back release: switch forward when fixed")
     result = CheckResult(WARNING, f"at revision {current or 'none'}, the code expects {head}")
     return Finding("schema", result, "run `reelwatch db upgrade` (up and server do it on start)")
 
