@@ -104,11 +104,11 @@ def localhost_subdomains() -> Iterator[None]:
             host = "127.0.0.1"
         return real(host, *args, **kwargs)
 
-    socket.getaddrinfo = resolve  # type: ignore[assignment]
+    socket.getaddrinfo = resolve
     try:
         yield
     finally:
-        socket.getaddrinfo = real  # type: ignore[assignment]
+        socket.getaddrinfo = real
 
 
 class HoldingProxy:

@@ -185,7 +185,7 @@ def test_the_checks_say_in_words_what_is_wrong(
     ],
 )
 def test_a_bad_storage_url_stops_the_start_with_one_line(url: str) -> None:
-    with pytest.raises(ConfigError, match="^REELWATCH_STORAGE_URL: "):
+    with pytest.raises(ConfigError, match=r"^REELWATCH_STORAGE_URL: "):
         load_settings(storage_url=url)
 
 
