@@ -32,6 +32,7 @@ def run_worker(
     def preflight() -> str | None:
         store.tidy_scratch()  # between tasks: the copies of originals no task uses
         return store.describe_problem()
+
     config = WorkerConfig(
         lease_s=settings.lease_seconds,
         queues=queues,
