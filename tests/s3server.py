@@ -112,8 +112,8 @@ def localhost_subdomains() -> Iterator[None]:
 
 
 class HoldingProxy:
-    """A TCP relay to the S3 server that holds, unanswered, the first request whose
-    first line contains ``marker``: a worker caught mid-publish, to be killed there."""
+    """A TCP relay to the S3 server that holds, unanswered, the first PUT whose first
+    line contains ``marker``: a worker caught mid-publish, to be killed there."""
 
     def __init__(self, target_port: int, marker: bytes) -> None:
         self.target_port = target_port
@@ -149,7 +149,11 @@ class HoldingProxy:
 
     def _hold(self, data: bytes) -> bool:
         first_line = data.split(b"\r\n", 1)[0]
-        if self.held.is_set() or self.marker not in first_line:
+        if (
+            self.held.is_set()
+            or not first_line.startswith(b"PUT ")
+            or self.marker not in first_line
+        ):
             return False
         self.held.set()
         return True

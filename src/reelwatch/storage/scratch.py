@@ -18,6 +18,7 @@ import shutil
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,8 +55,8 @@ class Scratch:
             if folder == self._mine or not folder.is_dir():
                 continue
             lock = folder / LOCK
-            try:  # alive, or locking right now
-                if _just_made(folder) or (lock.exists() and is_locked(lock)):
+            try:  # ".lock" appears already locked (see _process_folder): free, it is dead
+                if is_locked(lock) if lock.exists() else _just_made(folder):
                     continue
             except FileNotFoundError:  # removed meanwhile
                 continue
@@ -124,8 +125,12 @@ class Scratch:
                 self.root.mkdir(parents=True, exist_ok=True)
                 mine = self.root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
                 mine.mkdir()
-                handle = (mine / LOCK).open("wb")
+                # Locked under another name, then renamed: the lock is the file's, so
+                # ".lock" is never seen unlocked while this process lives.
+                handle = (mine / f"{LOCK}.new").open("wb")
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                (mine / f"{LOCK}.new").rename(mine / LOCK)
+                weakref.finalize(self, handle.close)  # the lock lasts as long as this
                 self._mine, self._lock_handle, self._pid = mine, handle, os.getpid()
                 self._copies.clear()
             return self._mine
