@@ -135,7 +135,7 @@ class HoldingProxy:
 
     def _relay(self, client: socket.socket) -> None:
         upstream = socket.create_connection(("127.0.0.1", self.target_port))
-        with client, upstream:
+        with client, upstream, contextlib.suppress(OSError):  # a side closed or was killed
             while not self._stop.is_set():
                 ready, _, _ = select.select([client, upstream], [], [], 0.5)
                 for side in ready:
