@@ -175,3 +175,21 @@ def test_gc_backup_restore_and_doctor_work_on_the_bucket(
     broken = runner.invoke(app, ["doctor"], env={**missing, "COLUMNS": "300"})
     assert broken.exit_code == 1
     assert "bucket does not exist" in " ".join(broken.output.split())
+
+
+def test_an_upload_to_a_bucket_that_is_gone_is_refused_with_503_and_leaves_nothing(
+    s3: MotoServer, tmp_path: Path
+) -> None:
+    instance = LiveInstance(bucket_settings(tmp_path, "no-such-bucket-y"), workers=0).start()
+    try:
+        client = instance.client()
+        for size in (1000, 12 * 2**20):  # one PUT; a multipart upload
+            answer = client.post("/api/v1/videos", files={"file": ("a.mp4", b"x" * size)})
+            assert answer.status_code == 503, answer.text
+            error = answer.json()["error"]
+            assert error["code"] == "storage_unavailable"
+            assert "no-such-bucket" not in error["message"], "keys and buckets stay in the log"
+            assert answer.headers["retry-after"]
+        assert client.get("/api/v1/videos").json()["videos"] == []
+    finally:
+        instance.stop()
