@@ -193,3 +193,17 @@ def test_the_storage_url_picks_the_store(tmp_path: Path) -> None:
     store = open_store(settings)
     assert isinstance(store, S3Store) and store.description == "s3://media-bucket/site"
     assert open_store(load_settings(home=tmp_path)).disk_path() == (tmp_path / "media").resolve()
+
+
+def test_keys_this_store_did_not_write_are_left_out_of_its_listings(
+    s3: MotoServer, bucket: str, tmp_path: Path
+) -> None:
+    store = make_store(tmp_path, bucket)
+    video_id = "e" * 32
+    for relative in ["original", "../../escape", ".hidden", "a//b", "x/../../y"]:
+        key = f"site/one/videos/{video_id}/{relative}"
+        s3.client().put_object(Bucket=bucket, Key=key, Body=b"x")
+    [folder] = store.video_folders()
+    assert [f.relative for f in folder.files] == ["original"]
+    store.export_videos(tmp_path / "backup")
+    assert [p.name for p in (tmp_path / "backup").rglob("*") if p.is_file()] == ["original"]

@@ -238,7 +238,7 @@ class S3Store:
         grouped: dict[str, list[StoredObject]] = {}
         for key, size, modified in self._objects_under(root):
             video_id, _, relative = key[len(root) :].partition("/")
-            if video_id.isalnum() and relative:
+            if video_id.isalnum() and _ours(relative):
                 grouped.setdefault(video_id, []).append(StoredObject(relative, size, modified))
         return [self._listing(video_id, files) for video_id, files in sorted(grouped.items())]
 
@@ -247,6 +247,7 @@ class S3Store:
         files = [
             StoredObject(key[len(prefix) :], size, modified)
             for key, size, modified in self._objects_under(prefix)
+            if _ours(key[len(prefix) :])
         ]
         return self._listing(video_id, files) if files else None
 
@@ -341,6 +342,15 @@ def _media_type(relative: str) -> str:
     return (
         MEDIA_TYPES.get(suffix) or mimetypes.guess_type(relative)[0] or "application/octet-stream"
     )
+
+
+def _ours(relative: str) -> bool:
+    """A name this store could have written (others' keys under the prefix are left be)."""
+    try:
+        checked_relative(relative)
+    except ValueError:
+        return False
+    return True
 
 
 def _naive_utc(moment: datetime) -> datetime:
