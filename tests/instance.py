@@ -20,7 +20,7 @@ from reelwatch.db.migrate import upgrade_database
 from reelwatch.engine.worker import Worker, WorkerConfig
 from reelwatch.notify.dispatcher import Dispatcher
 from reelwatch.notify.sink import MailSink
-from reelwatch.storage import MediaStore
+from reelwatch.storage import open_store
 from reelwatch.videos.pipeline import build_workflows
 from reelwatch.web import create_app
 
@@ -51,7 +51,7 @@ class LiveInstance:
         upgrade_database(settings.resolved_database_url)
         self.db = Database(settings.resolved_database_url)
         # Its own declaration: other instances in this process have other media stores.
-        self.workflows = build_workflows(settings, MediaStore(settings.media_root))
+        self.workflows = build_workflows(settings, open_store(settings))
         self.url = f"http://{settings.bind}"
         config = uvicorn.Config(
             create_app(settings), host="127.0.0.1", port=settings.host_port[1], log_level="warning"

@@ -14,7 +14,7 @@ from reelwatch.accounts import create_user
 from reelwatch.config import load_settings
 from reelwatch.database import Database
 from reelwatch.db.models import User, Video
-from reelwatch.storage import MediaStore, local
+from reelwatch.storage import LocalStore, local
 from reelwatch.videos import service
 from small_disk import fill, small_disk
 
@@ -22,7 +22,7 @@ from small_disk import fill, small_disk
 def test_an_original_whose_move_fails_half_way_is_removed(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = MediaStore(tmp_path / "media")
+    store = LocalStore(tmp_path / "media")
     store.ensure_layout()
     with db.write() as session:
         create_user(session, "ana@example.com")

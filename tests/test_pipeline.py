@@ -21,7 +21,7 @@ from pg import PostgresCluster
 from reelwatch.config import Settings, load_settings
 from reelwatch.db.models import Task, Workflow
 from reelwatch.engine.spec import TaskContext, WorkflowSpec, register_workflow, workflow_spec
-from reelwatch.storage import MediaStore
+from reelwatch.storage import LocalStore
 from reelwatch.videos.pipeline import VIDEO_WORKFLOW, build_video_workflow
 
 PERMANENT = {"input_invalid", "input_no_video", "input_unsupported", "input_too_large"}
@@ -108,7 +108,7 @@ def test_one_transcode_task_makes_the_whole_ladder_from_one_decode(
 
 def test_the_declared_workflow_has_one_transcode_for_the_ladder(tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path, renditions="720,480,1080")
-    spec = build_video_workflow(settings, MediaStore(settings.media_root))
+    spec = build_video_workflow(settings, LocalStore(settings.media_root))
     assert [t.name for t in spec.tasks] == ["probe", "transcode", "thumbnail", "finalize"]
     transcode = spec.tasks[1]
     assert (transcode.kind, dict(transcode.params)) == ("transcode", {"rungs": [480, 720, 1080]})
@@ -116,7 +116,7 @@ def test_the_declared_workflow_has_one_transcode_for_the_ladder(tmp_path: Path) 
     assert spec.tasks[3].depends_on == ("transcode", "thumbnail")
 
 
-def per_rung_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
+def per_rung_workflow(settings: Settings, store: LocalStore) -> WorkflowSpec:
     """The video workflow as releases before the single-decode ladder declared it: one
     ``transcode_<rung>p`` task per rung, with ``{"rung", "lowest"}`` params."""
     current = build_video_workflow(settings, store)
@@ -140,7 +140,7 @@ def test_a_workflow_planned_with_one_task_per_rung_still_becomes_ready(
     output of the older shape (one rendition) read by today's finalize and observer."""
     settings = instance_settings(tmp_path / "home")
     live = LiveInstance(settings, workers=0).start()
-    store = MediaStore(settings.media_root)
+    store = LocalStore(settings.media_root)
     today = workflow_spec(VIDEO_WORKFLOW)
     register_workflow(per_rung_workflow(settings, store))  # what the API starts
     try:

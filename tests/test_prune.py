@@ -15,14 +15,14 @@ from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Event, OutboxMessage, User, Video
 from reelwatch.notify import outbox
 from reelwatch.operations.prune import OutboxPruner, ProbeVideoPruner, maintenance_duties
-from reelwatch.storage import MediaStore
+from reelwatch.storage import LocalStore
 from reelwatch.videos import service
 from reelwatch.videos.pipeline import register_workflows
 
 LATER = timedelta(hours=25)
 
 
-def upload(db: Database, store: MediaStore, email: str) -> str:
+def upload(db: Database, store: LocalStore, email: str) -> str:
     with db.read() as session:
         user = session.scalars(select(User).where(User.email == email)).one()
     incoming = store.open_incoming()
@@ -47,7 +47,7 @@ def test_probe_videos_and_dead_videos_messages_go_and_live_videos_stay(
 ) -> None:
     upgrade_database(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
-    store = MediaStore(settings.media_root)
+    store = LocalStore(settings.media_root)
     register_workflows(settings, store)
     with db.write() as session:
         create_user(session, settings.probe_email)

@@ -19,7 +19,7 @@ from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Event, OutboxMessage, User, Video, Workflow
 from reelwatch.engine import queue
-from reelwatch.storage import MediaStore
+from reelwatch.storage import LocalStore
 from reelwatch.storage.local import sha256_of
 from reelwatch.videos import service
 from reelwatch.videos.pipeline import register_video_workflow
@@ -36,7 +36,7 @@ def age(folder: Path, hours: float) -> None:
         os.utime(path, (moment, moment))
 
 
-def accept(db: Database, store: MediaStore, email: str, content: bytes) -> Video:
+def accept(db: Database, store: LocalStore, email: str, content: bytes) -> Video:
     with db.read() as session:
         user = session.scalars(select(User).where(User.email == email)).one()
     incoming = store.open_incoming()
@@ -69,7 +69,7 @@ def test_a_lost_row_is_kept_reported_and_recovered_once(tmp_path: Path, database
     settings = load_settings(home=tmp_path / "home", database_url=database_url)
     upgrade_database(database_url)
     db = Database(database_url)
-    store = MediaStore(settings.media_root)
+    store = LocalStore(settings.media_root)
     store.ensure_layout()
     register_video_workflow(settings, store)
     with db.write() as session:
@@ -167,7 +167,7 @@ def test_a_recovered_video_is_processed_and_its_owner_mailed(tmp_path: Path) -> 
         client = instance.client()
         video_id = upload(client, clip)["id"]  # the 201
         lose_row(instance.db, video_id)
-        age(MediaStore(settings.media_root).video_dir(video_id), hours=1)
+        age(LocalStore(settings.media_root).video_dir(video_id), hours=1)
         code, output = cli(settings, "recover")
         assert code == 0 and "1 recovered" in output, output
         instance.add_worker()

@@ -29,7 +29,7 @@ from reelwatch.monitor.checks import check_transcoder
 from reelwatch.notify.sink import MailSink, list_mail
 from reelwatch.operations.doctor import examine
 from reelwatch.simulation import parse_failure_rates
-from reelwatch.storage import MediaStore
+from reelwatch.storage import LocalStore
 from reelwatch.videos.pipeline.simulated import (
     PLACEHOLDER_JPEG,
     SimulatedTasks,
@@ -165,7 +165,7 @@ def test_the_stand_in_progresses_over_the_simulated_duration_and_stops_when_canc
     tmp_path: Path,
 ) -> None:
     settings = load_settings(home=tmp_path / "home", simulate=True, simulate_speed=0.1)
-    store = MediaStore(settings.media_root)
+    store = LocalStore(settings.media_root)
     tasks = SimulatedTasks(settings, store)
     store.video_dir("v1").mkdir(parents=True)
     store.original_path("v1").write_bytes(b"x" * 1_250_000)  # 5 s of video: 0.5 s of work

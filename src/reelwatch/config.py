@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import getaddresses
 from functools import cached_property
@@ -39,6 +40,44 @@ PLACEHOLDER_SECRETS = frozenset(
     {"pass", "password", "secret", "changeme", "change-me", "reelwatch", "postgres", "admin"}
 )
 MIN_SECRET_LENGTH = 12
+
+
+# S3's rules for bucket names (and DNS's, for virtual-host addressing).
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=-]{0,127}")
+
+
+@dataclass(frozen=True)
+class BucketUrl:
+    bucket: str
+    prefix: str  # "" or "a/b", no slash at either end
+
+    def key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+def parse_bucket_url(url: str) -> BucketUrl:
+    """``s3://BUCKET/PREFIX`` checked: a bucket name S3 accepts, a prefix of plain names."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ValueError("must be s3://BUCKET/PREFIX (the endpoint is AWS_ENDPOINT_URL)")
+    if parts.query or parts.fragment or "@" in parts.netloc or ":" in parts.netloc:
+        raise ValueError("must be s3://BUCKET/PREFIX, without user, port, query or fragment")
+    bucket = parts.netloc
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket or re.fullmatch(r"[\d.]+", bucket):
+        raise ValueError(
+            f"{shown(bucket)} is not a bucket name: 3 to 63 lower-case letters, digits, "
+            "dots and hyphens"
+        )
+    pieces = [piece for piece in parts.path.split("/") if piece]
+    if len(parts.path) > 512 or not all(_PREFIX_PART.fullmatch(p) for p in pieces):
+        raise ValueError("the prefix must be names of letters, digits, '_', '-', '.', '='")
+    if any(piece.strip(".") == "" for piece in pieces):
+        raise ValueError("the prefix must not hold '.' or '..'")
+    return BucketUrl(bucket, "/".join(pieces))
 
 
 class ConfigError(Exception):
@@ -134,6 +173,16 @@ class Settings(BaseSettings):
     # Simulation mode (docs/operations.md, reelwatch.simulation): the transcoder is a
     # stand-in that runs no ffmpeg; its work takes SIMULATE_SPEED seconds per second of
     # video, and it fails with each code of SIMULATE_FAILURES ("code:rate,...") at its rate.
+    # Media on S3-compatible object storage (docs/scale-out.md, "Object storage"):
+    # s3://BUCKET/PREFIX; unset, they stay under REELWATCH_HOME/media. The endpoint, keys
+    # and region are the standard AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... variables.
+    storage_url: str | None = None
+    s3_addressing: Literal["path", "virtual", "auto"] = "auto"
+    # Downloads: a redirect to a presigned URL (the bucket serves the bytes), or proxied.
+    s3_downloads: Literal["redirect", "proxy"] = "redirect"
+    s3_link_seconds: int = Field(300, ge=10, le=7 * 86400)
+    # Multipart part size: what an upload or a publish holds in memory at once.
+    s3_part_mb: int = Field(8, ge=5, le=512)
     simulate: bool = False
     simulate_speed: float = Field(0.25, ge=0, le=100)
     simulate_failures: str = ""
@@ -157,6 +206,13 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be host:port, e.g. 127.0.0.1:8000")
         return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url_is_a_bucket(cls, value: str | None) -> str | None:
+        if value:
+            parse_bucket_url(value)
+        return value or None
 
     @field_validator("renditions")
     @classmethod
@@ -264,6 +320,11 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'reelwatch.db').resolve()}"
+
+    @cached_property
+    def bucket(self) -> BucketUrl | None:
+        """Where the media are kept when in a bucket (REELWATCH_STORAGE_URL), else None."""
+        return parse_bucket_url(self.storage_url) if self.storage_url else None
 
     @cached_property
     def media_root(self) -> Path:

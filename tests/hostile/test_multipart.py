@@ -16,7 +16,8 @@ from hostile.support import Part, multipart_body, request_head, send_raw
 from instance import LiveInstance
 from reelwatch.api.errors import ApiError
 from reelwatch.api.upload import MultipartReceiver, ParsedUpload
-from reelwatch.storage import MediaStore
+from reelwatch.storage import LocalStore
+from reelwatch.storage.local import IncomingFile
 
 BOUNDARY_CHARS = string.ascii_letters + string.digits + "'()+_,-./:=?"
 FIELD_NAMES = ["title", "description", "file_name", "x"]
@@ -51,7 +52,7 @@ def cut(body: bytes, cuts: list[int]) -> list[bytes]:
     return [body[start:end] for start, end in itertools.pairwise(points)]
 
 
-def receive(store: MediaStore, boundary: bytes, chunks: list[bytes]) -> ParsedUpload:
+def receive(store: LocalStore, boundary: bytes, chunks: list[bytes]) -> ParsedUpload:
     receiver = MultipartReceiver(boundary, store, limit_bytes=1 << 20)
     for chunk in chunks:
         receiver.feed(chunk)
@@ -65,12 +66,13 @@ def test_any_chunking_of_a_body_gives_the_same_file_and_fields(
 ) -> None:
     boundary, body, payload, kept = upload
     with tempfile.TemporaryDirectory() as root:
-        store = MediaStore(Path(root))
+        store = LocalStore(Path(root))
         store.ensure_layout()
         result = receive(store, boundary, cut(body, cuts))
         assert result.incoming is not None
-        stored = result.incoming.finish()
-        assert stored.path.read_bytes() == payload
+        result.incoming.finish()
+        assert isinstance(result.incoming, IncomingFile)
+        assert result.incoming.path.read_bytes() == payload
         assert result.fields == kept
         assert result.filename == "clip.mp4"
 
@@ -85,7 +87,7 @@ def test_a_body_cut_short_is_refused_and_leaves_no_file(
     end = data.draw(st.integers(0, len(body) - len(b"-\r\n")))
     cuts = data.draw(st.lists(st.integers(0, 10_000), max_size=10))
     with tempfile.TemporaryDirectory() as root:
-        store = MediaStore(Path(root))
+        store = LocalStore(Path(root))
         store.ensure_layout()
         try:
             receive(store, boundary, cut(body[:end], cuts))

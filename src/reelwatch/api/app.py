@@ -18,7 +18,7 @@ from reelwatch.api.routes import admin, system, videos
 from reelwatch.api.validation import NulFreeUrls
 from reelwatch.config import Settings
 from reelwatch.database import Database
-from reelwatch.storage import MediaStore
+from reelwatch.storage import open_store
 from reelwatch.videos.pipeline import register_video_workflow
 
 GZIP_MINIMUM_BYTES = 1024  # below about a packet, compressing gains nothing
@@ -30,7 +30,7 @@ def create_api(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.resolved_database_url, pool_size=10)
-        store = MediaStore(settings.media_root)
+        store = open_store(settings)
         store.ensure_layout()
         register_video_workflow(settings, store)
         app.state.services = Services(settings, db, store)

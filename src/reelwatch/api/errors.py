@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelwatch.api.protection import BodyTimeout
 from reelwatch.inputs import InvalidInput
+from reelwatch.storage import StorageError
 from reelwatch.videos.service import NotRetryable, VideoNotFound
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return await _unexpected(request, exc)
         # A full or unmounted media store: nothing was kept; the upload may be sent later.
         log.warning("media store unavailable on %s %s: %s", request.method, request.url.path, exc)
-        message = (
-            f"the media store cannot take files right now ({exc.strerror}); please try again later"
-        )
+        # A bucket's error names its keys and endpoint: for the log, not for the client.
+        why = "object storage unavailable" if isinstance(exc, StorageError) else exc.strerror
+        message = f"the media store cannot take files right now ({why}); please try again later"
         return error_response(503, "storage_unavailable", message, {"Retry-After": "60"})

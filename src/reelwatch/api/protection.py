@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelwatch.api.request_id import RequestIds
 from reelwatch.config import Settings
+from reelwatch.storage import download_origin
 
 # Scripts only from this site; inline styles allowed for e-mail bodies and SVG.
 CONTENT_SECURITY_POLICY = (
@@ -30,6 +31,16 @@ CONTENT_SECURITY_POLICY = (
 DOCS_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY + "; worker-src 'self' blob:"
 DOCS_PATHS = ("/docs",)
 HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts are not ours
+
+
+def with_media_origin(csp: str, origin: str | None) -> str:
+    """``csp`` letting images and media come from ``origin`` too: the bucket that
+    downloads are redirected to (REELWATCH_S3_DOWNLOADS=redirect)."""
+    if not origin:
+        return csp
+    return csp.replace("img-src 'self'", f"img-src 'self' {origin}").replace(
+        "media-src 'self'", f"media-src 'self' {origin}"
+    )
 
 
 def security_headers(*, https: bool, csp: str = CONTENT_SECURITY_POLICY) -> dict[str, str]:
@@ -48,9 +59,10 @@ def security_headers(*, https: bool, csp: str = CONTENT_SECURITY_POLICY) -> dict
 class SecurityHeaders:
     """Sets the security headers on every HTTP response, whatever produced it."""
 
-    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool, media_origin: str | None = None) -> None:
         self.app = app
-        self.headers = security_headers(https=https)
+        csp = with_media_origin(CONTENT_SECURITY_POLICY, media_origin)
+        self.headers = security_headers(https=https, csp=csp)
         self.docs_headers = security_headers(https=https, csp=DOCS_CONTENT_SECURITY_POLICY)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,6 +122,10 @@ class ReelwatchApp(FastAPI):
         stack = BodyDeadline(
             super().build_middleware_stack(), seconds=self.guard_settings.body_timeout_seconds
         )
-        headers = SecurityHeaders(stack, https=self.guard_settings.https)
+        headers = SecurityHeaders(
+            stack,
+            https=self.guard_settings.https,
+            media_origin=download_origin(self.guard_settings),
+        )
         # Outermost: every answer carries its id, the 500s of a crash included.
         return RequestIds(headers, log_requests=self.guard_settings.log_format == "json")

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from reelwatch.api.errors import ApiError
-from reelwatch.storage import MediaStore, UploadTooLarge
-from reelwatch.storage.local import IncomingFile
+from reelwatch.storage import Incoming, MediaStore, UploadTooLarge
 
 # Parts in one body: the file, a title, and room for what browsers and clients add.
 MAX_PARTS = 16
@@ -40,7 +40,7 @@ INCOMPLETE_BODY = "the multipart body ended before its closing boundary: the upl
 
 @dataclass
 class ParsedUpload:
-    incoming: IncomingFile | None = None
+    incoming: Incoming | None = None
     filename: str = ""
     fields: dict[str, str] = field(default_factory=dict)
 
@@ -180,6 +180,17 @@ class MultipartReceiver:
                 raise ApiError(400, "bad_request", INCOMPLETE_BODY)
         return self.collector.result
 
+    def wants_flush(self) -> bool:
+        incoming = self.collector.result.incoming
+        return incoming is not None and incoming.wants_flush()
+
+    def flush(self) -> None:
+        """Send what the store holds back (a bucket's full part); blocking, so the
+        caller runs it off the event loop."""
+        with self._refusing_bad_bodies():
+            if self.collector.result.incoming is not None:
+                self.collector.result.incoming.flush()
+
     def discard(self) -> None:
         if self.collector.result.incoming is not None:
             self.collector.result.incoming.discard()
@@ -225,6 +236,8 @@ async def receive_upload(request: Request, store: MediaStore, limit_bytes: int) 
     try:
         async for chunk in request.stream():
             receiver.feed(chunk)
+            if receiver.wants_flush():
+                await run_in_threadpool(receiver.flush)
     except ClientDisconnect:
         receiver.discard()
         raise ApiError(400, "client_disconnected", "the upload was interrupted") from None

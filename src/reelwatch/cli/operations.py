@@ -33,7 +33,7 @@ from reelwatch.operations.gc import (
     purge_expired_rows,
 )
 from reelwatch.operations.recover import OUTCOMES, candidates, recover
-from reelwatch.storage import MediaStore
+from reelwatch.storage import open_store
 from reelwatch.videos.pipeline import register_video_workflow
 
 app = typer.Typer()
@@ -47,7 +47,7 @@ def gc(
 ) -> None:
     """Remove what no video needs: orphan folders, temporary files, expired videos."""
     with operator_database() as (settings, db):
-        store = MediaStore(settings.media_root)
+        store = open_store(settings)
         days = settings.orphan_retention_days
         for item in find_unrecorded_uploads(db, store, now=utcnow(), orphan_retention_days=days):
             console.print(f"[yellow]kept[/] {literal(item.path)}  [dim]{literal(item.reason)}[/]")
@@ -82,7 +82,7 @@ def recover_command(
     """Re-create the video rows a database lost from the uploads' manifests, and process
     the videos (every stored upload without a row, or the IDs given)."""
     with operator_database() as (settings, db):
-        store = MediaStore(settings.media_root)
+        store = open_store(settings)
         register_video_workflow(settings, store)  # whose spec and observer recover uses
         recoveries = [
             recover(db, store, video_id, dry_run=dry_run)

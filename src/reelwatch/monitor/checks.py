@@ -42,12 +42,17 @@ def check_database(db: Database) -> CheckResult:
 
 
 def check_storage(store: MediaStore) -> CheckResult:
-    problem = store.describe_problem()
-    if problem:
-        return CheckResult(CRITICAL, problem)
-    free = disk_free_percent(store.root)
+    """A probe file (or object) written, read back and removed; the disk's free share."""
+    try:
+        store.check_writable()
+    except OSError as exc:
+        return CheckResult(
+            CRITICAL, f"media store {store.description} is not writable: {exc.strerror or exc}"
+        )
+    disk = store.disk_path()
+    free = disk_free_percent(disk) if disk is not None else None
     if free is None:
-        return CheckResult(OK, "writable")
+        return CheckResult(OK, f"writable ({store.description})")
     return _against_limit("disk_free_percent", free, f"writable, {free:g} % of its disk free")
 
 

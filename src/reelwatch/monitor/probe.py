@@ -76,6 +76,9 @@ class EndToEndProbe:
             base_url=self.settings.resolved_public_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
+            # Renditions in a bucket answer with a redirect to it; httpx drops the token
+            # when it follows one to another host.
+            follow_redirects=True,
         ) as client:
             video = self._upload(client)
             try:

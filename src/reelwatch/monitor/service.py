@@ -41,7 +41,7 @@ from reelwatch.monitor.resources import node_resources
 from reelwatch.monitor.rules import evaluate_rules
 from reelwatch.notices.service import sync_auto_incidents
 from reelwatch.notices.status import OPERATIONAL, read_status, tell_subscribers_it_is_back
-from reelwatch.storage import MediaStore
+from reelwatch.storage import open_store
 from reelwatch.videos.pipeline import build_ping_workflow
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Monitor:
         self.interval_s = interval_s or settings.monitor_interval_seconds
         self.lease_s = 3 * self.interval_s
         self.leading = False
-        store = MediaStore(settings.media_root)
+        store = open_store(settings)
         self.components = checks.ComponentChecks(db, settings, store)
         self.ping = build_ping_workflow(settings, store)
         self.probe = EndToEndProbe(db, settings)

@@ -29,8 +29,7 @@ from reelwatch.database import Database, utcnow
 from reelwatch.db.migrate import schema_revisions, upgrade_database
 from reelwatch.db.models import Video
 from reelwatch.processes import postgres_tool
-from reelwatch.storage import MediaStore
-from reelwatch.storage.local import sha256_of
+from reelwatch.storage import ORIGINAL, open_store
 
 MANIFEST = "manifest.json"
 SQLITE_FILE = "database.sqlite"
@@ -62,8 +61,7 @@ def backup(settings: Settings, destination: Path) -> dict[str, Any]:
     database_file = _dump(url, destination)
     revision, _ = schema_revisions(url)
     media = destination / "media"
-    if settings.media_root.exists():
-        shutil.copytree(settings.media_root / "videos", media / "videos", dirs_exist_ok=True)
+    open_store(settings).export_videos(media / "videos")
     manifest = {
         "created_at": utcnow().isoformat() + "Z",
         "reelwatch": __version__,
@@ -71,6 +69,7 @@ def backup(settings: Settings, destination: Path) -> dict[str, Any]:
         "schema_revision": revision,
         "videos": _count_videos(url),
         "media_bytes": sum(p.stat().st_size for p in media.rglob("*") if p.is_file()),
+        "media_from": open_store(settings).description,
     }
     (destination / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -83,17 +82,13 @@ def restore(settings: Settings, source: Path, *, force: bool) -> Verification:
     _refuse_to_overwrite(url, force=force)
     _load(url, source / manifest["database"])
     upgrade_database(url)  # a backup of an older version gets today's schema
-    target = settings.media_root / "videos"
-    if target.exists():
-        shutil.rmtree(target)
-    if (source / "media" / "videos").exists():
-        shutil.copytree(source / "media" / "videos", target)
+    open_store(settings).import_videos(source / "media" / "videos")
     return verify(settings)
 
 
 def verify(settings: Settings) -> Verification:
     """Every video's original is there and matches the checksum taken at upload."""
-    store = MediaStore(settings.media_root)
+    store = open_store(settings)
     db = Database(settings.resolved_database_url, pool_size=1)
     try:
         with db.read() as session:
@@ -102,10 +97,10 @@ def verify(settings: Settings) -> Verification:
         db.dispose()
     missing, corrupted = [], []
     for video_id, checksum in videos:
-        original = store.original_path(video_id)
-        if not original.exists():
+        found = store.sha256(video_id, ORIGINAL)
+        if found is None:
             missing.append(video_id)
-        elif sha256_of(original) != checksum:
+        elif found != checksum:
             corrupted.append(video_id)
     return Verification(len(videos), missing, corrupted)
 

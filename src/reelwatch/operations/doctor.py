@@ -21,7 +21,7 @@ from reelwatch.monitor import checks
 from reelwatch.notify.alerts import parse_alert_urls
 from reelwatch.operations.gc import find_garbage, find_unrecorded_uploads
 from reelwatch.permissions import open_to_others
-from reelwatch.storage import MediaStore
+from reelwatch.storage import MediaStore, open_store
 
 
 @dataclass(frozen=True)
@@ -33,21 +33,23 @@ class Finding:
 
 def examine(settings: Settings) -> list[Finding]:
     db = Database(settings.resolved_database_url, pool_size=1)
-    store = MediaStore(settings.media_root)
+    store = open_store(settings)
+    storage = Finding("storage", checks.check_storage(store), _storage_fix(settings))
     try:
         database = checks.check_database(db)
         findings = [Finding("database", database, "start it, or fix REELWATCH_DATABASE_URL")]
         if database.state == OK:
             schema = _schema(settings)
             findings.append(schema)
-            if schema.result.state == OK:  # the tables gc reads exist
+            # gc's tables exist, and its store answers
+            if schema.result.state == OK and storage.result.state != CRITICAL:
                 findings.append(_unrecorded_uploads(db, store, settings))
                 findings.append(_garbage(db, store, settings))
     finally:
         db.dispose()
     return [
         *findings,
-        Finding("storage", checks.check_storage(store), "make REELWATCH_HOME/media writable"),
+        storage,
         Finding("smtp", checks.check_mail(settings), "fix REELWATCH_SMTP_URL"),
         Finding("ffmpeg", checks.check_transcoder(settings), "apt-get install ffmpeg"),
         *([] if settings.simulate else [_ffprobe()]),
@@ -55,6 +57,15 @@ def examine(settings: Settings) -> list[Finding]:
         _home(settings),
         _production(settings),
     ]
+
+
+def _storage_fix(settings: Settings) -> str:
+    if settings.bucket is None:
+        return "make REELWATCH_HOME/media writable"
+    return (
+        "check AWS_ENDPOINT_URL, the keys, that the bucket exists and the policy lets "
+        "the keys put, get, list and delete under the prefix (docs/scale-out.md)"
+    )
 
 
 def _schema(settings: Settings) -> Finding:

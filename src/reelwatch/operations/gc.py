@@ -1,7 +1,8 @@
 """``reelwatch gc``: remove what no video needs, never what one does.
 
 Garbage is (1) a video folder without a video row (a crash between storing an upload and
-recording it), (2) temporary files left by a process that died mid-write, and (3) with
+recording it), (2) temporary files left by a process that died mid-write (in a bucket:
+multipart uploads unfinished for a day), and (3) with
 ``REELWATCH_RETENTION_DAYS`` set, finished videos older than that: their rows first,
 then their files, as a user's delete does. Anything younger than ``GRACE`` is left
 alone: it may belong to work in progress. Partial uploads that no process is writing
@@ -15,10 +16,8 @@ restored). It is kept ``orphan_retention_days`` for ``reelwatch recover``, and r
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,24 +25,25 @@ from sqlalchemy.orm import Session
 from reelwatch import sessions, throttle
 from reelwatch.database import Database
 from reelwatch.db.models import User, Video
-from reelwatch.storage import MediaStore
-from reelwatch.storage.local import MANIFEST
+from reelwatch.storage import MANIFEST, MediaStore
+from reelwatch.storage.base import Debris, VideoFolder
 from reelwatch.videos import service
 from reelwatch.videos.status import VideoStatus
 
 GRACE = timedelta(hours=1)
 NO_ROW = "no video row (stored, never recorded)"
 UNRECORDED = "an upload whose video row is missing (`reelwatch recover` re-creates it)"
-TEMPORARY_PATTERNS = (".*.tmp", ".ping-*", ".ready-*")
 FINISHED = (VideoStatus.READY, VideoStatus.FAILED)
 
 
 @dataclass(frozen=True)
 class Garbage:
-    path: Path
+    path: str  # for people: a path, or s3://bucket/key
     reason: str
     size_bytes: int
-    video_id: str | None = None  # an expired video: deleted through its rows
+    video_id: str | None = None  # a folder: its files go (through its rows when it has some)
+    expired: bool = False  # a finished video past the retention: deleted as a user would
+    debris: Debris | None = None  # what an interrupted write left
 
 
 def find_garbage(
@@ -58,23 +58,25 @@ def find_garbage(
         known = set(session.scalars(select(Video.id)))
         expired = _expired(session, now, retention_days) if retention_days else []
     found = _orphan_folders(store, known, now, orphan_retention_days)
-    found += _temporary_files(store, now)
+    found += _debris(store, now)
     reason = f"finished over {retention_days} days ago"
     for video_id in expired:
-        folder = store.video_dir(video_id)
-        found.append(Garbage(folder, reason, _size(folder), video_id))
+        folder = store.video_folder(video_id)
+        where = folder.where if folder else video_id
+        size = folder.size_bytes if folder else 0
+        found.append(Garbage(where, reason, size, video_id, expired=True))
     return found
 
 
 def collect(db: Database, store: MediaStore, garbage: list[Garbage]) -> int:
     """Remove ``garbage`` and the abandoned partial uploads; returns the bytes freed."""
     for item in garbage:
-        if item.video_id is not None:
+        if item.expired and item.video_id is not None:
             _delete_video(db, store, item.video_id)
-        elif item.path.is_dir():
-            shutil.rmtree(item.path, ignore_errors=True)
-        else:
-            item.path.unlink(missing_ok=True)
+        elif item.video_id is not None:
+            store.delete_video(item.video_id)
+        elif item.debris is not None:
+            store.remove_debris(item.debris)
     store.remove_abandoned_uploads()
     return sum(item.size_bytes for item in garbage)
 
@@ -95,51 +97,46 @@ def find_unrecorded_uploads(
         known = set(session.scalars(select(Video.id)))
     retention = timedelta(days=orphan_retention_days)
     return [
-        Garbage(folder, f"{UNRECORDED}; kept until {_kept_until(folder, retention)}", _size(folder))
+        Garbage(
+            folder.where,
+            f"{UNRECORDED}; kept until {_kept_until(folder, retention)}",
+            folder.size_bytes,
+        )
         for folder in unknown_folders(store, known)
-        if has_manifest(folder) and not settled(folder / MANIFEST, now, retention)
+        if folder.has_manifest and not settled(_manifest_time(folder), now, retention)
     ]
 
 
-def unknown_folders(store: MediaStore, known: set[str]) -> list[Path]:
+def unknown_folders(store: MediaStore, known: set[str]) -> list[VideoFolder]:
     """The video folders that no row in ``known`` points to."""
-    folders = store.videos.iterdir() if store.videos.is_dir() else iter(())
-    return sorted(f for f in folders if f.is_dir() and f.name not in known)
-
-
-def has_manifest(folder: Path) -> bool:
-    """An original with its upload manifest: a row may have been committed for it."""
-    return (folder / "original").is_file() and (folder / MANIFEST).is_file()
+    return [folder for folder in store.video_folders() if folder.video_id not in known]
 
 
 def _orphan_folders(
     store: MediaStore, known: set[str], now: datetime, orphan_retention_days: int
 ) -> list[Garbage]:
     return [
-        Garbage(folder, reason, _size(folder))
+        Garbage(folder.where, reason, folder.size_bytes, folder.video_id)
         for folder in unknown_folders(store, known)
         if (reason := _why_collected(folder, now, orphan_retention_days))
     ]
 
 
-def _why_collected(folder: Path, now: datetime, orphan_retention_days: int) -> str | None:
-    if not has_manifest(folder):
-        return NO_ROW if settled(folder, now) else None
-    if settled(folder / MANIFEST, now, timedelta(days=orphan_retention_days)):
+def _why_collected(folder: VideoFolder, now: datetime, orphan_retention_days: int) -> str | None:
+    if not folder.has_manifest:
+        return NO_ROW if settled(folder.modified, now) else None
+    if settled(_manifest_time(folder), now, timedelta(days=orphan_retention_days)):
         return (
             f"an upload whose video row is missing, not recovered in {orphan_retention_days} days"
         )
     return None
 
 
-def _temporary_files(store: MediaStore, now: datetime) -> list[Garbage]:
-    folders = [store.incoming, *(p for p in store.videos.glob("*") if p.is_dir())]
+def _debris(store: MediaStore, now: datetime) -> list[Garbage]:
     return [
-        Garbage(path, "temporary file of an interrupted write", path.stat().st_size)
-        for folder in folders
-        for pattern in TEMPORARY_PATTERNS
-        for path in folder.glob(pattern)
-        if path.is_file() and settled(path, now)
+        Garbage(item.where, "temporary file of an interrupted write", item.size_bytes, debris=item)
+        for item in store.debris()
+        if settled(item.modified, now, item.grace)
     ]
 
 
@@ -158,20 +155,15 @@ def _delete_video(db: Database, store: MediaStore, video_id: str) -> None:
         service.delete_video(db, store, owner, video_id)
 
 
-def settled(path: Path, now: datetime, age: timedelta = GRACE) -> bool:
+def settled(modified: datetime, now: datetime, age: timedelta = GRACE) -> bool:
     """Untouched for ``age`` (by default ``GRACE``: no process is still writing it)."""
-    return _modified(path) < now - age
+    return modified < now - age
 
 
-def _kept_until(folder: Path, retention: timedelta) -> str:
-    return f"{_modified(folder / MANIFEST) + retention:%Y-%m-%d %H:%M} UTC"
+def _manifest_time(folder: VideoFolder) -> datetime:
+    manifest = folder.file(MANIFEST)
+    return manifest.modified if manifest else folder.modified
 
 
-def _modified(path: Path) -> datetime:
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+def _kept_until(folder: VideoFolder, retention: timedelta) -> str:
+    return f"{_manifest_time(folder) + retention:%Y-%m-%d %H:%M} UTC"

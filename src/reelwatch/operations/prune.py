@@ -21,7 +21,7 @@ from reelwatch.engine.maintenance import Duty, engine_duties
 from reelwatch.notify import outbox
 from reelwatch.notify.allowlist import SUPPRESSED
 from reelwatch.notify.dispatcher import ALERT_GROUP_INTERVAL_S
-from reelwatch.storage import MediaStore
+from reelwatch.storage import MediaStore, open_store
 from reelwatch.videos import service
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def maintenance_duties(db: Database, settings: Settings) -> list[Duty]:
     duties = engine_duties(db, backoff_scale=settings.retry_backoff_scale, retention=retention)
     if retention is None:
         return duties
-    store = MediaStore(settings.media_root)
+    store = open_store(settings)
     return [
         *duties,
         ProbeVideoPruner(db, store, settings.probe_email, retention),

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from reelwatch.database import Database, utcnow
 from reelwatch.db.models import User, Video, Workflow
 from reelwatch.engine import queue
-from reelwatch.operations.gc import has_manifest, settled, unknown_folders
-from reelwatch.storage import MediaStore
-from reelwatch.storage.local import sha256_of
+from reelwatch.operations.gc import settled, unknown_folders
+from reelwatch.storage import MANIFEST, ORIGINAL, MediaStore
+from reelwatch.storage.base import checked_video_id
 from reelwatch.videos.manifest import ManifestError, UploadManifest, read_manifest
 from reelwatch.videos.service import record_upload
 
@@ -56,13 +56,13 @@ def candidates(db: Database, store: MediaStore) -> list[str]:
     """The ids of the folders holding an original and its manifest but no row."""
     with db.read() as session:
         known = set(session.scalars(select(Video.id)))
-    return [folder.name for folder in unknown_folders(store, known) if has_manifest(folder)]
+    return [folder.video_id for folder in unknown_folders(store, known) if folder.has_manifest]
 
 
 def recover(db: Database, store: MediaStore, video_id: str, *, dry_run: bool) -> Recovery:
     """Re-create ``video_id``'s row from its manifest and start its workflow."""
     try:
-        folder = store.video_dir(video_id)
+        checked_video_id(video_id)
     except ValueError:
         return Recovery(video_id, "?", "?", NOT_RECOVERED, "not a video id")
     with db.read() as session:
@@ -71,7 +71,7 @@ def recover(db: Database, store: MediaStore, video_id: str, *, dry_run: bool) ->
         ).first()
     if recorded is not None:
         return Recovery(video_id, recorded.email, recorded.filename, ALREADY_RECORDED)
-    if not folder.is_dir():
+    if store.video_folder(video_id) is None:
         return Recovery(video_id, "?", "?", NOT_RECOVERED, "no such folder in the media store")
     try:
         manifest = read_manifest(store, video_id)
@@ -91,12 +91,17 @@ def recover(db: Database, store: MediaStore, video_id: str, *, dry_run: bool) ->
 
 
 def _problem_with_original(store: MediaStore, manifest: UploadManifest) -> str | None:
-    original = store.original_path(manifest.video_id)
-    if not original.is_file():
+    folder = store.video_folder(manifest.video_id)
+    original = folder.file(ORIGINAL) if folder else None
+    written = folder.file(MANIFEST) if folder else None
+    if folder is None or original is None:
         return "no original in its folder"
-    if not settled(store.manifest_path(manifest.video_id), utcnow(), SETTLE):
+    if written is None or not settled(written.modified, utcnow(), SETTLE):
         return "uploaded minutes ago, maybe being recorded right now: run it again later"
-    if original.stat().st_size != manifest.size_bytes or sha256_of(original) != manifest.sha256:
+    if (
+        original.size_bytes != manifest.size_bytes
+        or store.sha256(manifest.video_id, ORIGINAL) != manifest.sha256
+    ):
         return "the original does not match the checksum taken at upload"
     return None
 

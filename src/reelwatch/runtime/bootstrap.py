@@ -8,7 +8,7 @@ from reelwatch.accounts import ensure_admin
 from reelwatch.config import Settings
 from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
-from reelwatch.storage import MediaStore
+from reelwatch.storage import open_store
 
 
 def admin_token_path(settings: Settings) -> str:
@@ -18,7 +18,7 @@ def admin_token_path(settings: Settings) -> str:
 def prepare_instance(settings: Settings, console: Console | None = None) -> None:
     """Bring the database to the latest schema and make sure an admin exists."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    MediaStore(settings.media_root).ensure_layout()
+    open_store(settings).ensure_layout()
     upgrade_database(settings.resolved_database_url)
     db = Database(settings.resolved_database_url, pool_size=1)
     try:

@@ -18,7 +18,7 @@ from reelwatch.engine.worker import Worker, WorkerConfig
 from reelwatch.monitor.resources import node_resources
 from reelwatch.notify.dispatcher import dispatching
 from reelwatch.operations.prune import maintenance_duties
-from reelwatch.storage import MediaStore
+from reelwatch.storage import open_store
 from reelwatch.videos.pipeline import register_workflows
 
 
@@ -26,7 +26,13 @@ def run_worker(
     settings: Settings, *, name: str | None = None, queues: tuple[str, ...] = ("default",)
 ) -> None:
     db = Database(settings.resolved_database_url, pool_size=3)
-    store = MediaStore(settings.media_root)
+    store = open_store(settings)
+    store.ensure_layout()  # and the scratch copies of workers that died go
+
+    def preflight() -> str | None:
+        store.tidy_scratch()  # between tasks: the copies of originals no task uses
+        return store.describe_problem()
+
     config = WorkerConfig(
         lease_s=settings.lease_seconds,
         queues=queues,
@@ -36,7 +42,7 @@ def run_worker(
     worker = Worker(
         db,
         config,
-        preflight=store.describe_problem,
+        preflight=preflight,
         workflows=register_workflows(settings, store),
         resources=lambda: node_resources(settings.media_root, settings.home),
         maintenance=maintenance_duties(db, settings),

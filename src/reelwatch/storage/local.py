@@ -18,29 +18,42 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-MANIFEST = "upload.json"
+from reelwatch.storage.base import (
+    MANIFEST,
+    ORIGINAL,
+    THUMBNAIL,
+    Debris,
+    Incoming,
+    StoredFile,
+    StoredObject,
+    UploadTooLarge,
+    VideoFolder,
+    checked_relative,
+    checked_video_id,
+    rendition_file,
+    walk_files,
+)
+
+__all__ = ["MANIFEST", "IncomingFile", "LocalStore", "StoredFile", "UploadTooLarge", "sha256_of"]
+# What a process that died mid-write leaves: ``written_atomically``'s temporaries, the
+# ping's output, the writability probe's file.
+TEMPORARY_PATTERNS = (".*.tmp", ".ping-*", ".ready-*")
 
 
-class UploadTooLarge(Exception):
-    """The stream passed the size limit; nothing was kept."""
+class LocalStore:
+    """Zero-copy: a video's folder is its workers' workspace, so publishing is a no-op
+    (every file in it was written whole, by a rename)."""
 
-
-@dataclass(frozen=True)
-class StoredFile:
-    path: Path
-    size_bytes: int
-    sha256: str
-
-
-class MediaStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.videos = root / "videos"
         self.incoming = root / "incoming"
+        self.description = str(root)
 
     def ensure_layout(self) -> None:
         """Create the folders and remove the uploads of servers that died mid-upload
@@ -65,7 +78,7 @@ class MediaStore:
             try:
                 stat = path.stat()
                 just_created = stat.st_size == 0 and time.time() - stat.st_mtime < 1.0
-                if not just_created and not _locked(path):
+                if not just_created and not is_locked(path):
                     path.unlink()
                     removed.append(path)
             except FileNotFoundError:  # finished or removed meanwhile
@@ -73,28 +86,119 @@ class MediaStore:
         return removed
 
     def video_dir(self, video_id: str) -> Path:
-        if not video_id.isalnum():  # ids are generated, but never trust a path piece
-            raise ValueError(f"invalid video id {video_id!r}")
-        return self.videos / video_id
+        return self.videos / checked_video_id(video_id)
 
     def original_path(self, video_id: str) -> Path:
-        return self.video_dir(video_id) / "original"
+        return self.video_dir(video_id) / ORIGINAL
 
     def manifest_path(self, video_id: str) -> Path:
         return self.video_dir(video_id) / MANIFEST
 
     def rendition_path(self, video_id: str, name: str) -> Path:
-        return self.video_dir(video_id) / f"{name}.mp4"
+        return self.video_dir(video_id) / rendition_file(name)
 
     def thumbnail_path(self, video_id: str) -> Path:
-        return self.video_dir(video_id) / "thumbnail.jpg"
+        return self.video_dir(video_id) / THUMBNAIL
+
+    def file_path(self, video_id: str, relative: str) -> Path:
+        return self.video_dir(video_id) / checked_relative(relative)
+
+    # The workers' side: the folder itself, nothing to copy or publish.
+    @contextlib.contextmanager
+    def workspace(self, video_id: str) -> Iterator[Path]:
+        yield self.video_dir(video_id)
+
+    def publish(self, video_id: str, folder: Path, relatives: list[str]) -> None:
+        for relative in relatives:  # written in place; only their names are checked
+            checked_relative(relative)
+
+    def release(self, video_id: str) -> None:
+        """Nothing to release: the workspace is the store."""
+
+    def tidy_scratch(self) -> None:
+        """No scratch copies on local disk."""
+
+    def temporary_folder(self) -> Path:
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        return self.incoming
+
+    def sizes(self, video_id: str, relatives: list[str]) -> dict[str, int]:
+        found = {}
+        for relative in relatives:
+            path = self.file_path(video_id, relative)
+            if path.is_file():
+                found[relative] = path.stat().st_size
+        return found
+
+    def read_bytes(self, video_id: str, relative: str) -> bytes:
+        return self.file_path(video_id, relative).read_bytes()
+
+    def sha256(self, video_id: str, relative: str) -> str | None:
+        path = self.file_path(video_id, relative)
+        return sha256_of(path) if path.is_file() else None
+
+    def local_file(self, video_id: str, relative: str) -> Path | None:
+        path = self.file_path(video_id, relative)
+        return path if path.is_file() else None
+
+    def disk_path(self) -> Path | None:
+        return self.root
+
+    # Listings, for gc, recover and doctor.
+    def video_folders(self) -> list[VideoFolder]:
+        folders = sorted(self.videos.iterdir()) if self.videos.is_dir() else []
+        listed = (self.video_folder(f.name) for f in folders if f.is_dir() and f.name.isalnum())
+        return [folder for folder in listed if folder is not None]
+
+    def video_folder(self, video_id: str) -> VideoFolder | None:
+        folder = self.video_dir(video_id)
+        try:
+            files = tuple(
+                StoredObject(relative, path.stat().st_size, _modified(path))
+                for relative, path in walk_files(folder)
+                if not relative.rsplit("/", 1)[-1].startswith(".")
+            )
+            # The folder's own time: it changes when a file is added or renamed into it.
+            return VideoFolder(video_id, files, _modified(folder), str(folder))
+        except FileNotFoundError:
+            return None
+
+    def debris(self) -> list[Debris]:
+        folders = [self.incoming, *(p for p in self.videos.glob("*") if p.is_dir())]
+        found = []
+        for folder in folders:
+            for pattern in TEMPORARY_PATTERNS:
+                for path in folder.glob(pattern):
+                    with contextlib.suppress(FileNotFoundError):
+                        if path.is_file():
+                            stat = path.stat()
+                            found.append(
+                                Debris(str(path), stat.st_size, _modified(path), str(path))
+                            )
+        return found
+
+    def remove_debris(self, item: Debris) -> None:
+        path = Path(item.token)
+        if path.parent == self.incoming or path.parent.parent == self.videos:
+            path.unlink(missing_ok=True)
+
+    # Backup and restore: the ``videos`` folder as it is.
+    def export_videos(self, destination: Path) -> None:
+        if self.videos.is_dir():
+            shutil.copytree(self.videos, destination, dirs_exist_ok=True)
+
+    def import_videos(self, source: Path) -> None:
+        if self.videos.exists():
+            shutil.rmtree(self.videos)
+        if source.is_dir():
+            shutil.copytree(source, self.videos)
 
     def open_incoming(self) -> IncomingFile:
         """A temporary file to stream an upload into before it has an id."""
         self.incoming.mkdir(parents=True, exist_ok=True)
         return IncomingFile(self.incoming / f"{uuid.uuid4().hex}.part")
 
-    def keep_original(self, incoming: IncomingFile, video_id: str, manifest: bytes) -> Path:
+    def keep_original(self, incoming: Incoming, video_id: str, manifest: bytes) -> None:
         """Move a finished upload into the video's folder with its manifest, durably.
 
         The manifest goes first, whole (temporary file, fsync, rename): a folder that
@@ -108,11 +212,11 @@ class MediaStore:
             handle.flush()
             os.fsync(handle.fileno())
         temporary.replace(self.manifest_path(video_id))
-        destination = self.original_path(video_id)
-        incoming.path.replace(destination)
+        if not isinstance(incoming, IncomingFile):
+            raise TypeError("a local store keeps only its own uploads")
+        incoming.path.replace(self.original_path(video_id))
         fsync_path(folder)
         fsync_path(self.videos)
-        return destination
 
     def delete_video(self, video_id: str) -> None:
         shutil.rmtree(self.video_dir(video_id), ignore_errors=True)
@@ -144,6 +248,7 @@ class IncomingFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.video_id = uuid.uuid4().hex  # the id the video gets if the upload is kept
         self.size_bytes = 0
         self._hash = hashlib.sha256()
         self._handle: BinaryIO = path.open("xb")
@@ -159,11 +264,17 @@ class IncomingFile:
         self._hash.update(chunk)
         self._handle.write(chunk)
 
+    def wants_flush(self) -> bool:
+        return False  # written as it comes (buffered by the file object)
+
+    def flush(self) -> None:
+        """Nothing held back: see ``wants_flush``."""
+
     def finish(self) -> StoredFile:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
-        return StoredFile(self.path, self.size_bytes, self._hash.hexdigest())
+        return StoredFile(self.size_bytes, self._hash.hexdigest())
 
     def discard(self) -> None:
         """Remove the partial file. Closing flushes what is still buffered, which fails
@@ -173,7 +284,7 @@ class IncomingFile:
         self.path.unlink(missing_ok=True)
 
 
-def _locked(path: Path) -> bool:
+def is_locked(path: Path) -> bool:
     """Whether another open file holds an exclusive ``flock`` on ``path``."""
     with path.open("rb") as handle:
         try:
@@ -181,6 +292,10 @@ def _locked(path: Path) -> bool:
         except BlockingIOError:
             return True
         return False  # closing the handle releases the lock just taken
+
+
+def _modified(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
 
 
 def fsync_path(path: Path) -> None:

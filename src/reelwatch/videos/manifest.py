@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
 )
 
-from reelwatch.storage import MediaStore
+from reelwatch.storage import MANIFEST, MediaStore
 
 FORMAT: Literal[1] = 1
 
@@ -58,7 +58,7 @@ class UploadManifest(BaseModel):
 def read_manifest(store: MediaStore, video_id: str) -> UploadManifest:
     """The manifest of ``video_id``'s folder, checked to be about that video."""
     try:
-        manifest = UploadManifest.model_validate_json(store.manifest_path(video_id).read_bytes())
+        manifest = UploadManifest.model_validate_json(store.read_bytes(video_id, MANIFEST))
     except FileNotFoundError:
         raise ManifestError("no upload manifest") from None
     except (OSError, ValidationError) as exc:

@@ -7,7 +7,6 @@ is the engine's.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -21,8 +20,7 @@ from reelwatch.engine import queue
 from reelwatch.engine.spec import workflow_spec
 from reelwatch.failures import retry_refusal
 from reelwatch.inputs import clean_filename, clean_title
-from reelwatch.storage import MediaStore
-from reelwatch.storage.local import IncomingFile
+from reelwatch.storage import Incoming, MediaStore
 from reelwatch.videos.manifest import UploadManifest
 from reelwatch.videos.pipeline.workflow import VIDEO_WORKFLOW
 from reelwatch.videos.status import VideoStatus
@@ -85,7 +83,7 @@ def accept_upload(
     db: Database,
     store: MediaStore,
     user: User,
-    incoming: IncomingFile,
+    incoming: Incoming,
     *,
     filename: str,
     title: str | None,
@@ -102,7 +100,7 @@ def accept_upload(
     stored = incoming.finish()
     now = utcnow()
     manifest = UploadManifest(
-        video_id=uuid.uuid4().hex,
+        video_id=incoming.video_id,
         user_id=user.id,
         email=user.email,
         filename=filename,

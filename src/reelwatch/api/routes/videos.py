@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reelwatch.api.deps import Services, ServicesDep, UserDep
 from reelwatch.api.errors import ApiError
+from reelwatch.api.files import file_response
 from reelwatch.api.upload import receive_upload
 from reelwatch.api.validation import MAX_ID_LENGTH, PathId, Text
 from reelwatch.database import utcnow
@@ -20,7 +21,7 @@ from reelwatch.insights.queue_wait import expected_wait
 from reelwatch.notices.admission import Decision, admit_upload
 from reelwatch.notices.service import active_notices
 from reelwatch.notices.status import subscribe
-from reelwatch.storage.local import IncomingFile
+from reelwatch.storage import THUMBNAIL, Incoming, rendition_file
 from reelwatch.videos import service
 from reelwatch.videos.status import VideoStatus
 
@@ -37,7 +38,7 @@ async def upload_video(request: Request, svc: ServicesDep, user: UserDep) -> Res
         retry_after = {"Retry-After": str(decision.retry_after_s or 60)}
         raise ApiError(503, decision.code, decision.message or "", headers=retry_after)
     upload = await receive_upload(request, svc.store, svc.settings.max_upload_bytes)
-    incoming: IncomingFile = upload.incoming  # type: ignore[assignment]
+    incoming: Incoming = upload.incoming  # type: ignore[assignment]
     try:
         video = await run_in_threadpool(
             service.accept_upload,
@@ -149,22 +150,38 @@ def delete_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/{video_id}/renditions/{name}")
-def get_rendition(video_id: PathId, name: PathId, svc: ServicesDep, user: UserDep) -> FileResponse:
-    with svc.db.read() as session:
-        video = service.get_video(session, user, video_id)
-        if name not in {r.name for r in video.renditions}:
-            raise ApiError(404, "not_found", f"video {video_id} has no rendition {name!r}")
-    return FileResponse(
-        svc.store.rendition_path(video_id, name),
+@router.get("/{video_id}/renditions/{name}", response_class=FileResponse)
+async def get_rendition(
+    request: Request, video_id: PathId, name: PathId, svc: ServicesDep, user: UserDep
+) -> Response:
+    """The file; with media in a bucket, a 307 to a presigned link (or proxied)."""
+    await run_in_threadpool(_check_rendition, svc, user, video_id, name)
+    return await file_response(
+        request,
+        svc,
+        video_id,
+        rendition_file(name),
         media_type="video/mp4",
         filename=f"{video_id}-{name}.mp4",
     )
 
 
-@router.get("/{video_id}/thumbnail")
-def get_thumbnail(video_id: PathId, svc: ServicesDep, user: UserDep) -> FileResponse:
+def _check_rendition(svc: Services, user: User, video_id: str, name: str) -> None:
+    with svc.db.read() as session:
+        video = service.get_video(session, user, video_id)
+        if name not in {r.name for r in video.renditions}:
+            raise ApiError(404, "not_found", f"video {video_id} has no rendition {name!r}")
+
+
+@router.get("/{video_id}/thumbnail", response_class=FileResponse)
+async def get_thumbnail(
+    request: Request, video_id: PathId, svc: ServicesDep, user: UserDep
+) -> Response:
+    await run_in_threadpool(_check_thumbnail, svc, user, video_id)
+    return await file_response(request, svc, video_id, THUMBNAIL, media_type="image/jpeg")
+
+
+def _check_thumbnail(svc: Services, user: User, video_id: str) -> None:
     with svc.db.read() as session:
         if not service.get_video(session, user, video_id).has_thumbnail:
             raise ApiError(404, "not_found", f"video {video_id} has no thumbnail yet")
-    return FileResponse(svc.store.thumbnail_path(video_id), media_type="image/jpeg")

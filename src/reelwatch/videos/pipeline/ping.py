@@ -28,7 +28,7 @@ def build_ping_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
     )
 
     def encode(ctx: TaskContext) -> dict[str, Any]:
-        output = store.incoming / f".ping-{uuid.uuid4().hex}.mp4"
+        output = store.temporary_folder() / f".ping-{uuid.uuid4().hex}.mp4"
         source = "testsrc=duration=0.5:size=64x64:rate=10"
         codec = ["-c:v", "libx264", "-preset", "ultrafast", "-f", "mp4"]
         started = time.monotonic()

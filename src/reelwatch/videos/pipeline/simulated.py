@@ -24,7 +24,7 @@ from reelwatch.engine.spec import TaskContext
 from reelwatch.failures import FailureCode, TaskFailure, failure_from_os_error
 from reelwatch.media.renditions import written_atomically
 from reelwatch.simulation import parse_failure_rates
-from reelwatch.storage import MediaStore
+from reelwatch.storage import ORIGINAL, THUMBNAIL, MediaStore, rendition_file
 from reelwatch.videos.pipeline.tasks import VideoTasks, _ladder, _planned, _probed, _video_id
 
 # What the stand-in probe makes of an upload: 720p at about 2 Mbit/s, 1 s to 1 h.
@@ -47,11 +47,8 @@ class SimulatedTasks(VideoTasks):
         self.speed = settings.simulate_speed
 
     def probe(self, ctx: TaskContext) -> dict[str, Any]:
-        original = self.store.original_path(_video_id(ctx))
-        try:
-            size_bytes = original.stat().st_size
-        except OSError as exc:
-            raise failure_from_os_error(exc, "reading the original") from exc
+        with self.workspace(_video_id(ctx)) as folder:
+            size_bytes = (folder / ORIGINAL).stat().st_size
         self._inject(PROBE_CODES)
         info = simulated_media_info(size_bytes)
         self.check_limits(info)
@@ -63,15 +60,17 @@ class SimulatedTasks(VideoTasks):
         plans, skipped = _planned(info, _ladder(ctx.params))
         self._work(ctx, info.duration_s * self.speed)
         self._inject(code for code in FailureCode if code not in PROBE_CODES)
-        original = self.store.original_path(video_id)
-        outputs = [self.store.rendition_path(video_id, plan.name) for plan in plans]
-        try:
-            with written_atomically(*outputs) as temporaries:
-                for temporary in temporaries:
-                    shutil.copyfile(original, temporary)
-            sizes = [output.stat().st_size for output in outputs]
-        except OSError as exc:
-            raise failure_from_os_error(exc, "writing the simulated renditions") from exc
+        files = [rendition_file(plan.name) for plan in plans]
+        with self.workspace(video_id) as folder:
+            outputs = [folder / file for file in files]
+            try:
+                with written_atomically(*outputs) as temporaries:
+                    for temporary in temporaries:
+                        shutil.copyfile(folder / ORIGINAL, temporary)
+                sizes = [output.stat().st_size for output in outputs]
+            except OSError as exc:
+                raise failure_from_os_error(exc, "writing the simulated renditions") from exc
+            self.publish(video_id, folder, files)
         renditions = [
             {"rendition": plan.name, "width": plan.width, "height": plan.height, "size_bytes": size}
             for plan, size in zip(plans, sizes, strict=True)
@@ -79,13 +78,16 @@ class SimulatedTasks(VideoTasks):
         return {"renditions": renditions, "skipped": skipped, "simulated": True}
 
     def thumbnail(self, ctx: TaskContext) -> dict[str, Any]:
-        destination = self.store.thumbnail_path(_video_id(ctx))
-        try:
-            with written_atomically(destination) as (temporary,):
-                temporary.write_bytes(PLACEHOLDER_JPEG)
-            return {"thumbnail_bytes": destination.stat().st_size, "simulated": True}
-        except OSError as exc:
-            raise failure_from_os_error(exc, "writing the thumbnail") from exc
+        video_id = _video_id(ctx)
+        with self.workspace(video_id) as folder:
+            destination = folder / THUMBNAIL
+            try:
+                with written_atomically(destination) as (temporary,):
+                    temporary.write_bytes(PLACEHOLDER_JPEG)
+            except OSError as exc:
+                raise failure_from_os_error(exc, "writing the thumbnail") from exc
+            self.publish(video_id, folder, [THUMBNAIL])
+        return {"thumbnail_bytes": len(PLACEHOLDER_JPEG), "simulated": True}
 
     def _work(self, ctx: TaskContext, seconds: float) -> None:
         """Pretend to work for ``seconds``, reporting progress, until cancelled."""
