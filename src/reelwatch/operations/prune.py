@@ -19,7 +19,6 @@ from reelwatch.database import Database, retry_on_conflict
 from reelwatch.db.models import OutboxMessage, User, Video
 from reelwatch.engine.maintenance import Duty, engine_duties
 from reelwatch.notify import outbox
-from reelwatch.notify.allowlist import SUPPRESSED
 from reelwatch.notify.dispatcher import ALERT_GROUP_INTERVAL_S
 from reelwatch.storage import MediaStore, open_store
 from reelwatch.videos import service
@@ -103,7 +102,7 @@ class OutboxPruner:
         cutoff = now - max(self.retention, timedelta(seconds=ALERT_GROUP_INTERVAL_S))
         video_alive = exists().where(Video.id == OutboxMessage.video_id)
         prunable = select(OutboxMessage.id).where(
-            OutboxMessage.state.in_((outbox.SENT, outbox.REJECTED, SUPPRESSED)),
+            OutboxMessage.state.in_((outbox.SENT, outbox.REJECTED, outbox.SUPPRESSED)),
             OutboxMessage.next_attempt_at < cutoff,  # the due index narrows the scan
             OutboxMessage.video_id.is_not(None),
             ~video_alive,
