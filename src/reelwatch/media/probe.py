@@ -53,6 +53,11 @@ class MediaInfo:
     coded_width: int = 0
     coded_height: int = 0
     frame_count: int = 0
+    # What decides whether the source can be served as it is (HLS by stream copy);
+    # "" in probe outputs recorded before they were kept.
+    video_profile: str = ""  # ffprobe's words, e.g. "High", "Constrained Baseline"
+    pixel_format: str = ""  # e.g. "yuv420p"
+    audio_codec: str = ""  # the first sound track's codec (the one encodes map), e.g. "aac"
 
 
 def probe_media(
@@ -136,6 +141,11 @@ def media_info_from_report(report: Json, size_bytes: int) -> MediaInfo:
         coded_width=max(width, int(video.get("coded_width") or 0)),
         coded_height=max(height, int(video.get("coded_height") or 0)),
         frame_count=_frame_count(video, duration_s),
+        video_profile=str(video.get("profile") or ""),
+        pixel_format=str(video.get("pix_fmt") or ""),
+        audio_codec=next(
+            (str(s.get("codec_name") or "") for s in streams if s.get("codec_type") == "audio"), ""
+        ),
     )
 
 

@@ -86,6 +86,10 @@ class MediaStore:
     def rendition_path(self, video_id: str, name: str) -> Path:
         return self.video_dir(video_id) / f"{name}.mp4"
 
+    def hls_dir(self, video_id: str) -> Path:
+        """The video's HLS output: master.m3u8 and one folder per variant."""
+        return self.video_dir(video_id) / "hls"
+
     def thumbnail_path(self, video_id: str) -> Path:
         return self.video_dir(video_id) / "thumbnail.jpg"
 

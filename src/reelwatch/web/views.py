@@ -40,6 +40,7 @@ EVENT_WORDS = {
     "task_cancelled": "Step cancelled",
     "workflow_restarted": "Retry requested",
     "video_recovered": "Recorded again from its upload (the database had lost it)",
+    "playable": "Playable: the first version can be watched while the others are made",
     "workflow_succeeded": "Processing finished",
     "workflow_failed": "Processing failed",
     "notification_queued": "Notification queued",
@@ -50,6 +51,8 @@ EVENT_WORDS = {
 STEP_WORDS = {
     "probe": ("Checking the file", "Checked the file"),
     "transcode": ("Making the versions to play", "Made the versions to play"),
+    "first": ("Making the first version to play", "Made the first version to play"),
+    "ladder": ("Making the other versions", "Made the other versions"),
     "thumbnail": ("Making the thumbnail", "Made the thumbnail"),
     "finalize": ("Checking every file is in place", "Every file is in place"),
 }
@@ -134,7 +137,7 @@ def plain_words(event: Event) -> str | None:
 def _step_result(task: str | None, data: dict[str, Any]) -> str:
     if task == "probe" and data.get("width"):
         return f": {data['width']}\u00d7{data.get('height')}, {_seconds(data.get('duration_s'))}"
-    if task == "transcode":
+    if task in ("transcode", "first", "ladder"):
         made = data.get("renditions") or []
         names = [str(r["rendition"]) for r in made if isinstance(r, dict) and r.get("rendition")]
         return f": {_and(names)}" if names else ""

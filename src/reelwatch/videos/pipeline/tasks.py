@@ -9,7 +9,8 @@ observer turns into the video's row (duration, renditions, thumbnail). One
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from reelwatch import media
@@ -50,36 +51,49 @@ class VideoTasks:
         )
 
     def transcode(self, ctx: TaskContext) -> dict[str, Any]:
-        """Every planned rendition of the video, from one decode of its original."""
+        """Renditions of the video, from one decode of its original (or one stream copy):
+        the whole ladder, or the ``part`` of it that its params name (``TranscodePart``)."""
         video_id = _video_id(ctx)
         info = _probed(ctx)
-        plans, skipped = _planned(info, _ladder(ctx.params))
-        if not plans:
-            return {"renditions": [], "skipped": skipped}
-        outputs = [(plan, self.store.rendition_path(video_id, plan.name)) for plan in plans]
+        part = transcode_part(info, _ladder(ctx.params), ctx.params.get("part"))
+        if not part.plans:
+            return {"renditions": [], "skipped": part.skipped}
         try:
-            verified = media.transcode_renditions(
+            made = media.make_renditions(
                 self.store.original_path(video_id),
-                outputs,
+                part.plans,
                 info,
+                self.targets(video_id),
                 limits=self.limits,
+                remux=part.remux,
+                keyframes=part.keyframes,
                 on_progress=ctx.report_progress,
                 cancel=ctx.cancelled,
             )
         except OSError as exc:
-            names = ", ".join(plan.name for plan in plans)
+            names = ", ".join(plan.name for plan in part.plans)
             raise failure_from_os_error(exc, f"writing the {names} renditions") from exc
         renditions = [
             {
-                "rendition": plan.name,
-                "width": plan.width,
-                "height": plan.height,
-                # The size of the very file that was checked and renamed into place.
-                "size_bytes": written.size_bytes,
+                "rendition": m.plan.name,
+                "width": m.plan.width,
+                "height": m.plan.height,
+                # The size of the very file that was checked and renamed into place (the
+                # MP4), or of the HLS variant when there are no MP4 downloads.
+                "size_bytes": m.variant.size_bytes if m.mp4_bytes is None else m.mp4_bytes,
+                "bandwidth": m.variant.bandwidth,
+                "remuxed": part.remux,
             }
-            for plan, written in zip(plans, verified, strict=True)
+            for m in made
         ]
-        return {"renditions": renditions, "skipped": skipped}
+        return {"renditions": renditions, "skipped": part.skipped}
+
+    def targets(self, video_id: str) -> media.Targets:
+        return media.Targets(
+            mp4_path=lambda name: self.store.rendition_path(video_id, name),
+            hls_dir=self.store.hls_dir(video_id),
+            keep_mp4=self.settings.mp4_downloads,
+        )
 
     def thumbnail(self, ctx: TaskContext) -> dict[str, Any]:
         video_id = _video_id(ctx)
@@ -106,14 +120,55 @@ class VideoTasks:
         ]
         if not renditions:
             raise TaskFailure(FailureCode.UNKNOWN, "no rendition was produced")
-        expected = [self.store.rendition_path(video_id, r) for r in renditions]
-        expected.append(self.store.thumbnail_path(video_id))
+        expected = [self.store.thumbnail_path(video_id)]
+        if self.settings.mp4_downloads:
+            expected += [self.store.rendition_path(video_id, r) for r in renditions]
+        expected += self.hls_files(video_id, renditions)
         missing = [path.name for path in expected if not path.is_file()]
         if missing:
             raise TaskFailure(
                 FailureCode.STORAGE_UNAVAILABLE, f"files missing from the store: {missing}"
             )
         return {"renditions": renditions}
+
+    def hls_files(self, video_id: str, renditions: list[str]) -> list[Path]:
+        """The HLS playlists that must be in place; the master is written once more, so
+        it lists every variant whichever transcode task finished last."""
+        hls_dir = self.store.hls_dir(video_id)
+        media.write_master(hls_dir)
+        return [hls_dir / media.MASTER, *(hls_dir / r / media.MEDIA_PLAYLIST for r in renditions)]
+
+
+@dataclass(frozen=True)
+class TranscodePart:
+    """What one transcode task makes: ``plans``, by stream copy of the source if
+    ``remux``, else encoded with keyframes forced as ``keyframes`` says."""
+
+    plans: list[media.RenditionPlan]
+    skipped: list[str]
+    remux: bool = False
+    keyframes: tuple[str, ...] = media.FORCED_KEYFRAMES
+
+
+def transcode_part(
+    info: media.MediaInfo, ladder: list[tuple[int, bool]], part: str | None
+) -> TranscodePart:
+    """The renditions of the ``first`` task (the first playable one: the source itself
+    when browsers play it as it is, else the lowest rung), of the ``ladder`` task (the
+    rest), or, without a part (a workflow planned with one transcode), all of them."""
+    plans, skipped = _planned(info, ladder)
+    if part is None:
+        return TranscodePart(plans, skipped)
+    if not media.is_remuxable(info, max(rung for rung, _ in ladder)):
+        return (
+            TranscodePart(plans[:1], []) if part == "first" else TranscodePart(plans[1:], skipped)
+        )
+    source = media.source_plan(info)
+    if part == "first":
+        return TranscodePart([source], [], remux=True)
+    # Beside a copied source, segments must start where the source's keyframes are.
+    rest = [plan for plan in plans if plan.name != source.name]
+    return TranscodePart(rest, skipped, keyframes=media.SOURCE_KEYFRAMES)
 
 
 def rendition_outputs(output: Mapping[str, Any]) -> list[Mapping[str, Any]]:
