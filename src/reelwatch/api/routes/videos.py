@@ -14,9 +14,10 @@ from reelwatch.api.errors import ApiError
 from reelwatch.api.upload import receive_upload
 from reelwatch.api.validation import MAX_ID_LENGTH, PathId, Text
 from reelwatch.database import utcnow
-from reelwatch.db.models import User
+from reelwatch.db.models import User, Video
 from reelwatch.inputs import MAX_TITLE_LENGTH
 from reelwatch.insights.queue_wait import expected_wait
+from reelwatch.media import hls
 from reelwatch.notices.admission import Decision, admit_upload
 from reelwatch.notices.service import active_notices
 from reelwatch.notices.status import subscribe
@@ -25,6 +26,8 @@ from reelwatch.videos import service
 from reelwatch.videos.status import VideoStatus
 
 router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
+# A master playlist grows while the ladder is made: always ask again.
+NO_CACHE = {"Cache-Control": "private, no-cache"}
 
 
 @router.post("", status_code=201)
@@ -52,10 +55,20 @@ async def upload_video(request: Request, svc: ServicesDep, user: UserDep) -> Res
     except BaseException:
         incoming.discard()
         raise
-    body = service.video_as_dict(video, svc.settings.resolved_public_url)
+    body = _as_dict(video, svc)
     if decision.message:
         body["warning"] = decision.message
     return JSONResponse(body, status_code=201, headers={"Location": f"/api/v1/videos/{video.id}"})
+
+
+def _as_dict(video: Video | service.VideoItem, svc: Services) -> dict[str, Any]:
+    settings = svc.settings
+    return service.video_as_dict(
+        video,
+        settings.resolved_public_url,
+        hls=not settings.simulate,
+        mp4_downloads=settings.mp4_downloads,
+    )
 
 
 def _admit(svc: Services, user: User) -> Decision:
@@ -102,9 +115,8 @@ def list_videos(
             )
         except ValueError:  # a cursor this API did not hand out
             raise ApiError(422, "invalid_request", "cursor: not a cursor from this list") from None
-        url = svc.settings.resolved_public_url
         return {
-            "videos": [service.video_as_dict(v, url) for v in page.videos],
+            "videos": [_as_dict(v, svc) for v in page.videos],
             "next_cursor": page.next_cursor,
         }
 
@@ -113,7 +125,7 @@ def list_videos(
 def get_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
     with svc.db.read() as session:
         video = service.get_video(session, user, video_id)
-        return service.video_as_dict(video, svc.settings.resolved_public_url)
+        return _as_dict(video, svc)
 
 
 @router.get("/{video_id}/events")
@@ -140,7 +152,7 @@ def rename_video(
     """A new title (owner or admin): one line, at most 200 characters; empty, it is the
     file name. 404 for a video that is not theirs, 422 for a title that cannot be."""
     video = service.rename_video(svc.db, user, video_id, body.title)
-    return service.video_as_dict(video, svc.settings.resolved_public_url)
+    return _as_dict(video, svc)
 
 
 @router.delete("/{video_id}", status_code=204)
@@ -155,11 +167,35 @@ def get_rendition(video_id: PathId, name: PathId, svc: ServicesDep, user: UserDe
         video = service.get_video(session, user, video_id)
         if name not in {r.name for r in video.renditions}:
             raise ApiError(404, "not_found", f"video {video_id} has no rendition {name!r}")
+    if not svc.settings.mp4_downloads:
+        raise ApiError(404, "not_found", "MP4 downloads are off here: play the HLS stream")
     return FileResponse(
         svc.store.rendition_path(video_id, name),
         media_type="video/mp4",
         filename=f"{video_id}-{name}.mp4",
     )
+
+
+@router.get("/{video_id}/hls/{path:path}")
+def get_hls(video_id: PathId, path: str, svc: ServicesDep, user: UserDep) -> Response:
+    """The video's HLS files: ``master.m3u8`` (the variants made so far, while the rest
+    is still being made) and ``<variant>/index.m3u8``, ``init.mp4``, ``seg-NNNNN.m4s``.
+    Only names the store writes are served; anything else is 404, never a file."""
+    if not hls.is_served_name(path):
+        raise ApiError(404, "not_found", f"video {video_id} has no HLS file {path[:100]!r}")
+    with svc.db.read() as session:
+        made = {r.name for r in service.get_video(session, user, video_id).renditions}
+    hls_dir = svc.store.hls_dir(video_id)
+    if path == hls.MASTER:
+        variants = [v for v in hls.placed_variants(hls_dir) if v.name in made]
+        if not variants or svc.settings.simulate:
+            raise ApiError(404, "not_found", f"video {video_id} has no HLS stream yet")
+        playlist = hls.master_playlist(variants)
+        return Response(playlist, media_type=hls.content_type(path), headers=NO_CACHE)
+    file = hls_dir / path
+    if path.partition("/")[0] not in made or not file.is_file():
+        raise ApiError(404, "not_found", f"video {video_id} has no HLS file {path!r}")
+    return FileResponse(file, media_type=hls.content_type(path))
 
 
 @router.get("/{video_id}/thumbnail")
