@@ -3,13 +3,19 @@ each media playlist and its segments, fetched over the API and probed with ffpro
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from instance import LiveInstance
+from reelwatch.engine.spec import TaskContext
+from reelwatch.videos.pipeline import VIDEO_WORKFLOW
 
 ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
 # profile_idc of the avcC box, by ffprobe's name of the profile
@@ -103,11 +109,9 @@ def _check_variant(
 
 
 def _ffprobe_video(playlist: Path) -> dict[str, Any]:
-    import json
-
+    command = ["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-select_streams", "v:0"]
     result = subprocess.run(
-        ["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-select_streams", "v:0"]
-        + ["-protocol_whitelist", "file", str(playlist)],
+        [*command, "-protocol_whitelist", "file", str(playlist)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -119,9 +123,9 @@ def _ffprobe_video(playlist: Path) -> dict[str, Any]:
 
 
 def _has_audio(playlist: Path) -> bool:
+    command = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-select_streams"]
     result = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-select_streams", "a"]
-        + ["-of", "csv=p=0", "-protocol_whitelist", "file", str(playlist)],
+        [*command, "a", "-of", "csv=p=0", "-protocol_whitelist", "file", str(playlist)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -130,3 +134,24 @@ def _has_audio(playlist: Path) -> bool:
     codecs = set(result.stdout.split())  # listed once per program, once per stream
     assert codecs in (set(), {"aac"})
     return bool(codecs)
+
+
+def hold_ladder(live: LiveInstance) -> threading.Event:
+    """Make the instance's ``ladder`` tasks wait until the returned event is set (or a
+    minute passes), so the first rendition is alone for as long as a test needs."""
+    release = threading.Event()
+    declared = live.workflows[VIDEO_WORKFLOW]
+    handler = declared.handler_for("transcode")
+
+    def held(ctx: TaskContext) -> dict[str, Any] | None:
+        if ctx.params.get("part") == "ladder":
+            assert release.wait(60)
+        return handler(ctx)
+
+    live.workflows[VIDEO_WORKFLOW] = replace(
+        declared,
+        tasks=tuple(
+            replace(t, handler=held) if t.kind == "transcode" else t for t in declared.tasks
+        ),
+    )
+    return release

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -10,12 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 import samples
-from hls_check import check_hls, parse_master
+from hls_check import check_hls, hold_ladder, parse_master
 from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_until
 from reelwatch.config import Settings, load_settings
-from reelwatch.engine.spec import TaskContext, register_workflow, workflow_spec
+from reelwatch.db.models import Event
+from reelwatch.engine.spec import register_workflow, workflow_spec
 from reelwatch.storage import MediaStore
 from reelwatch.videos.pipeline import VIDEO_WORKFLOW, build_video_workflow
 
@@ -93,21 +94,7 @@ def test_first_rendition_is_playable_while_the_ladder_is_made(
     """The ladder is held back: the lowest rung is listed, in the master playlist and
     announced (``playable``) while the video is still processing; one mail at the end."""
     live = LiveInstance(hls_settings(tmp_path / "home"), workers=2).start()
-    release = threading.Event()
-    declared = live.workflows[VIDEO_WORKFLOW]
-    handler = declared.handler_for("transcode")
-
-    def held_ladder(ctx: TaskContext) -> dict[str, Any] | None:
-        if ctx.params.get("part") == "ladder":
-            assert release.wait(60)
-        return handler(ctx)
-
-    live.workflows[VIDEO_WORKFLOW] = replace(
-        declared,
-        tasks=tuple(
-            replace(t, handler=held_ladder) if t.kind == "transcode" else t for t in declared.tasks
-        ),
-    )
+    release = hold_ladder(live)
     try:
         client = live.client()
         video_id = upload(client, clip(tmp_path, "in.mp4", width=640, height=360))["id"]
@@ -144,9 +131,6 @@ def parse_master_of(live: LiveInstance, video_id: str) -> list[Any]:
 
 
 def _events(live: LiveInstance, video_id: str) -> list[dict[str, Any]]:
-    from reelwatch.db.models import Event
-    from sqlalchemy import select
-
     with live.db.read() as session:
         rows = session.scalars(select(Event).where(Event.subject_id == video_id).order_by(Event.id))
         return [{"kind": e.kind, "data": e.data} for e in rows]

@@ -19,10 +19,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reelwatch.api.request_id import RequestIds
 from reelwatch.config import Settings
 
-# Scripts only from this site; inline styles allowed for e-mail bodies and SVG.
+# Scripts only from this site; inline styles allowed for e-mail bodies and SVG; media
+# from blob: too, the Media Source that hls.js feeds the player through.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'none'; "
+    "img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
 # /docs runs Swagger UI from this site's files, started by a script file, not inline

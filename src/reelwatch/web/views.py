@@ -9,6 +9,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reelwatch.config import Settings
 from reelwatch.db.models import Event, Task, User, Video
 from reelwatch.failures import CATALOG, FailureCode, retry_refusal
 from reelwatch.timewords import span_in_words
@@ -224,6 +225,12 @@ class VideoDetail:
             "tasks": self.tasks,
             "graph": self.graph,
         }
+
+
+def player_settings(settings: Settings) -> dict[str, bool]:
+    """What the player may offer: HLS (not in simulation, whose stand-in makes MP4
+    copies only) and MP4 files (``REELWATCH_MP4_DOWNLOADS``)."""
+    return {"hls": not settings.simulate, "mp4_downloads": settings.mp4_downloads}
 
 
 def video_detail(session: Session, user: User, video_id: str) -> VideoDetail:
