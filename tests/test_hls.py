@@ -154,7 +154,6 @@ HOSTILE = [
     "240p//index.m3u8",
     "720p/index.m3u8",
     "x" * 5000,
-    ".master.lock",
 ]
 
 

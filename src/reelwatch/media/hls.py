@@ -15,6 +15,7 @@ import fcntl
 import glob
 import json
 import math
+import os
 import re
 import secrets
 import shutil
@@ -173,7 +174,7 @@ def write_master(hls_dir: Path) -> list[Variant]:
     Tasks that run side by side each call this after placing their variant; the lock
     makes the last writer see every variant placed before it."""
     hls_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(hls_dir / ".master.lock"):
+    with _locked(hls_dir):
         variants = placed_variants(hls_dir)
         master = hls_dir / MASTER
         if not variants:
@@ -236,7 +237,11 @@ def folder_written_atomically(destination: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder itself: no lock file to leave behind."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock

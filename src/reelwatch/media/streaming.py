@@ -7,6 +7,7 @@ HLS variant by stream copy, and either renamed into place for download or droppe
 
 from __future__ import annotations
 
+import glob
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -112,7 +113,11 @@ def _package(
 @contextmanager
 def _scratch(*destinations: Path) -> Iterator[list[Path]]:
     """Temporary files beside ``destinations`` that are removed at the end, whatever
-    happens: MP4s made only to be cut into HLS, when downloads are off."""
+    happens: MP4s made only to be cut into HLS, when downloads are off. Those of an
+    earlier attempt that could not clean up (SIGKILL) go first."""
+    for destination in destinations:
+        for leftover in destination.parent.glob(f".{glob.escape(destination.name)}.*.tmp"):
+            leftover.unlink(missing_ok=True)
     temporaries = [
         destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.tmp")
         for destination in destinations
