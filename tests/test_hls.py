@@ -42,11 +42,11 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveInstance]
 
 
 def clip(folder: Path, name: str, **recipe: Any) -> Path:
-    """A 9 s clip (three segments of at most 4 s), re-encoded unless ``remuxable``."""
+    """A 9 s clip (three segments of at most 4 s): with a keyframe every ``gop`` frames,
+    browser-ready (H.264 4:2:0, AAC); without, in 4:4:4, which browsers cannot play."""
     folder.mkdir(parents=True, exist_ok=True)
-    remuxable = recipe.pop("remuxable", False)
-    # yuv444p (High 4:4:4) makes the source unplayable as it is: the ladder encodes it all
-    extra = ("-g", "25") if remuxable else ("-pix_fmt", "yuv444p")
+    gop = recipe.pop("gop", None)
+    extra = ("-g", str(gop)) if gop else ("-pix_fmt", "yuv444p")
     return samples.make_video(folder / name, duration_s=9.0, extra_args=extra, **recipe)
 
 
@@ -56,9 +56,10 @@ def clip(folder: Path, name: str, **recipe: Any) -> Path:
         ({"width": 641, "height": 361}, ["240p", "360p"]),  # odd: rounded down to even
         ({"width": 360, "height": 640}, ["240p", "360p"]),  # vertical
         ({"width": 854, "height": 480, "audio": False}, ["240p", "360p"]),  # no sound
-        ({"width": 640, "height": 360, "remuxable": True}, ["240p", "360p"]),  # source copied
+        ({"width": 640, "height": 360, "gop": 25}, ["240p", "360p"]),  # source copied
+        ({"width": 640, "height": 360, "gop": 1000}, ["240p", "360p"]),  # 9 s GOP: encoded
     ],
-    ids=["odd", "vertical", "silent", "remuxed"],
+    ids=["odd", "vertical", "silent", "remuxed", "long-gop"],
 )
 def test_every_ladder_makes_valid_aligned_hls(
     instance: LiveInstance, tmp_path: Path, recipe: dict[str, Any], names: list[str]
@@ -75,7 +76,8 @@ def test_every_ladder_makes_valid_aligned_hls(
     folder = instance.settings.media_root / "videos" / video["id"]
     assert not list(folder.glob("**/.*.tmp"))
     remuxed = {r["rendition"]: r["remuxed"] for r in _transcode_outputs(client, video["id"])}
-    assert remuxed == {name: recipe.get("remuxable", False) and name == "360p" for name in names}
+    copied = recipe.get("gop") == 25
+    assert remuxed == {name: copied and name == "360p" for name in names}
 
 
 def _transcode_outputs(client: httpx.Client, video_id: str) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reelwatch.failures import FailureCode, TaskFailure
 from reelwatch.media.ffmpeg import FfmpegLimits, FfmpegRun, media_input, media_url, run_ffmpeg
-from reelwatch.media.hls import FORCED_KEYFRAMES
+from reelwatch.media.hls import FORCED_KEYFRAMES, SEGMENT_S
 from reelwatch.media.probe import MediaInfo, probe_media
 from reelwatch.storage.local import fsync_path
 
@@ -26,6 +26,8 @@ VIDEO_ENCODER_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-
 AUDIO_ENCODER_ARGS = ("-c:a", "aac", "-b:a", "128k")
 # The mov demuxer's words for an index that points past the end of the data.
 _TRUNCATION_MARKER = "partial file"
+# Segments cut at the source's own keyframes: no longer than two of the usual.
+MAX_COPIED_SEGMENT_S = 2 * SEGMENT_S
 # H.264 profiles that every browser's decoder plays.
 _BROWSER_PROFILES = frozenset({"Constrained Baseline", "Baseline", "Main", "High"})
 _INPUT_FAILURES = frozenset(
@@ -160,8 +162,9 @@ def remux_source(
 
 def is_remuxable(info: MediaInfo, top_rung: int) -> bool:
     """Whether the source itself plays in every browser as it is (H.264 8-bit 4:2:0 in
-    a common profile, AAC or no sound, upright, in MP4) and is no larger than the top
-    rung: then its own size is served by stream copy, with no encode at all."""
+    a common profile, AAC or no sound, upright, in MP4, keyframes often enough for
+    short segments) and is no larger than the top rung: then its own size is served by
+    stream copy, with no encode at all."""
     return (
         info.video_codec == "h264"
         and info.video_profile in _BROWSER_PROFILES
@@ -169,6 +172,7 @@ def is_remuxable(info: MediaInfo, top_rung: int) -> bool:
         and (not info.has_audio or info.audio_codec == "aac")
         and info.rotation == 0
         and info.format_name.startswith("mov,mp4")
+        and 0 < info.keyframe_gap_s <= MAX_COPIED_SEGMENT_S
         and min(info.width, info.height) <= top_rung
         and info.width % 2 == 0
         and info.height % 2 == 0
