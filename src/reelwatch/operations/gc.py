@@ -133,13 +133,15 @@ def _why_collected(folder: Path, now: datetime, orphan_retention_days: int) -> s
 
 
 def _temporary_files(store: MediaStore, now: datetime) -> list[Garbage]:
-    folders = [store.incoming, *(p for p in store.videos.glob("*") if p.is_dir())]
+    """Files, and the HLS variant folders, of writes that were cut short."""
+    videos = [p for p in store.videos.glob("*") if p.is_dir()]
+    folders = [store.incoming, *videos, *(p / "hls" for p in videos if (p / "hls").is_dir())]
     return [
-        Garbage(path, "temporary file of an interrupted write", path.stat().st_size)
+        Garbage(path, "temporary file of an interrupted write", _size(path))
         for folder in folders
         for pattern in TEMPORARY_PATTERNS
         for path in folder.glob(pattern)
-        if path.is_file() and settled(path, now)
+        if settled(path, now)
     ]
 
 

@@ -71,6 +71,8 @@ class SimulatedTasks(VideoTasks):
         info = _probed(ctx)
         part = transcode_part(info, _ladder(ctx.params), ctx.params.get("part"))
         plans, skipped = part.plans, part.skipped
+        if not plans:  # as the real handler: nothing of the ladder left to make
+            return {"renditions": [], "skipped": skipped, "simulated": True}
         self._work(ctx, info.duration_s * self.speed)
         self._inject(code for code in FailureCode if code not in PROBE_CODES)
         original = self.store.original_path(video_id)
