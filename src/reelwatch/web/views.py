@@ -141,6 +141,8 @@ def _step_result(task: str | None, data: dict[str, Any]) -> str:
     if task in ("transcode", "first", "ladder"):
         made = data.get("renditions") or []
         names = [str(r["rendition"]) for r in made if isinstance(r, dict) and r.get("rendition")]
+        if not names and task == "ladder":
+            return ": none needed, the video is no larger than the first"
         return f": {_and(names)}" if names else ""
     return ""
 
