@@ -59,16 +59,24 @@ def shows_height(page: Page, height: int) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("encoding", "first_height"),
+    [
+        (("-pix_fmt", "yuv444p"), 144),  # browsers cannot play it: the lowest rung first
+        (("-g", "25"), 240),  # browser-ready: the source itself, copied, first
+    ],
+    ids=["encoded", "copied"],
+)
 def test_the_page_plays_hls_while_processing_and_switches_rendition(
-    held: tuple[LiveInstance, threading.Event], browser: Browser, tmp_path: Path
+    held: tuple[LiveInstance, threading.Event],
+    browser: Browser,
+    tmp_path: Path,
+    encoding: tuple[str, ...],
+    first_height: int,
 ) -> None:
     live, release = held
     source = samples.make_video(
-        tmp_path / "walk.mp4",
-        duration_s=9.0,
-        width=426,
-        height=240,
-        extra_args=("-pix_fmt", "yuv444p"),
+        tmp_path / "walk.mp4", duration_s=9.0, width=426, height=240, extra_args=encoding
     )
     video = upload(live.client("pat@example.com"), source)
     context, page = signed_in_page(browser, live.url, live.token("pat@example.com"))
@@ -80,7 +88,7 @@ def test_the_page_plays_hls_while_processing_and_switches_rendition(
         expect(page.locator("[data-role=playable]")).to_be_visible(timeout=PROCESSING_MS)
         expect(page.locator("#summary [data-role=status]")).to_have_text("processing")
         plays(page)
-        shows_height(page, 144)
+        shows_height(page, first_height)
 
         release.set()
         expect(page.locator("#summary [data-role=status]")).to_have_text(
