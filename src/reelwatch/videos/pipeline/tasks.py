@@ -2,8 +2,10 @@
 
 Each handler reads its inputs (the original, the probe's output), writes its files
 atomically through ``reelwatch.media`` and returns a small JSON output that the
-observer turns into the video's row (duration, renditions, thumbnail). One
-``transcode`` task makes every rendition of the ladder from a single decode.
+observer turns into the video's row (duration, renditions, thumbnail). Two
+``transcode`` tasks share the ladder: ``first`` makes the first playable rendition,
+``ladder`` the rest from a single decode; each rendition is an HLS variant and, unless
+MP4 downloads are off, an MP4.
 """
 
 from __future__ import annotations
