@@ -229,3 +229,24 @@ def test_a_workflow_planned_with_one_transcode_still_finishes(tmp_path: Path) ->
         }
     finally:
         live.stop()
+
+
+def test_a_broken_file_found_by_first_fails_the_video_as_before(
+    instance: LiveInstance, broken_samples: dict[str, Path]
+) -> None:
+    """Probing cannot tell a truncated file; the ``first`` task's decode does, and the
+    video fails at once: one attempt, never playable, one outcome mail."""
+    client = instance.client()
+    video = wait_for_outcome(client, upload(client, broken_samples["truncated"])["id"])
+    assert (video["status"], video["error"]["code"], video["attempts"]) == (
+        "failed",
+        "input_invalid",
+        1,
+    )
+    assert video["renditions"] == [] and video["hls_url"] is None
+    events = _events(instance, video["id"])
+    assert "playable" not in [e["kind"] for e in events]
+    mails = [
+        e for e in events if e["kind"] == "notification_queued" and e["data"]["channel"] != "alert"
+    ]
+    assert len(mails) == 1
