@@ -28,7 +28,7 @@ READY_SUBJECT = "Your video is ready"
 FAILED_SUBJECT = "We could not process your video"
 # Message-IDs derived from the outbox keys email:video:<id>:outcome:run<n> and :delayed.
 _MAIL_ID = re.compile(r"<email\.video\.([0-9a-f]{32})\.(outcome\.run(\d+)|delayed)@reelwatch>")
-_VIDEO_FILES = re.compile(r"original|upload\.json|\d+p\.mp4|thumbnail\.jpg")
+_VIDEO_FILES = re.compile(r"original|upload\.json|\d+p\.mp4|thumbnail\.jpg|hls")
 # What accepting an upload writes before its row: the manifest (under a temporary name
 # first), then the original.
 _UNRECORDED_FILES = re.compile(r"original|upload\.json|\.upload\.json\.[0-9a-f]+\.tmp")

@@ -36,6 +36,9 @@ web=src/reelwatch/web
 mkdir -p "$web/static/vendor"
 cp "$web/node_modules/uplot/dist/uPlot.iife.min.js" "$web/node_modules/uplot/dist/uPlot.min.css" \
     "$web/node_modules/uplot/LICENSE" "$web/static/vendor/"
+hls="$web/node_modules/hls.js"  # the video page's player
+cp "$hls/dist/hls.light.min.js" "$web/static/vendor/"
+cp "$hls/LICENSE" "$web/static/vendor/hls.js.LICENSE"
 swagger="$web/node_modules/swagger-ui-dist"  # /docs
 cp "$swagger/swagger-ui-bundle.js" "$swagger/swagger-ui.css" "$web/static/vendor/"
 cp "$swagger/LICENSE" "$web/static/vendor/swagger-ui.LICENSE"

@@ -63,18 +63,27 @@ def test_gc_removes_orphans_and_debris_but_never_what_a_video_needs(
     debris = videos / kept / ".480p.mp4.0a1b2c3d.tmp"  # a transcode killed mid-write
     debris.write_bytes(b"partial")
     make_old(debris)
+    half_variant = videos / kept / "hls" / ".240p.0a1b2c3d.tmp"  # killed while cutting HLS
+    half_variant.mkdir()
+    (half_variant / "seg-00001.m4s").write_bytes(b"partial")
+    make_old(half_variant)
     before = sorted(p.name for p in (videos / kept).iterdir())
+    hls_before = sorted(p.name for p in (videos / kept / "hls").iterdir())
 
     env = env_for(home)
     dry = runner.invoke(app, ["gc", "--dry-run"], env=env)
     assert dry.exit_code == 0, dry.output
-    assert "2 items would be removed" in dry.output and orphan.exists() and debris.exists()
+    assert "3 items would be removed" in dry.output and orphan.exists() and debris.exists()
 
     done = runner.invoke(app, ["gc"], env=env)
-    assert done.exit_code == 0 and "removed 2 items" in done.output
+    assert done.exit_code == 0 and "removed 3 items" in done.output
     assert not orphan.exists() and not debris.exists() and fresh.exists()
+    assert not half_variant.exists()
     assert sorted(p.name for p in (videos / kept).iterdir()) == [
         n for n in before if n != debris.name
+    ]
+    assert sorted(p.name for p in (videos / kept / "hls").iterdir()) == [
+        n for n in hls_before if n != half_variant.name
     ]
 
     db = Database(settings.resolved_database_url)

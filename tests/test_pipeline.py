@@ -87,7 +87,7 @@ def test_every_good_format_becomes_ready_with_playable_renditions(
         assert kinds[0] == "workflow_started" and kinds[-1] == "workflow_succeeded"
 
 
-def test_one_transcode_task_makes_the_whole_ladder_from_one_decode(
+def test_first_and_ladder_tasks_make_the_whole_ladder(
     instance: LiveInstance, good_samples: dict[str, Path]
 ) -> None:
     client = instance.client()
@@ -103,24 +103,30 @@ def test_one_transcode_task_makes_the_whole_ladder_from_one_decode(
         assert not list(folder.glob(".*.tmp"))
         events = client.get(f"/api/v1/videos/{video['id']}/events").json()
         steps = {e["task"] for e in events if e["kind"] == "task_started"}
-        assert steps == {"probe", "transcode", "thumbnail", "finalize"}, steps
+        assert steps == {"probe", "first", "ladder", "thumbnail", "finalize"}, steps
 
 
-def test_the_declared_workflow_has_one_transcode_for_the_ladder(tmp_path: Path) -> None:
+def test_the_declared_workflow_makes_the_first_rendition_beside_the_ladder(
+    tmp_path: Path,
+) -> None:
     settings = load_settings(home=tmp_path, renditions="720,480,1080")
     spec = build_video_workflow(settings, LocalStore(settings.media_root))
-    assert [t.name for t in spec.tasks] == ["probe", "transcode", "thumbnail", "finalize"]
-    transcode = spec.tasks[1]
-    assert (transcode.kind, dict(transcode.params)) == ("transcode", {"rungs": [480, 720, 1080]})
-    assert transcode.weight == pytest.approx(4.0 * (1 + 1.5**2 + 2.25**2))
-    assert spec.tasks[3].depends_on == ("transcode", "thumbnail")
+    names = [t.name for t in spec.tasks]
+    assert names == ["probe", "first", "ladder", "thumbnail", "finalize"]
+    first, ladder = spec.tasks[1:3]
+    for task, part in ((first, "first"), (ladder, "ladder")):
+        assert (task.kind, task.depends_on) == ("transcode", ("probe",))
+        assert dict(task.params) == {"rungs": [480, 720, 1080], "part": part}
+    assert first.weight == pytest.approx(4.0)
+    assert ladder.weight == pytest.approx(4.0 * (1.5**2 + 2.25**2))
+    assert spec.tasks[4].depends_on == ("first", "ladder", "thumbnail")
 
 
 def per_rung_workflow(settings: Settings, store: LocalStore) -> WorkflowSpec:
     """The video workflow as releases before the single-decode ladder declared it: one
     ``transcode_<rung>p`` task per rung, with ``{"rung", "lowest"}`` params."""
     current = build_video_workflow(settings, store)
-    probe, transcode, thumbnail, finalize = current.tasks
+    probe, transcode, _, thumbnail, finalize = current.tasks
     rungs = settings.rendition_heights
     per_rung = tuple(
         replace(transcode, name=f"transcode_{rung}p", params={"rung": rung, "lowest": i == 0})

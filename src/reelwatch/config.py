@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     # Frames to decode (rate x duration); 0: MAX_FRAME_RATE a second of max_duration_s.
     max_frames: int = Field(0, ge=0)
     renditions: str = "480,720"
+    # Each rendition is always an HLS variant; also a progressive MP4 download if true.
+    mp4_downloads: bool = True
     # Routes task kinds to worker queues ("tags"): "transcode=gpu,thumbnail=cpu" sends
     # transcodes to `reelwatch worker --queues gpu`; unnamed kinds go to "default".
     task_queues: str = ""

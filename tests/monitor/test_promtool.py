@@ -36,8 +36,8 @@ def test_promtool_accepts_metrics_and_rules(tmp_path: Path, good_samples: dict[s
         text = httpx.get(f"{instance.url}/metrics").text
     finally:
         instance.stop()
-    # One transcode task makes the whole ladder (480p here; 720p would be an upscale).
-    assert 'reelwatch_task_duration_seconds_bucket{kind="transcode",le="+Inf"} 1.0' in text
+    # Two transcode tasks: first (480p here) and ladder (nothing: 720p would be an upscale).
+    assert 'reelwatch_task_duration_seconds_bucket{kind="transcode",le="+Inf"} 2.0' in text
     assert 'reelwatch_check_severity{check="database"} 0.0' in text
     assert 'reelwatch_videos{status="ready"} 1.0' in text
     assert "reelwatch_e2e_probe_seconds 4.2" in text

@@ -181,7 +181,7 @@ def show_dashboard_and_workflow(page: Page) -> None:
 
     page.goto("/admin/workflow")
     graph = page.locator("figure.graph svg")
-    for step in ("probe", "transcode", "thumbnail", "finalize"):
+    for step in ("probe", "first", "ladder", "thumbnail", "finalize"):
         expect(graph).to_contain_text(step)
 
     page.goto("/videos")

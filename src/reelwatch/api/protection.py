@@ -20,10 +20,11 @@ from reelwatch.api.request_id import RequestIds
 from reelwatch.config import Settings
 from reelwatch.storage import download_origin
 
-# Scripts only from this site; inline styles allowed for e-mail bodies and SVG.
+# Scripts only from this site; inline styles allowed for e-mail bodies and SVG; media
+# from blob: too, the Media Source that hls.js feeds the player through.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'none'; "
+    "img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
 # /docs runs Swagger UI from this site's files, started by a script file, not inline
@@ -35,12 +36,14 @@ HSTS = "max-age=31536000"  # a year; no includeSubDomains: other hosts are not o
 
 def with_media_origin(csp: str, origin: str | None) -> str:
     """``csp`` letting images and media come from ``origin`` too: the bucket that
-    downloads are redirected to (REELWATCH_S3_DOWNLOADS=redirect)."""
+    downloads are redirected to (REELWATCH_S3_DOWNLOADS=redirect), which hls.js also
+    fetches the HLS segments from."""
     if not origin:
         return csp
-    return csp.replace("img-src 'self'", f"img-src 'self' {origin}").replace(
+    widened = csp.replace("img-src 'self'", f"img-src 'self' {origin}").replace(
         "media-src 'self'", f"media-src 'self' {origin}"
     )
+    return f"{widened}; connect-src 'self' {origin}"
 
 
 def security_headers(*, https: bool, csp: str = CONTENT_SECURITY_POLICY) -> dict[str, str]:

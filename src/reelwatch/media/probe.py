@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,15 @@ class MediaInfo:
     coded_width: int = 0
     coded_height: int = 0
     frame_count: int = 0
+    # What decides whether the source can be served as it is (HLS by stream copy);
+    # "" in probe outputs recorded before they were kept.
+    video_profile: str = ""  # ffprobe's words, e.g. "High", "Constrained Baseline"
+    pixel_format: str = ""  # e.g. "yuv420p"
+    audio_codec: str = ""  # the first sound track's codec (the one encodes map), e.g. "aac"
+    # The longest stretch without a keyframe (the last one to the end included): how
+    # long HLS segments of the source copied would be. Measured only for an H.264 MP4
+    # (0.0 otherwise, and in outputs recorded before it was).
+    keyframe_gap_s: float = 0.0
 
 
 def probe_media(
@@ -68,7 +77,11 @@ def probe_media(
     report = _run_ffprobe(path, timeout_s, memory_mb)
     if not _states_a_duration(report):
         report = _with_measured_duration(report, path, timeout_s, memory_mb)
-    return media_info_from_report(report, size_bytes)
+    info = media_info_from_report(report, size_bytes)
+    if info.video_codec == "h264" and info.format_name.startswith("mov,mp4"):
+        gap_s = _keyframe_gap(path, info.duration_s, timeout_s, memory_mb)
+        info = replace(info, keyframe_gap_s=gap_s)
+    return info
 
 
 def check_limits(
@@ -136,6 +149,11 @@ def media_info_from_report(report: Json, size_bytes: int) -> MediaInfo:
         coded_width=max(width, int(video.get("coded_width") or 0)),
         coded_height=max(height, int(video.get("coded_height") or 0)),
         frame_count=_frame_count(video, duration_s),
+        video_profile=str(video.get("profile") or ""),
+        pixel_format=str(video.get("pix_fmt") or ""),
+        audio_codec=next(
+            (str(s.get("codec_name") or "") for s in streams if s.get("codec_type") == "audio"), ""
+        ),
     )
 
 
@@ -180,6 +198,27 @@ def _with_measured_duration(report: Json, path: Path, timeout_s: float, memory_m
     if seconds is None:
         return report
     return {**report, "format": {**(report.get("format") or {}), "duration": seconds}}
+
+
+def _keyframe_gap(path: Path, duration_s: float, timeout_s: float, memory_mb: int) -> float:
+    """The longest time between keyframes of the picture, from its packets' flags (the
+    file is read, nothing is decoded); 0.0 when it cannot be told."""
+    command = [FFPROBE, "-v", "error", "-select_streams", "V:0", "-of", "csv=p=0"]
+    command += ["-show_entries", "packet=pts_time,flags"]
+    result = _run_guarded([*command, *media_input(path)], timeout_s, memory_mb)
+    if result.returncode != 0:
+        return 0.0
+    keyframes = []
+    for line in result.stdout.decode("ascii", "replace").splitlines():
+        seconds, _, flags = line.partition(",")
+        pts = _number(seconds)
+        if pts is not None and flags.startswith("K"):
+            keyframes.append(pts)
+    if not keyframes:
+        return 0.0
+    keyframes.sort()
+    ends = [*keyframes[1:], max(duration_s, keyframes[-1])]
+    return round(max(end - start for start, end in zip(keyframes, ends, strict=True)), 3)
 
 
 def _longest_stream(packet_lines: list[str]) -> float | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reelwatch.failures import FailureCode, TaskFailure
 from reelwatch.media.ffmpeg import FfmpegLimits, FfmpegRun, media_input, media_url, run_ffmpeg
+from reelwatch.media.hls import FORCED_KEYFRAMES, SEGMENT_S
 from reelwatch.media.probe import MediaInfo, probe_media
 from reelwatch.storage.local import fsync_path
 
@@ -25,6 +26,10 @@ VIDEO_ENCODER_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-
 AUDIO_ENCODER_ARGS = ("-c:a", "aac", "-b:a", "128k")
 # The mov demuxer's words for an index that points past the end of the data.
 _TRUNCATION_MARKER = "partial file"
+# Segments cut at the source's own keyframes: no longer than two of the usual.
+MAX_COPIED_SEGMENT_S = 2 * SEGMENT_S
+# H.264 profiles that every browser's decoder plays.
+_BROWSER_PROFILES = frozenset({"Constrained Baseline", "Baseline", "Main", "High"})
 _INPUT_FAILURES = frozenset(
     {FailureCode.INPUT_INVALID, FailureCode.INPUT_NO_VIDEO, FailureCode.INPUT_UNSUPPORTED}
 )
@@ -96,19 +101,87 @@ def transcode_renditions(
         raise ValueError("no rendition to transcode")
     plans = [plan for plan, _ in outputs]
     with written_atomically(*(destination for _, destination in outputs)) as temporaries:
-        run = run_ffmpeg(
-            transcode_args(source, list(zip(plans, temporaries, strict=True)), info, limits),
-            duration_s=info.duration_s,
+        return encode_renditions(
+            source,
+            list(zip(plans, temporaries, strict=True)),
+            info,
             limits=limits,
             on_progress=on_progress,
             cancel=cancel,
         )
-        _refuse_truncated_source(run)
-        expected_s, evidence = info.duration_s, run.stderr_tail
-        return [
-            verify_rendition(path, plan, expected_duration_s=expected_s, detail=evidence)
-            for plan, path in zip(plans, temporaries, strict=True)
-        ]
+
+
+def encode_renditions(
+    source: Path,
+    outputs: Sequence[tuple[RenditionPlan, Path]],
+    info: MediaInfo,
+    *,
+    limits: FfmpegLimits,
+    keyframes: Sequence[str] = FORCED_KEYFRAMES,
+    on_progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[MediaInfo]:
+    """Decode ``source`` once, write every planned rendition to its (temporary) path and
+    check each (``verify_rendition``); ``keyframes`` says where keyframes are forced."""
+    run = run_ffmpeg(
+        transcode_args(source, outputs, info, limits, keyframes),
+        duration_s=info.duration_s,
+        limits=limits,
+        on_progress=on_progress,
+        cancel=cancel,
+    )
+    _refuse_truncated_source(run)
+    expected_s, evidence = info.duration_s, run.stderr_tail
+    return [
+        verify_rendition(path, plan, expected_duration_s=expected_s, detail=evidence)
+        for plan, path in outputs
+    ]
+
+
+def remux_source(
+    source: Path,
+    output: Path,
+    plan: RenditionPlan,
+    info: MediaInfo,
+    *,
+    limits: FfmpegLimits,
+    cancel: threading.Event | None = None,
+) -> MediaInfo:
+    """Copy the source's picture and sound, untouched, into a faststart MP4 (a source
+    that browsers already play: see ``is_remuxable``), and check it like a rendition."""
+    args = [*media_input(source), "-map", "0:V:0"]
+    args += ["-map", "0:a:0"] if info.has_audio else ["-an"]
+    args += ["-c", "copy", "-map_metadata", "-1", "-map_chapters", "-1"]
+    args += ["-movflags", "+faststart", "-f", "mp4", media_url(output)]
+    run = run_ffmpeg(args, duration_s=info.duration_s, limits=limits, cancel=cancel)
+    _refuse_truncated_source(run)
+    return verify_rendition(
+        output, plan, expected_duration_s=info.duration_s, detail=run.stderr_tail
+    )
+
+
+def is_remuxable(info: MediaInfo, top_rung: int) -> bool:
+    """Whether the source itself plays in every browser as it is (H.264 8-bit 4:2:0 in
+    a common profile, AAC or no sound, upright, in MP4, keyframes often enough for
+    short segments) and is no larger than the top rung: then its own size is served by
+    stream copy, with no encode at all."""
+    return (
+        info.video_codec == "h264"
+        and info.video_profile in _BROWSER_PROFILES
+        and info.pixel_format == "yuv420p"
+        and (not info.has_audio or info.audio_codec == "aac")
+        and info.rotation == 0
+        and info.format_name.startswith("mov,mp4")
+        and 0 < info.keyframe_gap_s <= MAX_COPIED_SEGMENT_S
+        and min(info.width, info.height) <= top_rung
+        and info.width % 2 == 0
+        and info.height % 2 == 0
+    )
+
+
+def source_plan(info: MediaInfo) -> RenditionPlan:
+    """The rendition that is the source itself, named like any other."""
+    return _named(info.width, info.height)
 
 
 def transcode_args(
@@ -116,6 +189,7 @@ def transcode_args(
     outputs: Sequence[tuple[RenditionPlan, Path]],
     info: MediaInfo,
     limits: FfmpegLimits,
+    keyframes: Sequence[str] = FORCED_KEYFRAMES,
 ) -> list[str]:
     """ffmpeg arguments that decode ``source`` once and encode one MP4 per output.
 
@@ -125,7 +199,7 @@ def transcode_args(
     args = [*_decoder_threads(limits), *_filter_threads(limits), *media_input(source)]
     args += ["-filter_complex", _split_graph([plan for plan, _ in outputs])]
     for index, (_, output) in enumerate(outputs):
-        args += _output_args(f"[v{index}]", output, info, limits)
+        args += _output_args(f"[v{index}]", output, info, limits, keyframes)
     return args
 
 
@@ -139,9 +213,12 @@ def _split_graph(plans: Sequence[RenditionPlan]) -> str:
     return ";".join([split, *(f"[s{i}]{scaler}" for i, scaler in enumerate(scalers))])
 
 
-def _output_args(video: str, output: Path, info: MediaInfo, limits: FfmpegLimits) -> list[str]:
-    """One rendition's output options: the picture from the graph's ``video`` label."""
-    args = ["-map", video, *VIDEO_ENCODER_ARGS]
+def _output_args(
+    video: str, output: Path, info: MediaInfo, limits: FfmpegLimits, keyframes: Sequence[str]
+) -> list[str]:
+    """One rendition's output options: the picture from the graph's ``video`` label,
+    with keyframes where HLS segments may start (the same in every rendition)."""
+    args = ["-map", video, *VIDEO_ENCODER_ARGS, *keyframes]
     if info.has_audio:
         args += ["-map", "0:a:0", *AUDIO_ENCODER_ARGS]
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from reelwatch.config import Settings
 from reelwatch.storage.base import (
+    HLS_FOLDER,
     MANIFEST,
     ORIGINAL,
     THUMBNAIL,
@@ -14,10 +15,12 @@ from reelwatch.storage.base import (
     StoredFile,
     UploadTooLarge,
     rendition_file,
+    walk_files,
 )
 from reelwatch.storage.local import LocalStore
 
 __all__ = [
+    "HLS_FOLDER",
     "MANIFEST",
     "ORIGINAL",
     "THUMBNAIL",
@@ -30,6 +33,7 @@ __all__ = [
     "download_origin",
     "open_store",
     "rendition_file",
+    "walk_files",
 ]
 
 

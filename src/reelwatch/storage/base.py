@@ -20,6 +20,7 @@ from typing import Protocol
 
 ORIGINAL = "original"
 MANIFEST = "upload.json"
+HLS_FOLDER = "hls"  # a video's HLS variants, one subfolder each
 # A relative path under a video's folder: plain names, "/" between them, none hidden
 # (temporary files start with a dot) and none "..": what the workers name, nothing more.
 _RELATIVE = re.compile(

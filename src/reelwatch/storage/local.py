@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from reelwatch.storage.base import (
+    HLS_FOLDER,
     MANIFEST,
     ORIGINAL,
     THUMBNAIL,
@@ -97,6 +98,10 @@ class LocalStore:
     def rendition_path(self, video_id: str, name: str) -> Path:
         return self.video_dir(video_id) / rendition_file(name)
 
+    def hls_dir(self, video_id: str) -> Path:
+        """The video's HLS variants, one folder each (the master playlist is the API's)."""
+        return self.video_dir(video_id) / HLS_FOLDER
+
     def thumbnail_path(self, video_id: str) -> Path:
         return self.video_dir(video_id) / THUMBNAIL
 
@@ -164,22 +169,27 @@ class LocalStore:
             return None
 
     def debris(self) -> list[Debris]:
-        folders = [self.incoming, *(p for p in self.videos.glob("*") if p.is_dir())]
+        """Temporary files of interrupted writes, and the half-written HLS variant
+        folders of interrupted transcodes."""
+        videos = [p for p in self.videos.glob("*") if p.is_dir()]
+        hls = [p / HLS_FOLDER for p in videos if (p / HLS_FOLDER).is_dir()]
         found = []
-        for folder in folders:
+        for folder in [self.incoming, *videos, *hls]:
             for pattern in TEMPORARY_PATTERNS:
                 for path in folder.glob(pattern):
                     with contextlib.suppress(FileNotFoundError):
-                        if path.is_file():
-                            stat = path.stat()
-                            found.append(
-                                Debris(str(path), stat.st_size, _modified(path), str(path))
-                            )
+                        size = _size(path)
+                        found.append(Debris(str(path), size, _modified(path), str(path)))
         return found
 
     def remove_debris(self, item: Debris) -> None:
         path = Path(item.token)
-        if path.parent == self.incoming or path.parent.parent == self.videos:
+        inside = (self.incoming, *self.videos.glob("*"), *self.videos.glob(f"*/{HLS_FOLDER}"))
+        if path.parent not in inside or not path.name.startswith("."):
+            return  # only what debris() found: a token is never trusted further
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
             path.unlink(missing_ok=True)
 
     # Backup and restore: the ``videos`` folder as it is.
@@ -292,6 +302,13 @@ def is_locked(path: Path) -> bool:
         except BlockingIOError:
             return True
         return False  # closing the handle releases the lock just taken
+
+
+def _size(path: Path) -> int:
+    """A file's size, or a folder's: the sum of its files'."""
+    if path.is_dir():
+        return sum(child.stat().st_size for child in path.rglob("*") if child.is_file())
+    return path.stat().st_size
 
 
 def _modified(path: Path) -> datetime:

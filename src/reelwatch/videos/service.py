@@ -338,8 +338,13 @@ def delete_video(db: Database, store: MediaStore, user: User, video_id: str) -> 
     store.delete_video(video_id)
 
 
-def video_as_dict(video: Video | VideoItem, public_url: str) -> dict[str, Any]:
-    """The API's representation of a video (SPEC §4)."""
+def video_as_dict(
+    video: Video | VideoItem, public_url: str, *, hls: bool = True, mp4_downloads: bool = True
+) -> dict[str, Any]:
+    """The API's representation of a video (SPEC §4). A rendition is listed as soon as
+    it is made; ``hls_url`` (the master playlist) once one is, unless this instance
+    makes no HLS (``hls``: false in simulation); a rendition's ``url`` (its MP4) is
+    null when MP4 downloads are off."""
     base = f"{public_url}/api/v1/videos/{video.id}"
     error = None
     if video.error_code:
@@ -368,10 +373,11 @@ def video_as_dict(video: Video | VideoItem, public_url: str) -> dict[str, Any]:
                 "width": r.width,
                 "height": r.height,
                 "size_bytes": r.size_bytes,
-                "url": f"{base}/renditions/{r.name}",
+                "url": f"{base}/renditions/{r.name}" if mp4_downloads else None,
             }
             for r in video.renditions
         ],
+        "hls_url": f"{base}/hls/master.m3u8" if hls and video.renditions else None,
         "thumbnail_url": f"{base}/thumbnail" if video.has_thumbnail else None,
         "created_at": iso(video.created_at),
         "updated_at": iso(video.updated_at),

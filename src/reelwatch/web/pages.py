@@ -21,7 +21,7 @@ from reelwatch.videos.status import VideoStatus
 from reelwatch.web.deps import FormDep, PageError, PageUserDep, safe_next
 from reelwatch.web.mailbox import open_mail, visible_mail
 from reelwatch.web.templating import flash, render
-from reelwatch.web.views import owner_emails, status_explanation, video_detail
+from reelwatch.web.views import owner_emails, player_settings, status_explanation, video_detail
 
 router = APIRouter(include_in_schema=False)
 
@@ -137,6 +137,7 @@ def video_page(request: Request, svc: ServicesDep, user: PageUserDep, video_id: 
         **detail.context(),
         "explanation": status_explanation(detail.video.status),
         "max_title": MAX_TITLE_LENGTH,
+        **player_settings(svc.settings),
     }
     return render(request, svc, "video.html.j2", context, user=user)
 

@@ -35,7 +35,13 @@ from reelwatch.videos.status import VideoStatus
 from reelwatch.web.dashboard import dashboard_data
 from reelwatch.web.deps import AdminUserDep, PageError, PageUserDep
 from reelwatch.web.templating import digest, render_fragment
-from reelwatch.web.views import owner_emails, status_explanation, step_words, video_detail
+from reelwatch.web.views import (
+    owner_emails,
+    player_settings,
+    status_explanation,
+    step_words,
+    video_detail,
+)
 
 router = APIRouter(prefix="/stream", include_in_schema=False)
 
@@ -166,7 +172,7 @@ class VideoListFeed:
 
 
 class VideoFeed:
-    SECTIONS = ("summary", "timeline", "graph")
+    SECTIONS = ("summary", "player", "timeline", "graph")
 
     def __init__(self, svc: Services, user: User, video_id: str, csrf: str) -> None:
         self.svc, self.user, self.video_id, self.csrf = svc, user, video_id, csrf
@@ -183,6 +189,7 @@ class VideoFeed:
                 "explanation": status_explanation(detail.video.status),
                 "csrf_token": self.csrf,
                 "user": self.user,
+                **player_settings(self.svc.settings),
             }
             current: dict[str, object] = {
                 name: render_fragment(f"_{name}.html.j2", context) for name in self.SECTIONS

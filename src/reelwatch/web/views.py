@@ -9,6 +9,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reelwatch.config import Settings
 from reelwatch.db.models import Event, Task, User, Video
 from reelwatch.failures import CATALOG, FailureCode, retry_refusal
 from reelwatch.timewords import span_in_words
@@ -40,6 +41,7 @@ EVENT_WORDS = {
     "task_cancelled": "Step cancelled",
     "workflow_restarted": "Retry requested",
     "video_recovered": "Recorded again from its upload (the database had lost it)",
+    "playable": "Playable: the first version can be watched while the others are made",
     "workflow_succeeded": "Processing finished",
     "workflow_failed": "Processing failed",
     "notification_queued": "Notification queued",
@@ -50,6 +52,8 @@ EVENT_WORDS = {
 STEP_WORDS = {
     "probe": ("Checking the file", "Checked the file"),
     "transcode": ("Making the versions to play", "Made the versions to play"),
+    "first": ("Making the first version to play", "Made the first version to play"),
+    "ladder": ("Making the other versions", "Made the other versions"),
     "thumbnail": ("Making the thumbnail", "Made the thumbnail"),
     "finalize": ("Checking every file is in place", "Every file is in place"),
 }
@@ -134,9 +138,11 @@ def plain_words(event: Event) -> str | None:
 def _step_result(task: str | None, data: dict[str, Any]) -> str:
     if task == "probe" and data.get("width"):
         return f": {data['width']}\u00d7{data.get('height')}, {_seconds(data.get('duration_s'))}"
-    if task == "transcode":
+    if task in ("transcode", "first", "ladder"):
         made = data.get("renditions") or []
         names = [str(r["rendition"]) for r in made if isinstance(r, dict) and r.get("rendition")]
+        if not names and task == "ladder":
+            return ": none needed, the video is no larger than the first"
         return f": {_and(names)}" if names else ""
     return ""
 
@@ -221,6 +227,12 @@ class VideoDetail:
             "tasks": self.tasks,
             "graph": self.graph,
         }
+
+
+def player_settings(settings: Settings) -> dict[str, bool]:
+    """What the player may offer: HLS (not in simulation, whose stand-in makes MP4
+    copies only) and MP4 files (``REELWATCH_MP4_DOWNLOADS``)."""
+    return {"hls": not settings.simulate, "mp4_downloads": settings.mp4_downloads}
 
 
 def video_detail(session: Session, user: User, video_id: str) -> VideoDetail:

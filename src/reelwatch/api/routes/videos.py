@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -15,17 +16,20 @@ from reelwatch.api.files import file_response
 from reelwatch.api.upload import receive_upload
 from reelwatch.api.validation import MAX_ID_LENGTH, PathId, Text
 from reelwatch.database import utcnow
-from reelwatch.db.models import User
+from reelwatch.db.models import User, Video
 from reelwatch.inputs import MAX_TITLE_LENGTH
 from reelwatch.insights.queue_wait import expected_wait
+from reelwatch.media import hls
 from reelwatch.notices.admission import Decision, admit_upload
 from reelwatch.notices.service import active_notices
 from reelwatch.notices.status import subscribe
-from reelwatch.storage import THUMBNAIL, Incoming, rendition_file
+from reelwatch.storage import HLS_FOLDER, THUMBNAIL, Incoming, rendition_file
 from reelwatch.videos import service
 from reelwatch.videos.status import VideoStatus
 
 router = APIRouter(prefix="/api/v1/videos", tags=["videos"])
+# A master playlist grows while the ladder is made: always ask again.
+NO_CACHE = {"Cache-Control": "private, no-cache"}
 
 
 @router.post("", status_code=201)
@@ -53,10 +57,20 @@ async def upload_video(request: Request, svc: ServicesDep, user: UserDep) -> Res
     except BaseException:
         incoming.discard()
         raise
-    body = service.video_as_dict(video, svc.settings.resolved_public_url)
+    body = _as_dict(video, svc)
     if decision.message:
         body["warning"] = decision.message
     return JSONResponse(body, status_code=201, headers={"Location": f"/api/v1/videos/{video.id}"})
+
+
+def _as_dict(video: Video | service.VideoItem, svc: Services) -> dict[str, Any]:
+    settings = svc.settings
+    return service.video_as_dict(
+        video,
+        settings.resolved_public_url,
+        hls=not settings.simulate,
+        mp4_downloads=settings.mp4_downloads,
+    )
 
 
 def _admit(svc: Services, user: User) -> Decision:
@@ -103,9 +117,8 @@ def list_videos(
             )
         except ValueError:  # a cursor this API did not hand out
             raise ApiError(422, "invalid_request", "cursor: not a cursor from this list") from None
-        url = svc.settings.resolved_public_url
         return {
-            "videos": [service.video_as_dict(v, url) for v in page.videos],
+            "videos": [_as_dict(v, svc) for v in page.videos],
             "next_cursor": page.next_cursor,
         }
 
@@ -114,7 +127,7 @@ def list_videos(
 def get_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
     with svc.db.read() as session:
         video = service.get_video(session, user, video_id)
-        return service.video_as_dict(video, svc.settings.resolved_public_url)
+        return _as_dict(video, svc)
 
 
 @router.get("/{video_id}/events")
@@ -141,7 +154,7 @@ def rename_video(
     """A new title (owner or admin): one line, at most 200 characters; empty, it is the
     file name. 404 for a video that is not theirs, 422 for a title that cannot be."""
     video = service.rename_video(svc.db, user, video_id, body.title)
-    return service.video_as_dict(video, svc.settings.resolved_public_url)
+    return _as_dict(video, svc)
 
 
 @router.delete("/{video_id}", status_code=204)
@@ -156,6 +169,8 @@ async def get_rendition(
 ) -> Response:
     """The file; with media in a bucket, a 307 to a presigned link (or proxied)."""
     await run_in_threadpool(_check_rendition, svc, user, video_id, name)
+    if not svc.settings.mp4_downloads:
+        raise ApiError(404, "not_found", "MP4 downloads are off here: play the HLS stream")
     return await file_response(
         request,
         svc,
@@ -167,10 +182,61 @@ async def get_rendition(
 
 
 def _check_rendition(svc: Services, user: User, video_id: str, name: str) -> None:
+    if name not in _made_renditions(svc, user, video_id):
+        raise ApiError(404, "not_found", f"video {video_id} has no rendition {name!r}")
+
+
+def _made_renditions(svc: Services, user: User, video_id: str) -> set[str]:
+    """The renditions of a video the user may see (404 for another's video)."""
     with svc.db.read() as session:
-        video = service.get_video(session, user, video_id)
-        if name not in {r.name for r in video.renditions}:
-            raise ApiError(404, "not_found", f"video {video_id} has no rendition {name!r}")
+        return {r.name for r in service.get_video(session, user, video_id).renditions}
+
+
+@router.get("/{video_id}/hls/{path:path}")
+async def get_hls(
+    request: Request, video_id: PathId, path: str, svc: ServicesDep, user: UserDep
+) -> Response:
+    """The video's HLS files: ``master.m3u8`` (the variants made so far, while the rest
+    is still being made) and ``<variant>/index.m3u8``, ``init.mp4``, ``seg-NNNNN.m4s``.
+    Only names the store writes are served; anything else is 404, never a file.
+    Playlists always come from this server (their segment links are relative to it);
+    segments, like renditions, may be a redirect to the bucket."""
+    if not hls.is_served_name(path):
+        raise ApiError(404, "not_found", f"video {video_id} has no HLS file {path[:100]!r}")
+    made = await run_in_threadpool(_made_renditions, svc, user, video_id)
+    if path == hls.MASTER:
+        playlist = await run_in_threadpool(_master_playlist, svc, video_id, made)
+        return Response(playlist, media_type=hls.content_type(path), headers=NO_CACHE)
+    if path.partition("/")[0] not in made:
+        raise ApiError(404, "not_found", f"video {video_id} has no HLS file {path!r}")
+    relative = f"{HLS_FOLDER}/{path}"
+    if path.endswith(hls.MEDIA_PLAYLIST):
+        playlist = await run_in_threadpool(_stored_text, svc, video_id, relative)
+        return Response(playlist, media_type=hls.content_type(path))
+    return await file_response(request, svc, video_id, relative, media_type=hls.content_type(path))
+
+
+def _master_playlist(svc: Services, video_id: str, made: set[str]) -> str:
+    """The master playlist of the variants made so far, from their ``variant.json``."""
+    if svc.settings.simulate:  # the stand-in transcoder makes no HLS
+        raise ApiError(404, "not_found", f"video {video_id} has no HLS stream here")
+    variants = []
+    for name in sorted(made):
+        try:
+            info = svc.store.read_bytes(video_id, f"{HLS_FOLDER}/{name}/{hls.VARIANT_INFO}")
+        except FileNotFoundError:
+            continue  # a rendition made before HLS was
+        variants.append(hls.Variant(**json.loads(info)))
+    if not variants:
+        raise ApiError(404, "not_found", f"video {video_id} has no HLS stream yet")
+    return hls.master_playlist(hls.by_bandwidth(variants))
+
+
+def _stored_text(svc: Services, video_id: str, relative: str) -> str:
+    try:
+        return svc.store.read_bytes(video_id, relative).decode()
+    except FileNotFoundError:
+        raise ApiError(404, "not_found", f"video {video_id} has no HLS file {relative!r}") from None
 
 
 @router.get("/{video_id}/thumbnail", response_class=FileResponse)

@@ -57,8 +57,16 @@ class VideoObserver(WorkflowObserver):
             video.duration_s = output["duration_s"]
             video.width, video.height = output["width"], output["height"]
         elif task.kind == "transcode":
-            # One row per rendition the task made (a ladder, or one rung of an old workflow).
-            for produced in rendition_outputs(output):
+            made = rendition_outputs(output)
+            if made and not video.renditions:
+                # The first rendition in place: the video plays while the rest is made.
+                names = [produced["rendition"] for produced in made]
+                queue.record_event(
+                    session, "playable", workflow, task=task, data={"renditions": names}
+                )
+            # One row per rendition the task made (its part of the ladder, the whole
+            # ladder, or one rung of an old workflow).
+            for produced in made:
                 video.renditions.append(
                     Rendition(
                         name=produced["rendition"],

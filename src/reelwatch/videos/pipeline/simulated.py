@@ -1,8 +1,10 @@
 """The stand-in transcoder of simulation mode (``reelwatch.simulation``): the video
 workflow's probe, transcode and thumbnail without ffmpeg, with injected failures.
 
-Same task names, graph, outputs and observer as the real handlers, so pages, events,
-the workflow graph and e-mails are the real ones; only the media work is pretended.
+Same task names, graph (``first`` makes the lowest rung, ``ladder`` the rest), outputs
+and observer as the real handlers, so pages, events, the workflow graph and e-mails are
+the real ones; only the media work is pretended, and there is no HLS (the page plays
+the MP4).
 The probe reads nothing but the upload's size (a 1280x720 video of about 2 Mbit/s);
 each rendition is a copy of the original and the thumbnail a small grey JPEG, so
 downloads and the player work for uploads that browsers can play. Finalize is real.
@@ -25,7 +27,13 @@ from reelwatch.failures import FailureCode, TaskFailure, failure_from_os_error
 from reelwatch.media.renditions import written_atomically
 from reelwatch.simulation import parse_failure_rates
 from reelwatch.storage import ORIGINAL, THUMBNAIL, MediaStore, rendition_file
-from reelwatch.videos.pipeline.tasks import VideoTasks, _ladder, _planned, _probed, _video_id
+from reelwatch.videos.pipeline.tasks import (
+    VideoTasks,
+    _ladder,
+    _probed,
+    _video_id,
+    transcode_part,
+)
 
 # What the stand-in probe makes of an upload: 720p at about 2 Mbit/s, 1 s to 1 h.
 SIMULATED_SIZE = (1280, 720)
@@ -57,7 +65,10 @@ class SimulatedTasks(VideoTasks):
     def transcode(self, ctx: TaskContext) -> dict[str, Any]:
         video_id = _video_id(ctx)
         info = _probed(ctx)
-        plans, skipped = _planned(info, _ladder(ctx.params))
+        part = transcode_part(info, _ladder(ctx.params), ctx.params.get("part"))
+        plans, skipped = part.plans, part.skipped
+        if not plans:  # as the real handler: nothing of the ladder left to make
+            return {"renditions": [], "skipped": skipped, "simulated": True}
         self._work(ctx, info.duration_s * self.speed)
         self._inject(code for code in FailureCode if code not in PROBE_CODES)
         files = [rendition_file(plan.name) for plan in plans]
@@ -76,6 +87,9 @@ class SimulatedTasks(VideoTasks):
             for plan, size in zip(plans, sizes, strict=True)
         ]
         return {"renditions": renditions, "skipped": skipped, "simulated": True}
+
+    def expected_files(self, renditions: list[str]) -> list[str]:
+        return [THUMBNAIL, *(rendition_file(r) for r in renditions)]  # MP4 copies only
 
     def thumbnail(self, ctx: TaskContext) -> dict[str, Any]:
         video_id = _video_id(ctx)

@@ -2,17 +2,20 @@
 
 Each handler reads its inputs (the original, the probe's output) in the store's
 workspace, a local folder (the video's own on local disk, a scratch copy when the media
-are in a bucket), writes its files there atomically through ``reelwatch.media``,
-publishes them to the store (a no-op on local disk), and returns a small JSON output that the
-observer turns into the video's row (duration, renditions, thumbnail). One
-``transcode`` task makes every rendition of the ladder from a single decode.
+are in a bucket), makes its files there atomically through ``reelwatch.media``,
+publishes them to the store (a no-op on local disk), and returns a small JSON output
+that the observer turns into the video's row (duration, renditions, thumbnail). Two
+``transcode`` tasks share the ladder: ``first`` makes the first playable rendition,
+``ladder`` the rest from a single decode; each rendition is an HLS variant and, unless
+MP4 downloads are off, an MP4.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,14 @@ from reelwatch import media
 from reelwatch.config import Settings
 from reelwatch.engine.spec import TaskContext
 from reelwatch.failures import FailureCode, TaskFailure, failure_from_os_error
-from reelwatch.storage import ORIGINAL, THUMBNAIL, MediaStore, rendition_file
+from reelwatch.storage import (
+    HLS_FOLDER,
+    ORIGINAL,
+    THUMBNAIL,
+    MediaStore,
+    rendition_file,
+    walk_files,
+)
 
 
 class VideoTasks:
@@ -77,53 +87,72 @@ class VideoTasks:
         )
 
     def transcode(self, ctx: TaskContext) -> dict[str, Any]:
-        """Every planned rendition of the video, from one decode of its original."""
+        """Renditions of the video, from one decode of its original (or one stream copy):
+        the whole ladder, or the ``part`` of it that its params name (``TranscodePart``).
+        A retry whose renditions were all published already reads them back."""
         video_id = _video_id(ctx)
         info = _probed(ctx)
-        plans, skipped = _planned(info, _ladder(ctx.params))
-        if not plans:
-            return {"renditions": [], "skipped": skipped}
-        files = [rendition_file(plan.name) for plan in plans]
-        stored = self.already_stored(video_id, files)
-        if stored is not None:
-            sizes = [stored[file] for file in files]
+        part = transcode_part(info, _ladder(ctx.params), ctx.params.get("part"))
+        if not part.plans:
+            return {"renditions": [], "skipped": part.skipped}
+        markers = [variant_marker(plan.name) for plan in part.plans]
+        if self.settings.mp4_downloads:
+            markers += [rendition_file(plan.name) for plan in part.plans]
+        if self.already_stored(video_id, markers) is not None:
+            made = [self.stored_rendition(video_id, plan) for plan in part.plans]
         else:
             with self.workspace(video_id) as folder:
-                sizes = self._transcode(ctx, folder, plans, info)
-                self.publish(video_id, folder, files)
+                made = self._make(ctx, folder, part, info)
+                self.publish(video_id, folder, _published_files(folder, made))
         renditions = [
             {
-                "rendition": plan.name,
-                "width": plan.width,
-                "height": plan.height,
-                # The size of the very file that was checked and renamed into place.
-                "size_bytes": size,
+                "rendition": m.plan.name,
+                "width": m.plan.width,
+                "height": m.plan.height,
+                # The size of the very file that was checked and renamed into place (the
+                # MP4), or of the HLS variant when there are no MP4 downloads.
+                "size_bytes": m.variant.size_bytes if m.mp4_bytes is None else m.mp4_bytes,
+                "bandwidth": m.variant.bandwidth,
+                "remuxed": part.remux,
             }
-            for plan, size in zip(plans, sizes, strict=True)
+            for m in made
         ]
-        return {"renditions": renditions, "skipped": skipped}
+        return {"renditions": renditions, "skipped": part.skipped}
 
-    def _transcode(
-        self,
-        ctx: TaskContext,
-        folder: Path,
-        plans: list[media.RenditionPlan],
-        info: media.MediaInfo,
-    ) -> list[int]:
-        outputs = [(plan, folder / rendition_file(plan.name)) for plan in plans]
+    def _make(
+        self, ctx: TaskContext, folder: Path, part: TranscodePart, info: media.MediaInfo
+    ) -> list[media.Made]:
+        targets = media.Targets(
+            mp4_path=lambda name: folder / rendition_file(name),
+            hls_dir=folder / HLS_FOLDER,
+            keep_mp4=self.settings.mp4_downloads,
+        )
         try:
-            verified = media.transcode_renditions(
+            return media.make_renditions(
                 folder / ORIGINAL,
-                outputs,
+                part.plans,
                 info,
+                targets,
                 limits=self.limits,
+                remux=part.remux,
+                keyframes=part.keyframes,
                 on_progress=ctx.report_progress,
                 cancel=ctx.cancelled,
             )
         except OSError as exc:
-            names = ", ".join(plan.name for plan in plans)
+            names = ", ".join(plan.name for plan in part.plans)
             raise failure_from_os_error(exc, f"writing the {names} renditions") from exc
-        return [written.size_bytes for written in verified]
+
+    def stored_rendition(self, video_id: str, plan: media.RenditionPlan) -> media.Made:
+        """A rendition an earlier attempt published, as its files in the store say."""
+        try:
+            variant = media.Variant(
+                **json.loads(self.store.read_bytes(video_id, variant_marker(plan.name)))
+            )
+            sizes = self.store.sizes(video_id, [rendition_file(plan.name)])
+        except OSError as exc:
+            raise failure_from_os_error(exc, f"reading the {plan.name} rendition") from exc
+        return media.Made(plan, variant, sizes.get(rendition_file(plan.name)))
 
     def thumbnail(self, ctx: TaskContext) -> dict[str, Any]:
         video_id = _video_id(ctx)
@@ -156,7 +185,7 @@ class VideoTasks:
         ]
         if not renditions:
             raise TaskFailure(FailureCode.UNKNOWN, "no rendition was produced")
-        expected = [*(rendition_file(r) for r in renditions), THUMBNAIL]
+        expected = self.expected_files(renditions)
         try:
             stored = self.store.sizes(video_id, expected)
         except OSError as exc:
@@ -168,6 +197,66 @@ class VideoTasks:
             )
         self.store.release(video_id)  # its local copy, if any: the video is done
         return {"renditions": renditions}
+
+    def expected_files(self, renditions: list[str]) -> list[str]:
+        """What a ready video's folder holds: the thumbnail, each rendition's HLS variant
+        (its marker, published last) and, with downloads on, its MP4."""
+        expected = [THUMBNAIL, *(variant_marker(r) for r in renditions)]
+        if self.settings.mp4_downloads:
+            expected += [rendition_file(r) for r in renditions]
+        return expected
+
+
+def variant_marker(name: str) -> str:
+    """The file published last of a rendition's HLS variant: once it is in the store,
+    the whole variant is."""
+    return f"{HLS_FOLDER}/{name}/{media.VARIANT_INFO}"
+
+
+def _published_files(folder: Path, made: list[media.Made]) -> list[str]:
+    """What a transcode task publishes, in an order that makes each rendition whole
+    before it is announced: the segments and playlists, then each variant's marker,
+    then the MP4s."""
+    files: list[str] = []
+    for m in made:
+        prefix = f"{HLS_FOLDER}/{m.plan.name}"
+        inside = [f"{prefix}/{relative}" for relative, _ in walk_files(folder / prefix)]
+        marker = variant_marker(m.plan.name)
+        files += [relative for relative in inside if relative != marker] + [marker]
+    files += [rendition_file(m.plan.name) for m in made if m.mp4_bytes is not None]
+    return files
+
+
+@dataclass(frozen=True)
+class TranscodePart:
+    """What one transcode task makes: ``plans``, by stream copy of the source if
+    ``remux``, else encoded with keyframes forced as ``keyframes`` says."""
+
+    plans: list[media.RenditionPlan]
+    skipped: list[str]
+    remux: bool = False
+    keyframes: tuple[str, ...] = media.FORCED_KEYFRAMES
+
+
+def transcode_part(
+    info: media.MediaInfo, ladder: list[tuple[int, bool]], part: str | None
+) -> TranscodePart:
+    """The renditions of the ``first`` task (the first playable one: the source itself
+    when browsers play it as it is, else the lowest rung), of the ``ladder`` task (the
+    rest), or, without a part (a workflow planned with one transcode), all of them."""
+    plans, skipped = _planned(info, ladder)
+    if part is None:
+        return TranscodePart(plans, skipped)
+    if not media.is_remuxable(info, max(rung for rung, _ in ladder)):
+        return (
+            TranscodePart(plans[:1], []) if part == "first" else TranscodePart(plans[1:], skipped)
+        )
+    source = media.source_plan(info)
+    if part == "first":
+        return TranscodePart([source], [], remux=True)
+    # Beside a copied source, segments must start where the source's keyframes are.
+    rest = [plan for plan in plans if plan.name != source.name]
+    return TranscodePart(rest, skipped, keyframes=media.SOURCE_KEYFRAMES)
 
 
 def rendition_outputs(output: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -15,24 +15,34 @@ VIDEO_WORKFLOW = "video"
 
 
 def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
-    """probe → transcode (every rung, one decode), thumbnail → finalize."""
+    """probe → first, ladder, thumbnail → finalize.
+
+    ``first`` makes the first playable rendition (the source itself by stream copy when
+    browsers play it as it is, else the lowest rung) and ``ladder`` the rest from one
+    decode, side by side on two workers; both are ``transcode`` tasks, the kind a
+    workflow planned with one ``transcode`` for the whole ladder still runs."""
     tasks = (SimulatedTasks if settings.simulate else VideoTasks)(settings, store)
     queue = settings.queue_for
     rungs = list(settings.rendition_heights)
+
+    def transcode(part: str, weight: float) -> TaskSpec:
+        return TaskSpec(
+            part,
+            tasks.transcode,
+            kind="transcode",
+            params={"rungs": rungs, "part": part},
+            depends_on=("probe",),
+            timeout_s=settings.ffmpeg_timeout_seconds,
+            weight=weight,
+            queue=queue("transcode"),
+        )
+
     return WorkflowSpec(
         VIDEO_WORKFLOW,
         (
             TaskSpec("probe", tasks.probe, timeout_s=300, weight=0.5, queue=queue("probe")),
-            TaskSpec(
-                "transcode",
-                tasks.transcode,
-                kind="transcode",
-                params={"rungs": rungs},
-                depends_on=("probe",),
-                timeout_s=settings.ffmpeg_timeout_seconds,
-                weight=sum(_encoding_weight(rung) for rung in rungs),
-                queue=queue("transcode"),
-            ),
+            transcode("first", _encoding_weight(rungs[0])),
+            transcode("ladder", sum(_encoding_weight(rung) for rung in rungs[1:])),
             TaskSpec(
                 "thumbnail",
                 tasks.thumbnail,
@@ -44,7 +54,7 @@ def build_video_workflow(settings: Settings, store: MediaStore) -> WorkflowSpec:
             TaskSpec(
                 "finalize",
                 tasks.finalize,
-                depends_on=("transcode", "thumbnail"),
+                depends_on=("first", "ladder", "thumbnail"),
                 timeout_s=300,
                 weight=0.5,
                 queue=queue("finalize"),

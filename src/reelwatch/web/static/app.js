@@ -1,5 +1,5 @@
 // reelwatch pages: live updates (Server-Sent Events), uploads with progress, and the
-// rendition switcher. Every page reads fine without this file; it only adds liveness.
+// player (HLS with a rendition picker). Every page reads fine without this file; it only adds liveness.
 "use strict";
 
 (() => {
@@ -55,22 +55,77 @@
   function applySection(update) {
     const element = document.getElementById(update.id);
     if (!element || element.dataset.key === update.key) return;
+    if (playerInUse(element)) return; // never interrupt someone watching
+    stopPlayers(element);
     element.innerHTML = update.html;
     element.dataset.key = update.key;
     enhance(element);
   }
 
-  // --- renditions ------------------------------------------------------------------
+  // --- the player ------------------------------------------------------------------
+
+  const hlsPlayers = new Map(); // <video> -> its hls.js instance
 
   function enhance(root) {
+    for (const player of root.querySelectorAll("video[data-player][data-hls]")) setUpHls(player);
     for (const button of root.querySelectorAll("[data-play]")) {
       button.hidden = false;
       button.addEventListener("click", () => {
         const player = root.querySelector("[data-player]") ?? document.querySelector("[data-player]");
         if (!player) return;
+        hlsPlayers.get(player)?.destroy();
+        hlsPlayers.delete(player);
+        player.closest("section")?.querySelector("[data-quality-bar]")?.setAttribute("hidden", "");
         player.src = button.dataset.play;
         player.play().catch(() => {}); // autoplay may be refused; the controls remain
       });
+    }
+  }
+
+  // The master playlist through hls.js (Media Source), with a picker of its levels;
+  // the browser's own HLS where it has no Media Source; else the MP4 stays.
+  function setUpHls(player) {
+    const url = player.dataset.hls;
+    const fallback = player.getAttribute("src");
+    if (window.Hls?.isSupported()) {
+      const hls = new window.Hls({ enableWorker: false }); // the CSP allows no blob: worker
+      hlsPlayers.set(player, hls);
+      player.removeAttribute("src");
+      hls.on(window.Hls.Events.MANIFEST_PARSED, (_, data) => showLevels(player, hls, data.levels));
+      hls.on(window.Hls.Events.LEVEL_SWITCHED, (_, data) => { player.dataset.level = data.level; });
+      hls.on(window.Hls.Events.ERROR, (_, data) => {
+        if (!data.fatal) return;
+        hls.destroy(); // back to the MP4, where there is one
+        hlsPlayers.delete(player);
+        if (fallback) player.src = fallback;
+      });
+      hls.loadSource(url);
+      hls.attachMedia(player);
+    } else if (player.canPlayType("application/vnd.apple.mpegurl")) {
+      player.src = url;
+    }
+  }
+
+  function showLevels(player, hls, levels) {
+    const bar = player.closest("section")?.querySelector("[data-quality-bar]");
+    const select = bar?.querySelector("[data-quality]");
+    if (!select || levels.length < 2) return;
+    select.replaceChildren(new Option("Auto", "-1"));
+    levels.forEach((level, index) => {
+      select.append(new Option(`${Math.min(level.width, level.height)}p`, String(index)));
+    });
+    select.addEventListener("change", () => { hls.currentLevel = Number(select.value); });
+    bar.hidden = false;
+  }
+
+  function playerInUse(root) {
+    return [...root.querySelectorAll("video[data-player]")].some((v) => !v.paused || v.currentTime > 0);
+  }
+
+  function stopPlayers(root) {
+    for (const player of root.querySelectorAll("video[data-player]")) {
+      hlsPlayers.get(player)?.destroy();
+      hlsPlayers.delete(player);
     }
   }
 
