@@ -92,6 +92,24 @@ def test_a_video_in_a_bucket_is_processed_served_and_deleted(
         thumbnail = through.get(f"/api/v1/videos/{video['id']}/thumbnail")
         assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
 
+        # HLS from the bucket: the playlists from the API, the segments proxied or by
+        # a redirect, each as stored.
+        master = through.get(final["hls_url"].replace(instance.url, ""))
+        assert master.status_code == 200 and "#EXT-X-STREAM-INF" in master.text
+        variant = master.text.split("#EXT-X-STREAM-INF", 1)[1].splitlines()[1]
+        base = final["hls_url"].replace(instance.url, "").rsplit("/", 1)[0]
+        playlist = through.get(f"{base}/{variant}")
+        assert playlist.status_code == 200 and "#EXT-X-ENDLIST" in playlist.text
+        segment = next(line for line in playlist.text.splitlines() if line.endswith(".m4s"))
+        segment_path = f"{base}/{variant.rsplit('/', 1)[0]}/{segment}"
+        proxied_segment = through.get(segment_path)
+        segment_key = prefix + f"hls/{variant.rsplit('/', 1)[0]}/{segment}"
+        assert proxied_segment.status_code == 200
+        assert len(proxied_segment.content) == stored[segment_key]
+        redirected = client.get(segment_path.replace(instance.url, ""))
+        assert redirected.status_code == 307
+        assert httpx.get(redirected.headers["location"]).content == proxied_segment.content
+
         stranger = instance.client("mallory@example.com")
         assert stranger.get(rendition["url"]).status_code == 404, "same authorisation"
         for hostile in ["..%2F..%2Fupload.json", "480p.mp4%00", "a" * 300, "%2e%2e"]:
