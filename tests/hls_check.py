@@ -13,9 +13,34 @@ from typing import Any
 
 import httpx
 
-from instance import LiveInstance
+import samples
+from instance import LiveInstance, free_port
+from reelwatch.config import Settings, load_settings
 from reelwatch.engine.spec import TaskContext
 from reelwatch.videos.pipeline import VIDEO_WORKFLOW
+
+LADDER = "240,360"
+
+
+def hls_settings(home: Path, **overrides: Any) -> Settings:
+    return load_settings(
+        home=home,
+        bind=f"127.0.0.1:{free_port()}",
+        lease_seconds=5,
+        retry_backoff_scale=0.0,
+        renditions=LADDER,
+        **overrides,
+    )
+
+
+def clip(folder: Path, name: str, **recipe: Any) -> Path:
+    """A 9 s clip (three segments of at most 4 s): with a keyframe every ``gop`` frames,
+    browser-ready (H.264 4:2:0, AAC); without, in 4:4:4, which browsers cannot play."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gop = recipe.pop("gop", None)
+    extra = ("-g", str(gop)) if gop else ("-pix_fmt", "yuv444p")
+    return samples.make_video(folder / name, duration_s=9.0, extra_args=extra, **recipe)
+
 
 ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')
 # profile_idc of the avcC box, by ffprobe's name of the profile

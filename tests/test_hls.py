@@ -11,27 +11,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-import samples
-from hls_check import check_hls, hold_ladder, parse_master
-from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_until
-from reelwatch.config import Settings, load_settings
+from hls_check import check_hls, clip, hls_settings, hold_ladder, parse_master
+from instance import LiveInstance, upload, wait_for_outcome, wait_until
 from reelwatch.db.models import Event
 from reelwatch.engine.spec import register_workflow, workflow_spec
 from reelwatch.storage import LocalStore
 from reelwatch.videos.pipeline import VIDEO_WORKFLOW, build_video_workflow
-
-LADDER = "240,360"
-
-
-def hls_settings(home: Path, **overrides: Any) -> Settings:
-    return load_settings(
-        home=home,
-        bind=f"127.0.0.1:{free_port()}",
-        lease_seconds=5,
-        retry_backoff_scale=0.0,
-        renditions=LADDER,
-        **overrides,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +24,6 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveInstance]
     live = LiveInstance(hls_settings(tmp_path_factory.mktemp("home"))).start()
     yield live
     live.stop()
-
-
-def clip(folder: Path, name: str, **recipe: Any) -> Path:
-    """A 9 s clip (three segments of at most 4 s): with a keyframe every ``gop`` frames,
-    browser-ready (H.264 4:2:0, AAC); without, in 4:4:4, which browsers cannot play."""
-    folder.mkdir(parents=True, exist_ok=True)
-    gop = recipe.pop("gop", None)
-    extra = ("-g", str(gop)) if gop else ("-pix_fmt", "yuv444p")
-    return samples.make_video(folder / name, duration_s=9.0, extra_args=extra, **recipe)
 
 
 @pytest.mark.parametrize(

@@ -28,9 +28,11 @@ from reelwatch.media.renditions import written_atomically
 from reelwatch.simulation import parse_failure_rates
 from reelwatch.storage import ORIGINAL, THUMBNAIL, MediaStore, rendition_file
 from reelwatch.videos.pipeline.tasks import (
+    SPLIT,
     VideoTasks,
     _ladder,
     _probed,
+    _split,
     _video_id,
     transcode_part,
 )
@@ -60,12 +62,12 @@ class SimulatedTasks(VideoTasks):
         self._inject(PROBE_CODES)
         info = simulated_media_info(size_bytes)
         self.check_limits(info)
-        return asdict(info)
+        return {**asdict(info), SPLIT: self.split_ladder(ctx)}
 
     def transcode(self, ctx: TaskContext) -> dict[str, Any]:
         video_id = _video_id(ctx)
         info = _probed(ctx)
-        part = transcode_part(info, _ladder(ctx.params), ctx.params.get("part"))
+        part = transcode_part(info, _ladder(ctx.params), ctx.params.get("part"), _split(ctx))
         plans, skipped = part.plans, part.skipped
         if not plans:  # as the real handler: nothing of the ladder left to make
             return {"renditions": [], "skipped": skipped, "simulated": True}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,13 @@ class VideoTasks:
         with self.workspace(_video_id(ctx)) as folder:
             info = media.probe_media(folder / ORIGINAL, memory_mb=self.limits.memory_mb)
         self.check_limits(info)
-        return asdict(info)
+        return {**asdict(info), SPLIT: self.split_ladder(ctx)}
+
+    def split_ladder(self, ctx: TaskContext) -> bool:
+        """Whether ``first`` and ``ladder`` share the encoding (``transcode_part``): when
+        two workers can take them the moment this probe ends, the video plays and is
+        ready sooner; under a queue, one decode for the whole ladder costs less."""
+        return ctx.spare_workers(self.settings.queue_for("transcode")) >= 2
 
     @contextmanager
     def workspace(self, video_id: str) -> Iterator[Path]:
@@ -92,7 +98,7 @@ class VideoTasks:
         A retry whose renditions were all published already reads them back."""
         video_id = _video_id(ctx)
         info = _probed(ctx)
-        part = transcode_part(info, _ladder(ctx.params), ctx.params.get("part"))
+        part = transcode_part(info, _ladder(ctx.params), ctx.params.get("part"), _split(ctx))
         if not part.plans:
             return {"renditions": [], "skipped": part.skipped}
         markers = [variant_marker(plan.name) for plan in part.plans]
@@ -239,24 +245,29 @@ class TranscodePart:
 
 
 def transcode_part(
-    info: media.MediaInfo, ladder: list[tuple[int, bool]], part: str | None
+    info: media.MediaInfo, ladder: list[tuple[int, bool]], part: str | None, split: bool = True
 ) -> TranscodePart:
-    """The renditions of the ``first`` task (the first playable one: the source itself
-    when browsers play it as it is, else the lowest rung), of the ``ladder`` task (the
-    rest), or, without a part (a workflow planned with one transcode), all of them."""
+    """The renditions of the ``first`` task and of the ``ladder`` task, or, without a
+    part (a workflow planned with one transcode), all of them.
+
+    When browsers play the source as it is, ``first`` copies it (no encode: the video
+    plays in seconds) and ``ladder`` encodes the rest. Otherwise, ``split``: ``first``
+    encodes the lowest rung and ``ladder`` the rest, side by side on two workers; not
+    ``split`` (the probe saw a queue): ``ladder`` encodes the whole ladder from one
+    decode and ``first`` has nothing to make."""
     plans, skipped = _planned(info, ladder)
     if part is None:
         return TranscodePart(plans, skipped)
-    if not media.is_remuxable(info, max(rung for rung, _ in ladder)):
-        return (
-            TranscodePart(plans[:1], []) if part == "first" else TranscodePart(plans[1:], skipped)
-        )
-    source = media.source_plan(info)
-    if part == "first":
-        return TranscodePart([source], [], remux=True)
-    # Beside a copied source, segments must start where the source's keyframes are.
-    rest = [plan for plan in plans if plan.name != source.name]
-    return TranscodePart(rest, skipped, keyframes=media.SOURCE_KEYFRAMES)
+    if media.is_remuxable(info, max(rung for rung, _ in ladder)):
+        source = media.source_plan(info)
+        if part == "first":
+            return TranscodePart([source], [], remux=True)
+        # Beside a copied source, segments must start where the source's keyframes are.
+        rest = [plan for plan in plans if plan.name != source.name]
+        return TranscodePart(rest, skipped, keyframes=media.SOURCE_KEYFRAMES)
+    if not split:
+        return TranscodePart([], []) if part == "first" else TranscodePart(plans, skipped)
+    return TranscodePart(plans[:1], []) if part == "first" else TranscodePart(plans[1:], skipped)
 
 
 def rendition_outputs(output: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -302,4 +313,14 @@ def _video_id(ctx: TaskContext) -> str:
 
 
 def _probed(ctx: TaskContext) -> media.MediaInfo:
-    return media.MediaInfo(**ctx.upstream_outputs()["probe"])
+    output = ctx.upstream_outputs()["probe"]
+    return media.MediaInfo(**{name: output[name] for name in _MEDIA_FIELDS if name in output})
+
+
+def _split(ctx: TaskContext) -> bool:
+    """The probe's choice (``split_ladder``); a probe from before it was made: split."""
+    return bool(ctx.upstream_outputs()["probe"].get(SPLIT, True))
+
+
+_MEDIA_FIELDS = tuple(field.name for field in fields(media.MediaInfo))
+SPLIT = "split_ladder"  # in the probe's output
