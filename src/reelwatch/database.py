@@ -82,6 +82,13 @@ class Database:
             yield session
 
     @contextmanager
+    def read_rows(self) -> Iterator[Connection]:
+        """A connection for Core queries on a hot path: a session's bookkeeping costs
+        more than a small query. Like ``read``, it takes no write lock on SQLite."""
+        with self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any exception."""
         with self._write_sessions() as session, session.begin():

@@ -111,9 +111,9 @@ def list_videos(
 
 @router.get("/{video_id}")
 def get_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
-    with svc.db.read() as session:
-        video = service.get_video(session, user, video_id)
-        return service.video_as_dict(video, svc.settings.resolved_public_url)
+    with svc.db.read_rows() as connection:
+        video = service.get_video_item(connection, user, video_id)
+    return service.video_as_dict(video, svc.settings.resolved_public_url)
 
 
 @router.get("/{video_id}/events")
