@@ -25,12 +25,16 @@ class Services:
     tokens: TokenCache = field(default_factory=TokenCache)
 
 
-async def services(request: Request) -> Services:
-    # Async: FastAPI runs a sync dependency in the thread pool, a hop for an attribute.
+def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-ServicesDep = Annotated[Services, Depends(services)]
+async def _services(request: Request) -> Services:
+    # Async: FastAPI runs a sync dependency in the thread pool, a hop for an attribute.
+    return services(request)
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
 
 
 async def current_user(request: Request, svc: ServicesDep) -> User:

@@ -8,9 +8,9 @@ is the engine's.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Row, Select, bindparam, func, select, tuple_
