@@ -109,8 +109,15 @@ def list_videos(
         }
 
 
-@router.get("/{video_id}")
-def get_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
+@router.get("/{video_id}", response_model=dict[str, Any])
+async def get_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> Response:
+    """The request clients repeat most (polling a status): async, with one trip to the
+    thread pool for the read, and the JSON written as it is (FastAPI would check a
+    returned dict against the response model in the thread pool, a second trip)."""
+    return JSONResponse(await run_in_threadpool(video_json, svc, user, video_id))
+
+
+def video_json(svc: Services, user: User, video_id: str) -> dict[str, Any]:
     with svc.db.read_rows() as connection:
         video = service.get_video_item(connection, user, video_id)
     return service.video_as_dict(video, svc.settings.resolved_public_url)
@@ -125,7 +132,7 @@ def get_events(video_id: PathId, svc: ServicesDep, user: UserDep) -> list[dict[s
 @router.post("/{video_id}/retry", status_code=202)
 def retry_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
     service.retry_video(svc.db, user, video_id)
-    return get_video(video_id, svc, user)
+    return video_json(svc, user, video_id)
 
 
 class RenameRequest(BaseModel):
