@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 
 from reelwatch.api.errors import ApiError
@@ -26,7 +27,11 @@ class Services:
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return services_of(request.app)
+
+
+def services_of(app: Starlette) -> Services:
+    return app.state.services  # type: ignore[no-any-return]
 
 
 async def _services(request: Request) -> Services:

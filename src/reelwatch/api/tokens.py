@@ -28,8 +28,19 @@ _USER_COLUMNS = ("id", "email", "is_admin", "token_hash", "created_at", "passwor
 
 
 @dataclass(frozen=True, slots=True)
+class Bearer:
+    """What the status read needs of a token's user (``reelwatch.api.status_reads``):
+    immutable, so one is shared by the requests of its token, and no ORM object is
+    built for them."""
+
+    id: int
+    is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _Entry:
     values: tuple[object, ...]
+    bearer: Bearer
     expires: float
 
 
@@ -41,10 +52,16 @@ class TokenCache:
 
     def cached(self, token: str) -> User | None:
         """The user of ``token`` if it was looked up less than ``seconds`` ago."""
+        entry = self._fresh(token)
+        return _user(entry.values) if entry is not None else None
+
+    def cached_bearer(self, token: str) -> Bearer | None:
+        entry = self._fresh(token)
+        return entry.bearer if entry is not None else None
+
+    def _fresh(self, token: str) -> _Entry | None:
         entry = self._entries.get(hash_token(token))
-        if entry is None or entry.expires <= time.monotonic():
-            return None
-        return _user(entry.values)
+        return entry if entry is not None and entry.expires > time.monotonic() else None
 
     def lookup(self, db: Database, token: str) -> User | None:
         """The user of ``token`` from the database (blocking: call it off the event loop)."""
@@ -53,7 +70,8 @@ class TokenCache:
             if user is None:
                 return None
             values = tuple(getattr(user, name) for name in _USER_COLUMNS)
-        self._remember(user.token_hash, _Entry(values, time.monotonic() + self.seconds))
+        bearer = Bearer(user.id, user.is_admin)
+        self._remember(user.token_hash, _Entry(values, bearer, time.monotonic() + self.seconds))
         return user
 
     def clear(self) -> None:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection, Row, Select, bindparam, func, select, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
@@ -187,11 +187,21 @@ def get_video(session: Session, user: User, video_id: str) -> Video:
     return video
 
 
-def get_video_item(connection: Connection, user: User, video_id: str) -> VideoItem:
+class Viewer(Protocol):
+    """Who reads: a ``User``, or anything else with its id and admin flag."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def is_admin(self) -> bool: ...
+
+
+def get_video_item(connection: Connection, viewer: Viewer, video_id: str) -> VideoItem:
     """``get_video`` as plain values, for the API's status read (the hottest request):
     one statement built once, the video joined to its renditions, no ORM objects."""
-    query = _ANY_VIDEO if user.is_admin else _OWN_VIDEO
-    items = _items(connection.execute(query, {"video_id": video_id, "user_id": user.id}))
+    query = _ANY_VIDEO if viewer.is_admin else _OWN_VIDEO
+    items = _items(connection.execute(query, {"video_id": video_id, "user_id": viewer.id}))
     if not items:
         raise VideoNotFound(video_id)
     return items[0]

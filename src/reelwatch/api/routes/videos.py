@@ -117,9 +117,9 @@ async def get_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> Respon
     return JSONResponse(await run_in_threadpool(video_json, svc, user, video_id))
 
 
-def video_json(svc: Services, user: User, video_id: str) -> dict[str, Any]:
+def video_json(svc: Services, viewer: service.Viewer, video_id: str) -> dict[str, Any]:
     with svc.db.read_rows() as connection:
-        video = service.get_video_item(connection, user, video_id)
+        video = service.get_video_item(connection, viewer, video_id)
     return service.video_as_dict(video, svc.settings.resolved_public_url)
 
 
