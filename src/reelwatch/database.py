@@ -59,6 +59,7 @@ class Database:
         writer = self.engine.execution_options(reelwatch_immediate=True)
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(writer, expire_on_commit=False)
+        self._unwaiting: Engine | None = None
 
     def _create_engine(self, pool_size: int) -> Engine:
         if not self.is_sqlite:
@@ -88,6 +89,29 @@ class Database:
         with self.engine.connect() as connection:
             yield connection
 
+    @property
+    def reads_without_waiting(self) -> bool:
+        """Whether ``read_without_waiting`` may be used: SQLite, in a file."""
+        return self.is_sqlite and self.url.database not in (None, "", ":memory:")
+
+    @contextmanager
+    def read_without_waiting(self) -> Iterator[Connection]:
+        """SQLite in a file only: a connection for one small read made on the event loop
+        itself, saving the trip to a thread. It never waits: a lock raises
+        OperationalError at once (busy timeout 0), and the caller then reads the usual
+        way, off the loop. No BEGIN: one statement reads one snapshot by itself."""
+        if self._unwaiting is None:
+            self._unwaiting = create_engine(
+                self.url,
+                connect_args={"timeout": 0, "check_same_thread": False},
+                pool_size=1,
+                max_overflow=4,
+            )
+            configure = functools.partial(_configure_sqlite_connection, busy_timeout_ms=0)
+            event.listen(self._unwaiting, "connect", configure)
+        with self._unwaiting.connect() as connection:
+            yield connection
+
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any exception."""
@@ -100,6 +124,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._unwaiting is not None:
+            self._unwaiting.dispose()
 
     def connect_arguments(self) -> dict[str, Any]:
         """What psycopg.connect takes for this URL, for a connection of our own (LISTEN):
@@ -120,12 +146,14 @@ def with_connection_defaults(url: URL) -> URL:
     return url.update_query_dict(missing)
 
 
-def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+def _configure_sqlite_connection(
+    dbapi_connection: Any, _record: Any, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is deferred-only).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     # FULL: a committed upload survives power loss, not only a process crash.
     cursor.execute("PRAGMA synchronous=FULL")

@@ -13,10 +13,12 @@ pass through them like the route's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reelwatch.api.deps import Services, services_of
 from reelwatch.api.routes.videos import video_json
 from reelwatch.api.validation import MAX_ID_LENGTH
-from reelwatch.videos.service import VideoNotFound
+from reelwatch.videos.service import VideoNotFound, Viewer
 
 VIDEO_PATH = re.compile(rf"/api/v1/videos/([^/]{{1,{MAX_ID_LENGTH}}})")
 AUTHORIZATION = b"authorization"
@@ -53,10 +55,15 @@ class StatusReads:
 async def _video(svc: Services, token: str, video_id: str) -> dict[str, Any] | None:
     """The video's JSON, or None when the route should answer."""
     try:
-        user = svc.tokens.cached(token) or await run_in_threadpool(svc.tokens.lookup, svc.db, token)
-        if user is None:
-            return None
-        return await run_in_threadpool(video_json, svc, user, video_id)
+        viewer: Viewer | None = svc.tokens.cached_bearer(token)
+        if viewer is None:
+            viewer = await run_in_threadpool(svc.tokens.lookup, svc.db, token)
+            if viewer is None:
+                return None
+        if svc.db.reads_without_waiting:
+            with contextlib.suppress(OperationalError):  # locked: read off the loop instead
+                return video_json(svc, viewer, video_id, svc.db.read_without_waiting)
+        return await run_in_threadpool(video_json, svc, viewer, video_id, svc.db.read_rows)
     except VideoNotFound:
         return None
     except Exception:  # the route meets it again and answers it its own way

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from reelwatch.api.deps import Services, ServicesDep, UserDep
@@ -117,8 +120,14 @@ async def get_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> Respon
     return JSONResponse(await run_in_threadpool(video_json, svc, user, video_id))
 
 
-def video_json(svc: Services, viewer: service.Viewer, video_id: str) -> dict[str, Any]:
-    with svc.db.read_rows() as connection:
+def video_json(
+    svc: Services,
+    viewer: service.Viewer,
+    video_id: str,
+    connect: Callable[[], AbstractContextManager[Connection]] | None = None,
+) -> dict[str, Any]:
+    """The video's JSON, read on a connection from ``connect`` (``Database.read_rows``)."""
+    with (connect or svc.db.read_rows)() as connection:
         video = service.get_video_item(connection, viewer, video_id)
     return service.video_as_dict(video, svc.settings.resolved_public_url)
 
