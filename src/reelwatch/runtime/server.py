@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # The most of an unfinished request head (request line and headers) h11 buffers before
 # answering 400; h11's own default, spelled out so that it does not move with the library.
 MAX_REQUEST_HEAD_BYTES = 16 * 1024
+HEALTHCHECK_TIMEOUT_S = 30
 
 
 def server_config(
@@ -93,6 +94,9 @@ def _run_processes(settings: Settings) -> None:
         settings, functools.partial(process_app, settings, os.getpid()), factory=True
     )
     config.workers = settings.resolved_server_processes
+    # A serving process that does not answer the supervisor's ping this long is killed
+    # and replaced: uvicorn's 5 s could catch a healthy one on a machine starved of CPU.
+    config.timeout_worker_healthcheck = HEALTHCHECK_TIMEOUT_S
     sock = config.bind_socket()  # exits with STARTUP_FAILURE when the port is taken
     processes = _Processes(config, sockets=[sock])  # it handles the stop signals now
     try:
