@@ -5,6 +5,7 @@ the route for everything else, as before; the token's user is remembered for at 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -12,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from instance import LiveInstance, free_port, wait_until
-from reelwatch.accounts import hash_token, rotate_token
-from reelwatch.api.tokens import TOKEN_CACHE_SECONDS
+from reelwatch.accounts import create_user, hash_token, rotate_token
+from reelwatch.api.tokens import TOKEN_CACHE_SECONDS, Bearer, TokenCache
 from reelwatch.config import load_settings
 from reelwatch.database import Database
+from reelwatch.db.migrate import upgrade_database
 from reelwatch.db.models import Rendition, User, Video
 from reelwatch.videos import service
 
@@ -133,5 +136,31 @@ def test_a_read_on_the_event_loop_never_waits_for_a_lock(tmp_path: Path) -> None
         locker.close()
         with db.read_without_waiting() as connection:
             assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    finally:
+        db.dispose()
+
+
+def test_requests_that_miss_together_share_one_lookup(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path / "home")
+    upgrade_database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    lookups: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM users" in statement:
+            lookups.append(statement)
+
+    try:
+        with db.write() as session:
+            token = create_user(session, "many@example.com").token
+        cache = TokenCache()
+        event.listen(db.engine, "before_cursor_execute", seen)
+
+        async def together() -> list[Bearer | None]:
+            return await asyncio.gather(*(cache.bearer(db, token) for _ in range(20)))
+
+        bearers = asyncio.run(together())
+        assert len(lookups) == 1
+        assert all(b is not None and b.id == bearers[0].id for b in bearers)  # type: ignore[union-attr]
     finally:
         db.dispose()

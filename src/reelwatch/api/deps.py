@@ -61,7 +61,7 @@ async def current_user(request: Request, svc: ServicesDep) -> User:
             headers={"WWW-Authenticate": "Bearer"},
         )
     token = token.strip()
-    user = svc.tokens.cached(token) or await run_in_threadpool(svc.tokens.lookup, svc.db, token)
+    user = await svc.tokens.user(svc.db, token)
     if user is None:
         raise ApiError(
             401, "unauthorized", "unknown API token", headers={"WWW-Authenticate": "Bearer"}

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reelwatch.api.deps import Services, services_of
 from reelwatch.api.routes.videos import video_json
 from reelwatch.api.validation import MAX_ID_LENGTH
-from reelwatch.videos.service import VideoNotFound, Viewer
+from reelwatch.videos.service import VideoNotFound
 
 VIDEO_PATH = re.compile(rf"/api/v1/videos/([^/]{{1,{MAX_ID_LENGTH}}})")
 AUTHORIZATION = b"authorization"
@@ -55,11 +55,9 @@ class StatusReads:
 async def _video(svc: Services, token: str, video_id: str) -> dict[str, Any] | None:
     """The video's JSON, or None when the route should answer."""
     try:
-        viewer: Viewer | None = svc.tokens.cached_bearer(token)
+        viewer = await svc.tokens.bearer(svc.db, token)
         if viewer is None:
-            viewer = await run_in_threadpool(svc.tokens.lookup, svc.db, token)
-            if viewer is None:
-                return None
+            return None
         if svc.db.reads_without_waiting:
             with contextlib.suppress(OperationalError):  # locked: read off the loop instead
                 return video_json(svc, viewer, video_id, svc.db.read_without_waiting)

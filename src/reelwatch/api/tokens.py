@@ -1,21 +1,28 @@
 """API token → user, remembered for ``TOKEN_CACHE_SECONDS`` in each server process, so that
-a client polling a video's status costs one user lookup every few seconds instead of one
-per request.
+a client polling a video's status costs one user lookup every second instead of one per
+request.
 
 The bound, security first: a token stops working at most ``TOKEN_CACHE_SECONDS`` after
 it is replaced (``reelwatch.accounts.rotate_token``, the only way a token ends; users are
 never deleted or demoted). Unknown tokens are not remembered, so a new token works at
 once and guessing costs a lookup per guess, as before. Each request gets its own copy of
 the user, detached like one read from a closed session, never a shared object.
+
+One lookup per token at a time: the requests that miss together wait for the same one
+(no stampede of lookups when an entry expires under load), and an entry past half its
+life is looked up again in the background while it still answers, so a busy token's
+requests never wait for the database at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
 
 from sqlalchemy.orm import make_transient_to_detached
+from starlette.concurrency import run_in_threadpool
 
 from reelwatch.accounts import hash_token, user_for_token
 from reelwatch.database import Database
@@ -48,42 +55,60 @@ class TokenCache:
     def __init__(self, seconds: float = TOKEN_CACHE_SECONDS) -> None:
         self.seconds = seconds
         self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # lookups finish in the thread pool
+        self._lookups: dict[str, asyncio.Future[None]] = {}  # the event loop's only
 
-    def cached(self, token: str) -> User | None:
-        """The user of ``token`` if it was looked up less than ``seconds`` ago."""
-        entry = self._fresh(token)
+    async def user(self, db: Database, token: str) -> User | None:
+        entry = await self._entry(db, token)
         return _user(entry.values) if entry is not None else None
 
-    def cached_bearer(self, token: str) -> Bearer | None:
-        entry = self._fresh(token)
+    async def bearer(self, db: Database, token: str) -> Bearer | None:
+        entry = await self._entry(db, token)
         return entry.bearer if entry is not None else None
 
-    def _fresh(self, token: str) -> _Entry | None:
-        entry = self._entries.get(hash_token(token))
-        return entry if entry is not None and entry.expires > time.monotonic() else None
+    async def _entry(self, db: Database, token: str) -> _Entry | None:
+        key = hash_token(token)
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is not None and now < entry.expires:
+            if now >= entry.expires - self.seconds / 2:
+                self._lookup(db, token, key)  # in the background: this entry answers
+            return entry
+        await asyncio.shield(self._lookup(db, token, key))
+        entry = self._entries.get(key)
+        return entry if entry is not None and time.monotonic() < entry.expires else None
 
-    def lookup(self, db: Database, token: str) -> User | None:
-        """The user of ``token`` from the database (blocking: call it off the event loop)."""
+    def _lookup(self, db: Database, token: str, key: str) -> asyncio.Future[None]:
+        """The running lookup of ``key``, or a new one in the thread pool."""
+        running = self._lookups.get(key)
+        if running is not None and running.get_loop() is asyncio.get_running_loop():
+            return running
+        running = asyncio.ensure_future(run_in_threadpool(self._look_up, db, token, key))
+        self._lookups[key] = running
+        running.add_done_callback(lambda done: self._finished(key, done))
+        return running
+
+    def _finished(self, key: str, done: asyncio.Future[None]) -> None:
+        if self._lookups.get(key) is done:
+            del self._lookups[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: a failed background refresh just lets it expire
+
+    def _look_up(self, db: Database, token: str, key: str) -> None:
+        """Blocking: the database's answer for ``token``, remembered or forgotten."""
+        asked = time.monotonic()  # the bound counts from before the database answered
         with db.read() as session:
             user = user_for_token(session, token)
-            if user is None:
-                return None
-            values = tuple(getattr(user, name) for name in _USER_COLUMNS)
-        bearer = Bearer(user.id, user.is_admin)
-        self._remember(user.token_hash, _Entry(values, bearer, time.monotonic() + self.seconds))
-        return user
-
-    def clear(self) -> None:
+            values = tuple(getattr(user, name) for name in _USER_COLUMNS) if user else None
         with self._lock:
-            self._entries.clear()
-
-    def _remember(self, token_hash: str, entry: _Entry) -> None:
-        with self._lock:
+            if user is None or values is None:
+                self._entries.pop(key, None)  # replaced: forgotten at once
+                return
             if len(self._entries) >= MAX_CACHED_TOKENS:
-                for key in list(self._entries)[: MAX_CACHED_TOKENS // 2]:
-                    del self._entries[key]
-            self._entries[token_hash] = entry
+                for old in list(self._entries)[: MAX_CACHED_TOKENS // 2]:
+                    del self._entries[old]
+            bearer = Bearer(user.id, user.is_admin)
+            self._entries[key] = _Entry(values, bearer, asked + self.seconds)
 
 
 def _user(values: tuple[object, ...]) -> User:
