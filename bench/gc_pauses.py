@@ -1,6 +1,6 @@
 """Garbage-collection pauses in a server process, with and without ``gc.freeze()``.
 
-    python -m bench.gc_pauses [--requests 20000] [--rounds 3]
+    python -m bench.gc_pauses [--requests 20000] [--rounds 3] [--quick]
 
 Each round runs in a fresh interpreter that holds what a serving process holds (the
 app of ``reelwatch.web.create_app`` on a SQLite instance, its lifespan started), then
@@ -141,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="5,000 requests, one round")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--freeze", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -148,6 +149,8 @@ def main() -> None:
         result = serve_and_time(args.child / "home", args.requests, args.freeze)
         print(json.dumps(result))
         return
+    if args.quick:
+        args.requests, args.rounds = 5_000, 1
     common.heading(f"GC pauses over {args.requests:,} in-process requests, {args.rounds} rounds")
     for freeze in (False, True):
         rounds = [round_in_child(args.requests, freeze) for _ in range(args.rounds)]
