@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from instance import LiveInstance, free_port, wait_until
+from pg import PostgresCluster
 from reelwatch.accounts import create_user, hash_token, rotate_token
 from reelwatch.api.tokens import TOKEN_CACHE_SECONDS, Bearer, TokenCache
 from reelwatch.config import load_settings
@@ -26,10 +27,18 @@ from reelwatch.db.models import Rendition, User, Video
 from reelwatch.videos import service
 
 
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveInstance]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def instance(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveInstance]:
+    """On SQLite the read is made on the event loop; on PostgreSQL in the thread pool, on
+    an autocommit connection."""
     home = tmp_path_factory.mktemp("status") / "home"
-    settings = load_settings(home=home, bind=f"127.0.0.1:{free_port()}")
+    url = None
+    if request.param == "postgresql":
+        cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+        url = cluster.create_database()
+    settings = load_settings(home=home, bind=f"127.0.0.1:{free_port()}", database_url=url)
     live = LiveInstance(settings, workers=0).start()  # nothing is processed: no media needed
     yield live
     live.stop()

@@ -59,7 +59,9 @@ class Database:
         writer = self.engine.execution_options(reelwatch_immediate=True)
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(writer, expire_on_commit=False)
-        self._unwaiting: Engine | None = None
+        # For one-statement reads whose callers can do without them (api/status_reads.py).
+        self._unwaiting = self._create_unwaiting_engine() if self.reads_without_waiting else None
+        self._statements = None if self.is_sqlite else self._create_statement_engine(pool_size)
 
     def _create_engine(self, pool_size: int) -> Engine:
         if not self.is_sqlite:
@@ -101,16 +103,34 @@ class Database:
         OperationalError at once (busy timeout 0), and the caller then reads the usual
         way, off the loop. No BEGIN: one statement reads one snapshot by itself."""
         if self._unwaiting is None:
-            self._unwaiting = create_engine(
-                self.url,
-                connect_args={"timeout": 0, "check_same_thread": False},
-                pool_size=1,
-                max_overflow=4,
-            )
-            configure = functools.partial(_configure_sqlite_connection, busy_timeout_ms=0)
-            event.listen(self._unwaiting, "connect", configure)
+            raise ValueError("reads without waiting are for SQLite in a file")
         with self._unwaiting.connect() as connection:
             yield connection
+
+    @contextmanager
+    def read_statement(self) -> Iterator[Connection]:
+        """A connection for one statement whose caller reads the usual way on any error.
+        On PostgreSQL: autocommit (no BEGIN and ROLLBACK round trips) and no ping before
+        use (a dead connection fails the statement and is dropped). On SQLite:
+        ``read_rows``."""
+        with (self._statements or self.engine).connect() as connection:
+            yield connection
+
+    def _create_unwaiting_engine(self) -> Engine:
+        engine = create_engine(
+            self.url,
+            connect_args={"timeout": 0, "check_same_thread": False},
+            pool_size=1,
+            max_overflow=4,
+        )
+        configure = functools.partial(_configure_sqlite_connection, busy_timeout_ms=0)
+        event.listen(engine, "connect", configure)
+        return engine
+
+    def _create_statement_engine(self, pool_size: int) -> Engine:
+        return create_engine(
+            self.url, pool_size=pool_size, max_overflow=10, isolation_level="AUTOCOMMIT"
+        )
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -123,9 +143,9 @@ class Database:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
-        self.engine.dispose()
-        if self._unwaiting is not None:
-            self._unwaiting.dispose()
+        for engine in (self.engine, self._unwaiting, self._statements):
+            if engine is not None:
+                engine.dispose()
 
     def connect_arguments(self) -> dict[str, Any]:
         """What psycopg.connect takes for this URL, for a connection of our own (LISTEN):

@@ -61,7 +61,7 @@ async def _video(svc: Services, token: str, video_id: str) -> dict[str, Any] | N
         if svc.db.reads_without_waiting:
             with contextlib.suppress(OperationalError):  # locked: read off the loop instead
                 return video_json(svc, viewer, video_id, svc.db.read_without_waiting)
-        return await run_in_threadpool(video_json, svc, viewer, video_id, svc.db.read_rows)
+        return await run_in_threadpool(video_json, svc, viewer, video_id, svc.db.read_statement)
     except VideoNotFound:
         return None
     except Exception:  # the route meets it again and answers it its own way
