@@ -23,6 +23,7 @@ BENCHMARKS = (
     "pipeline_efficiency",
     "upload",
     "api_load",
+    "gc_pauses",
     "crash_recovery",
     "scale",
 )

@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     # (unset: on except in production), how long an idle keep-alive connection and a
     # stalled request body are kept.
     api_docs: bool | None = None
+    # Processes of `reelwatch server` sharing its port (unset: one per core this process
+    # may run on); one Python process answers from one core (docs/performance.md §5).
+    server_processes: int | None = Field(None, ge=1, le=64)
     keep_alive_seconds: int = Field(5, ge=1)
     body_timeout_seconds: float = Field(60, gt=0)
 
@@ -391,6 +394,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def resolved_server_processes(self) -> int:
+        return self.server_processes or len(os.sched_getaffinity(0))
 
     @property
     def host_port(self) -> tuple[str, int]:

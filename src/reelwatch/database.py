@@ -59,6 +59,9 @@ class Database:
         writer = self.engine.execution_options(reelwatch_immediate=True)
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(writer, expire_on_commit=False)
+        # For one-statement reads whose callers can do without them (api/status_reads.py).
+        self._unwaiting = self._create_unwaiting_engine() if self.reads_without_waiting else None
+        self._statements = None if self.is_sqlite else self._create_statement_engine(pool_size)
 
     def _create_engine(self, pool_size: int) -> Engine:
         if not self.is_sqlite:
@@ -82,6 +85,54 @@ class Database:
             yield session
 
     @contextmanager
+    def read_rows(self) -> Iterator[Connection]:
+        """A connection for Core queries on a hot path: a session's bookkeeping costs
+        more than a small query. Like ``read``, it takes no write lock on SQLite."""
+        with self.engine.connect() as connection:
+            yield connection
+
+    @property
+    def reads_without_waiting(self) -> bool:
+        """Whether ``read_without_waiting`` may be used: SQLite, in a file."""
+        return self.is_sqlite and self.url.database not in (None, "", ":memory:")
+
+    @contextmanager
+    def read_without_waiting(self) -> Iterator[Connection]:
+        """SQLite in a file only: a connection for one small read made on the event loop
+        itself, saving the trip to a thread. It never waits: a lock raises
+        OperationalError at once (busy timeout 0), and the caller then reads the usual
+        way, off the loop. No BEGIN: one statement reads one snapshot by itself."""
+        if self._unwaiting is None:
+            raise ValueError("reads without waiting are for SQLite in a file")
+        with self._unwaiting.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def read_statement(self) -> Iterator[Connection]:
+        """A connection for one statement whose caller reads the usual way on any error.
+        On PostgreSQL: autocommit (no BEGIN and ROLLBACK round trips) and no ping before
+        use (a dead connection fails the statement and is dropped). On SQLite:
+        ``read_rows``."""
+        with (self._statements or self.engine).connect() as connection:
+            yield connection
+
+    def _create_unwaiting_engine(self) -> Engine:
+        engine = create_engine(
+            self.url,
+            connect_args={"timeout": 0, "check_same_thread": False},
+            pool_size=1,
+            max_overflow=4,
+        )
+        configure = functools.partial(_configure_sqlite_connection, busy_timeout_ms=0)
+        event.listen(engine, "connect", configure)
+        return engine
+
+    def _create_statement_engine(self, pool_size: int) -> Engine:
+        return create_engine(
+            self.url, pool_size=pool_size, max_overflow=10, isolation_level="AUTOCOMMIT"
+        )
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any exception."""
         with self._write_sessions() as session, session.begin():
@@ -92,7 +143,9 @@ class Database:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        for engine in (self.engine, self._unwaiting, self._statements):
+            if engine is not None:
+                engine.dispose()
 
     def connect_arguments(self) -> dict[str, Any]:
         """What psycopg.connect takes for this URL, for a connection of our own (LISTEN):
@@ -113,12 +166,14 @@ def with_connection_defaults(url: URL) -> URL:
     return url.update_query_dict(missing)
 
 
-def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+def _configure_sqlite_connection(
+    dbapi_connection: Any, _record: Any, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is deferred-only).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     # FULL: a committed upload survives power loss, not only a process crash.
     cursor.execute("PRAGMA synchronous=FULL")

@@ -15,6 +15,7 @@ from reelwatch.api.deps import Services
 from reelwatch.api.errors import install_error_handlers
 from reelwatch.api.protection import ReelwatchApp
 from reelwatch.api.routes import admin, system, videos
+from reelwatch.api.status_reads import StatusReads
 from reelwatch.api.validation import NulFreeUrls
 from reelwatch.config import Settings
 from reelwatch.database import Database
@@ -51,6 +52,7 @@ def create_api(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(StatusReads)  # the innermost: its answers pass every other layer
     app.add_middleware(NulFreeUrls)
     # Text only: event streams, videos, images and 206 ranges pass as they are (Starlette's
     # defaults), and so do downloads of originals; level 6: most of 9's gain, far less CPU.

@@ -5,9 +5,9 @@ in the response's ``X-Request-ID``, so a user's report finds its log lines."""
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,7 +33,7 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _sane(dict(scope["headers"]).get(HEADER)) or uuid.uuid4().hex
+        rid = _sane(dict(scope["headers"]).get(HEADER)) or new_request_id()
         # Not reset: uvicorn serves each request in its own task (its own context), and
         # its log of an exception escaping the app comes after this returns.
         request_id.set(rid)
@@ -59,6 +59,12 @@ class RequestIds:
                     status,
                     (time.monotonic() - started) * 1000,
                 )
+
+
+def new_request_id() -> str:
+    """32 hex digits, like a UUID's. Not a secret, so not from os.urandom: that is a
+    system call per request (a tenth of a status read's time under load)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def _sane(value: bytes | None) -> str | None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from reelwatch.api.deps import Services, ServicesDep, UserDep
@@ -123,11 +126,24 @@ def list_videos(
         }
 
 
-@router.get("/{video_id}")
-def get_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
-    with svc.db.read() as session:
-        video = service.get_video(session, user, video_id)
-        return _as_dict(video, svc)
+@router.get("/{video_id}", response_model=dict[str, Any])
+async def get_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> Response:
+    """The request clients repeat most (polling a status): async, with one trip to the
+    thread pool for the read, and the JSON written as it is (FastAPI would check a
+    returned dict against the response model in the thread pool, a second trip)."""
+    return JSONResponse(await run_in_threadpool(video_json, svc, user, video_id))
+
+
+def video_json(
+    svc: Services,
+    viewer: service.Viewer,
+    video_id: str,
+    connect: Callable[[], AbstractContextManager[Connection]] | None = None,
+) -> dict[str, Any]:
+    """The video's JSON, read on a connection from ``connect`` (``Database.read_rows``)."""
+    with (connect or svc.db.read_rows)() as connection:
+        video = service.get_video_item(connection, viewer, video_id)
+    return _as_dict(video, svc)
 
 
 @router.get("/{video_id}/events")
@@ -139,7 +155,7 @@ def get_events(video_id: PathId, svc: ServicesDep, user: UserDep) -> list[dict[s
 @router.post("/{video_id}/retry", status_code=202)
 def retry_video(video_id: PathId, svc: ServicesDep, user: UserDep) -> dict[str, Any]:
     service.retry_video(svc.db, user, video_id)
-    return get_video(video_id, svc, user)
+    return video_json(svc, user, video_id)
 
 
 class RenameRequest(BaseModel):
