@@ -252,6 +252,7 @@ def call_template(method: str, url: str) -> str | None:
     if not (path.startswith("/api/") or path == "/openapi.json"):
         return None
     path = re.sub(r"/[0-9a-f]{32}(?=/|$)", "/{id}", path)
+    path = re.sub(r"/hls/.+$", "/hls/{path}", path)  # the master, playlists, segments
     return f"{method} {re.sub(r'/renditions/[^/]+$', '/renditions/{name}', path)}"
 
 
