@@ -45,7 +45,7 @@ class PostgresqlStore:
         if not rows:
             return []
         statement, parameters = _unnest_insert(table, rows, returned)
-        return sorted(session.execute(statement, parameters), key=_id)
+        return sorted(session.execute(statement, parameters).all(), key=_id)  # one fetch
 
     def insert_many(self, session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """One row: a plain INSERT. More: ``COPY … FROM STDIN`` in this transaction, a
