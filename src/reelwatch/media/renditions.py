@@ -348,6 +348,19 @@ def _encoder_threads(limits: FfmpegLimits) -> list[str]:
     return ["-threads", str(limits.threads)] if limits.threads else []
 
 
+def temporaries_beside(*destinations: Path) -> list[Path]:
+    """A fresh temporary name beside each destination (``.NAME.XXXXXXXX.tmp``), once the
+    temporaries of earlier attempts are gone (a worker SIGKILLed mid-write cannot clean
+    up, and ``reelwatch gc`` knows the pattern)."""
+    for destination in destinations:
+        for leftover in destination.parent.glob(f".{glob.escape(destination.name)}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+    return [
+        destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.tmp")
+        for destination in destinations
+    ]
+
+
 @contextmanager
 def written_atomically(*destinations: Path) -> Iterator[list[Path]]:
     """Yield a temporary path beside each destination; on success each becomes its
@@ -356,13 +369,7 @@ def written_atomically(*destinations: Path) -> Iterator[list[Path]]:
     Temporary files of earlier attempts (a worker SIGKILLed mid-write cannot clean up)
     are removed first, so re-runs leave nothing behind.
     """
-    for destination in destinations:
-        for leftover in destination.parent.glob(f".{glob.escape(destination.name)}.*.tmp"):
-            leftover.unlink(missing_ok=True)
-    temporaries = [
-        destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.tmp")
-        for destination in destinations
-    ]
+    temporaries = temporaries_beside(*destinations)
     try:
         yield temporaries
         for temporary in temporaries:

@@ -7,8 +7,6 @@ HLS variant by stream copy, and either renamed into place for download or droppe
 
 from __future__ import annotations
 
-import glob
-import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +20,7 @@ from reelwatch.media.renditions import (
     RenditionPlan,
     encode_renditions,
     remux_source,
+    temporaries_beside,
     written_atomically,
 )
 
@@ -113,13 +112,7 @@ def _scratch(*destinations: Path) -> Iterator[list[Path]]:
     """Temporary files beside ``destinations`` that are removed at the end, whatever
     happens: MP4s made only to be cut into HLS, when downloads are off. Those of an
     earlier attempt that could not clean up (SIGKILL) go first."""
-    for destination in destinations:
-        for leftover in destination.parent.glob(f".{glob.escape(destination.name)}.*.tmp"):
-            leftover.unlink(missing_ok=True)
-    temporaries = [
-        destination.with_name(f".{destination.name}.{secrets.token_hex(4)}.tmp")
-        for destination in destinations
-    ]
+    temporaries = temporaries_beside(*destinations)
     for temporary in temporaries:
         temporary.parent.mkdir(parents=True, exist_ok=True)
     try:
