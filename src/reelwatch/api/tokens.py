@@ -31,7 +31,8 @@ from reelwatch.db.models import User
 TOKEN_CACHE_SECONDS = 2.0
 # Far more than the clients of one process; past it the oldest half is dropped.
 MAX_CACHED_TOKENS = 4096
-_USER_COLUMNS = ("id", "email", "is_admin", "token_hash", "created_at", "password_hash")
+# Every column, so the copy a request gets is the whole user (a column added later too).
+_USER_COLUMNS = tuple(column.key for column in User.__table__.columns)
 
 
 @dataclass(frozen=True, slots=True)
