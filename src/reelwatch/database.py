@@ -59,9 +59,7 @@ class Database:
         writer = self.engine.execution_options(reelwatch_immediate=True)
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(writer, expire_on_commit=False)
-        # For one-statement reads whose callers can do without them (api/status_reads.py).
-        self._unwaiting = self._create_unwaiting_engine() if self.reads_without_waiting else None
-        self._statements = None if self.is_sqlite else self._create_statement_engine(pool_size)
+        self._pool_size = pool_size
 
     def _create_engine(self, pool_size: int) -> Engine:
         if not self.is_sqlite:
@@ -102,7 +100,7 @@ class Database:
         itself, saving the trip to a thread. It never waits: a lock raises
         OperationalError at once (busy timeout 0), and the caller then reads the usual
         way, off the loop. No BEGIN: one statement reads one snapshot by itself."""
-        if self._unwaiting is None:
+        if not self.reads_without_waiting:
             raise ValueError("reads without waiting are for SQLite in a file")
         with self._unwaiting.connect() as connection:
             yield connection
@@ -113,10 +111,13 @@ class Database:
         On PostgreSQL: autocommit (no BEGIN and ROLLBACK round trips) and no ping before
         use (a dead connection fails the statement and is dropped). On SQLite:
         ``read_rows``."""
-        with (self._statements or self.engine).connect() as connection:
+        with (self.engine if self.is_sqlite else self._statements).connect() as connection:
             yield connection
 
-    def _create_unwaiting_engine(self) -> Engine:
+    # The engines of the status read's short path (api/status_reads.py), made when first
+    # used: only API servers read that way.
+    @functools.cached_property
+    def _unwaiting(self) -> Engine:
         engine = create_engine(
             self.url,
             connect_args={"timeout": 0, "check_same_thread": False},
@@ -127,9 +128,10 @@ class Database:
         event.listen(engine, "connect", configure)
         return engine
 
-    def _create_statement_engine(self, pool_size: int) -> Engine:
+    @functools.cached_property
+    def _statements(self) -> Engine:
         return create_engine(
-            self.url, pool_size=pool_size, max_overflow=10, isolation_level="AUTOCOMMIT"
+            self.url, pool_size=self._pool_size, max_overflow=10, isolation_level="AUTOCOMMIT"
         )
 
     @contextmanager
@@ -143,9 +145,10 @@ class Database:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
-        for engine in (self.engine, self._unwaiting, self._statements):
-            if engine is not None:
-                engine.dispose()
+        self.engine.dispose()
+        for lazy in ("_unwaiting", "_statements"):
+            if lazy in self.__dict__:  # made: cached_property keeps it there
+                self.__dict__[lazy].dispose()
 
     def connect_arguments(self) -> dict[str, Any]:
         """What psycopg.connect takes for this URL, for a connection of our own (LISTEN):
