@@ -30,11 +30,8 @@ from reelwatch.storage import ORIGINAL, THUMBNAIL, MediaStore, rendition_file
 from reelwatch.videos.pipeline.tasks import (
     SPLIT,
     VideoTasks,
-    _ladder,
-    _probed,
-    _split,
     _video_id,
-    transcode_part,
+    planned_part,
 )
 
 # What the stand-in probe makes of an upload: 720p at about 2 Mbit/s, 1 s to 1 h.
@@ -66,8 +63,7 @@ class SimulatedTasks(VideoTasks):
 
     def transcode(self, ctx: TaskContext) -> dict[str, Any]:
         video_id = _video_id(ctx)
-        info = _probed(ctx)
-        part = transcode_part(info, _ladder(ctx.params), ctx.params.get("part"), _split(ctx))
+        info, part = planned_part(ctx)
         plans, skipped = part.plans, part.skipped
         if not plans:  # as the real handler: nothing of the ladder left to make
             return {"renditions": [], "skipped": skipped, "simulated": True}

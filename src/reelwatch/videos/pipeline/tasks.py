@@ -97,8 +97,7 @@ class VideoTasks:
         the whole ladder, or the ``part`` of it that its params name (``TranscodePart``).
         A retry whose renditions were all published already reads them back."""
         video_id = _video_id(ctx)
-        info = _probed(ctx)
-        part = transcode_part(info, _ladder(ctx.params), ctx.params.get("part"), _split(ctx))
+        info, part = planned_part(ctx)
         if not part.plans:
             return {"renditions": [], "skipped": part.skipped}
         markers = [variant_marker(plan.name) for plan in part.plans]
@@ -313,13 +312,20 @@ def _video_id(ctx: TaskContext) -> str:
 
 
 def _probed(ctx: TaskContext) -> media.MediaInfo:
-    output = ctx.upstream_outputs()["probe"]
+    return _media_info(ctx.upstream_outputs()["probe"])
+
+
+def planned_part(ctx: TaskContext) -> tuple[media.MediaInfo, TranscodePart]:
+    """The probe's findings and what this transcode task makes of them, from one read of
+    the probe's output; a probe from before ``split_ladder`` was chosen: split."""
+    probe = ctx.upstream_outputs()["probe"]
+    info = _media_info(probe)
+    split = bool(probe.get(SPLIT, True))
+    return info, transcode_part(info, _ladder(ctx.params), ctx.params.get("part"), split)
+
+
+def _media_info(output: Mapping[str, Any]) -> media.MediaInfo:
     return media.MediaInfo(**{name: output[name] for name in _MEDIA_FIELDS if name in output})
-
-
-def _split(ctx: TaskContext) -> bool:
-    """The probe's choice (``split_ladder``); a probe from before it was made: split."""
-    return bool(ctx.upstream_outputs()["probe"].get(SPLIT, True))
 
 
 _MEDIA_FIELDS = tuple(field.name for field in fields(media.MediaInfo))
