@@ -147,19 +147,25 @@ class Machine:
 
     @contextmanager
     def server(self) -> Iterator[Callable[[str], httpx.Client]]:
-        """The current release's server, started as `up` would (bootstrap: migrations)."""
-        process = subprocess.Popen(
-            [str(self.root / "opt/reelwatch/current/bin/reelwatch"), "server"],
-            env=self.env,
-            cwd=self.home,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        """The current release's server, started as `up` would (bootstrap: migrations).
+        Its log is printed when the test fails (pytest shows what a test printed)."""
+        log = self.root / "server.log"
+        with log.open("ab") as sink:
+            process = subprocess.Popen(
+                [str(self.root / "opt/reelwatch/current/bin/reelwatch"), "server"],
+                env=self.env,
+                cwd=self.home,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
         try:
             wait_until(lambda: self.answers() or process.poll() is not None, timeout=30)
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert process.poll() is None, "the server ended"
             with httpx.Client(base_url=self.env["REELWATCH_URL"]) as client:
                 yield lambda token: with_token(client, token)
+        except BaseException:
+            print(log.read_text(errors="replace"))
+            raise
         finally:
             process.terminate()
             process.wait(timeout=30)
