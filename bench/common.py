@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import httpx
+from sqlalchemy import func, select
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
@@ -30,6 +31,8 @@ if str(TESTS) not in sys.path:  # tests/pg.py (PostgreSQL) and tests/samples.py 
     sys.path.insert(0, str(TESTS))
 
 from pg import PostgresCluster  # noqa: E402
+from reelwatch.database import Database  # noqa: E402
+from reelwatch.db.models import WorkerRecord  # noqa: E402
 
 T = TypeVar("T")
 DATABASES = ("sqlite", "postgresql")
@@ -318,6 +321,20 @@ class Instance:
         self.workers[name] = process
         return process
 
+    def workers_alive(self) -> bool:
+        """True while every worker runs; a dead one would leave the benchmark waiting."""
+        for name, process in self.workers.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited:\n{self.processes.log_of(name)}")
+        return True
+
+    def wait_idle(self, db: Database, workers: int) -> None:
+        """Until every worker reports ``idle``: one still importing would charge its
+        start-up (a second or two of CPU) to what the benchmark measures next."""
+        wait_until(
+            lambda: self.workers_alive() and idle_workers(db) == workers, timeout=120, interval=0.1
+        )
+
     @property
     def token(self) -> str:
         return (self.home / "admin.token").read_text().strip()
@@ -328,6 +345,12 @@ class Instance:
             timeout=timeout,
             headers={"Authorization": f"Bearer {self.token}"},
         )
+
+
+def idle_workers(db: Database) -> int:
+    with db.read() as session:
+        query = select(func.count()).where(WorkerRecord.state == "idle")
+        return int(session.scalar(query) or 0)
 
 
 def upload(client: httpx.Client, path: Path) -> dict[str, Any]:

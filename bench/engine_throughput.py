@@ -37,7 +37,7 @@ from sqlalchemy import func, select
 from bench import common, peers
 from reelwatch.database import Database
 from reelwatch.db.migrate import upgrade_database
-from reelwatch.db.models import Event, WorkerRecord, Workflow
+from reelwatch.db.models import Event, Workflow
 from reelwatch.engine import queue, states
 from reelwatch.engine.worker import BATCH_SIZE
 
@@ -87,7 +87,7 @@ def drain_reelwatch(url: str, tasks: int, workers: int, logs: Path, batch_size: 
                 command = [sys.executable, "-m", "bench.peers", "reelwatch", url]
                 command += ["--name", f"bench-{index}", "--batch-size", str(batch_size)]
                 processes.start(f"reelwatch-{index}", command)
-            common.wait_until(lambda: _idle_workers(db) >= workers, timeout=60)
+            common.wait_until(lambda: common.idle_workers(db) >= workers, timeout=60)
             cpu_before = cpu_seconds(processes.started)
             _, enqueue_s = common.timed(lambda: enqueue_reelwatch(db, tasks))
             started = time.perf_counter()
@@ -101,12 +101,6 @@ def drain_reelwatch(url: str, tasks: int, workers: int, logs: Path, batch_size: 
     if events < EVENTS_PER_TASK * tasks:
         raise RuntimeError(f"audit trail incomplete: {events} events for {tasks} tasks")
     return Drain(tasks, seconds, enqueue_s, f"{events / tasks:.0f} events/task kept", cpu_s)
-
-
-def _idle_workers(db: Database) -> int:
-    with db.read() as session:
-        query = select(func.count()).where(WorkerRecord.state == "idle")
-        return int(session.scalar(query) or 0)
 
 
 def _unfinished_workflows(db: Database) -> int:

@@ -6,19 +6,21 @@ A fixed set of generated 720p videos with sound goes three ways, each with the s
 parallelism (``--workers``, 2 by default: two ffmpeg at a time), once per round:
 
 - bare, one run per rendition: per video, ffprobe, one ffmpeg per rendition of
-  ``REELWATCH_RENDITIONS`` 480,720 (each decodes the source), the thumbnail, one after
-  the other, two videos at a time, as a shell loop under ``xargs -P 2`` would (here a
-  pool of argument-list subprocesses, no shell): what reelwatch ran before its ladder
-  became one task;
-- bare, decoded once: exactly the ffmpeg commands reelwatch runs now, built by its own
-  argument builders (``reelwatch.media.renditions``): ffprobe, one ffmpeg that decodes
-  once and encodes every rendition (``split`` filter), the thumbnail. This is the
-  honest peer: bare ffmpeg doing the same work;
+  ``REELWATCH_RENDITIONS`` 480,720 (each decodes the source), each rendition cut into
+  its HLS variant, the thumbnail, one after the other, two videos at a time, as a shell
+  loop under ``xargs -P 2`` would (here a pool of argument-list subprocesses, no
+  shell): what reelwatch ran before its ladder became one task;
+- bare, decoded once: exactly the ffmpeg commands reelwatch runs for a video in a
+  queue, built by its own argument builders (``reelwatch.media``): ffprobe, one ffmpeg
+  that decodes once and encodes every rendition (``split`` filter), one stream copy per
+  rendition into its HLS variant, the thumbnail. This is the honest peer: bare ffmpeg
+  doing the same work;
 - reelwatch: uploaded through the API of a real instance (server, mail sink and
   ``--workers`` worker processes); the clock runs from before the first upload to the
   last video's ``workflow_succeeded`` checkpoint. It includes everything reelwatch adds:
   the upload, the queue, the check of each rendition (one ffprobe), the fsyncs and
-  renames, the outcome e-mail.
+  renames, the outcome e-mail. (A video that finds a worker idle may have its ladder
+  split across both: then its lowest rendition is decoded apart.)
 
 Reported: each variant's median wall time over the rounds, reelwatch's ratio to both
 bare variants, and the CPU seconds each spent (ffmpeg and ffprobe, and each reelwatch
@@ -47,11 +49,12 @@ from sqlalchemy import func, select
 
 from bench import common
 from reelwatch.database import Database, utcnow
-from reelwatch.db.models import Event, WorkerRecord, Workflow
+from reelwatch.db.models import Event, Workflow
 from reelwatch.engine import states
 from reelwatch.media import FfmpegLimits, MediaInfo, RenditionPlan, plan_rendition, probe_media
 from reelwatch.media.ffmpeg import FFMPEG, FFPROBE, media_input
-from reelwatch.media.renditions import _thumbnail_args, thumbnail_size, transcode_args
+from reelwatch.media.hls import segment_args
+from reelwatch.media.renditions import thumbnail_args, thumbnail_size, transcode_args
 
 RUNGS = (480, 720)
 GOAL_RATIO = 1.05
@@ -74,21 +77,40 @@ def probe_command(source: Path) -> Command:
 def thumbnail_command(source: Path, output: Path, info: MediaInfo) -> Command:
     width, height = thumbnail_size(info, 320)
     seconds = min(info.duration_s * 0.1, 5.0)
-    return [*FFMPEG_PREFIX, *_thumbnail_args(source, output, seconds, width, height, LIMITS)]
+    return [*FFMPEG_PREFIX, *thumbnail_args(source, output, seconds, width, height, LIMITS)]
 
 
-def rendition_outputs(source: Path, out: Path, info: MediaInfo) -> list[tuple[RenditionPlan, Path]]:
-    return [(plan, out / f"{source.stem}-{plan.name}.mp4") for plan in plans_for(info)]
+def rendition_outputs(
+    source: Path, out: Path, info: MediaInfo, plans: Sequence[RenditionPlan] | None = None
+) -> list[tuple[RenditionPlan, Path]]:
+    chosen = plans_for(info) if plans is None else plans
+    return [(plan, out / f"{source.stem}-{plan.name}.mp4") for plan in chosen]
+
+
+def encode_command(
+    outputs: list[tuple[RenditionPlan, Path]], source: Path, info: MediaInfo
+) -> Command:
+    """One ffmpeg that decodes ``source`` once and encodes every output, as reelwatch does."""
+    return [*FFMPEG_PREFIX, *transcode_args(source, outputs, info, LIMITS)]
+
+
+def hls_commands(outputs: list[tuple[RenditionPlan, Path]], info: MediaInfo) -> list[Command]:
+    """Each MP4 cut into its HLS variant by stream copy, as reelwatch does."""
+    commands: list[Command] = []
+    for _, mp4 in outputs:
+        folder = mp4.with_name(f"{mp4.stem}-hls")
+        folder.mkdir(parents=True, exist_ok=True)
+        commands.append([*FFMPEG_PREFIX, *segment_args(mp4, folder, info.has_audio)])
+    return commands
 
 
 def separate_commands(source: Path, out: Path) -> list[Command]:
-    """Probe, one ffmpeg per rendition (each decodes the source), the thumbnail: what
-    reelwatch ran before its ladder became one task."""
+    """Probe, one ffmpeg per rendition (each decodes the source) and its HLS cut, the
+    thumbnail: what reelwatch ran before its ladder became one task."""
     info = probe_media(source)
-    encodes = [
-        [*FFMPEG_PREFIX, *transcode_args(source, [output], info, LIMITS)]
-        for output in rendition_outputs(source, out, info)
-    ]
+    encodes = []
+    for output in rendition_outputs(source, out, info):
+        encodes += [encode_command([output], source, info), *hls_commands([output], info)]
     return [
         probe_command(source),
         *encodes,
@@ -97,18 +119,16 @@ def separate_commands(source: Path, out: Path) -> list[Command]:
 
 
 def decode_once_commands(source: Path, out: Path) -> list[Command]:
-    """Exactly the ffmpeg commands reelwatch runs for one video: probe, one ffmpeg that
-    decodes once and encodes every rendition, the thumbnail (a seek: it decodes a single
-    group of pictures). Not reelwatch's check of each rendition (one ffprobe each): that
-    is part of what reelwatch adds."""
+    """Exactly the ffmpeg commands reelwatch runs for one video in a queue: probe, one
+    ffmpeg that decodes once and encodes every rendition, their HLS cuts, the thumbnail
+    (a seek: it decodes a single group of pictures). Not reelwatch's check of each
+    rendition (one ffprobe each): that is part of what reelwatch adds."""
     info = probe_media(source)
-    ladder = [
-        *FFMPEG_PREFIX,
-        *transcode_args(source, rendition_outputs(source, out, info), info, LIMITS),
-    ]
+    outputs = rendition_outputs(source, out, info)
     return [
         probe_command(source),
-        ladder,
+        encode_command(outputs, source, info),
+        *hls_commands(outputs, info),
         thumbnail_command(source, out / f"{source.stem}.jpg", info),
     ]
 
@@ -147,11 +167,7 @@ def run_reelwatch(videos: list[Path], kind: str, workers: int, folder: Path) -> 
         try:
             # Up and idle before the clock starts: a worker still importing would charge
             # its start-up (a second or two of CPU each) to the pipeline.
-            common.wait_until(
-                lambda: _alive(processes, instance) and _idle_workers(db) == workers,
-                timeout=120,
-                interval=0.1,
-            )
+            instance.wait_idle(db, workers)
             roles = _roles(processes, instance)
             cpu_before = {name: _cpu_times(process) for name, process in roles.items()}
             machine = psutil.cpu_times()
@@ -161,7 +177,7 @@ def run_reelwatch(videos: list[Path], kind: str, workers: int, folder: Path) -> 
             # Read the outcome from the database, not the API: polling the server would
             # charge reelwatch for the benchmark's own requests.
             common.wait_until(
-                lambda: _alive(processes, instance) and _finished(db) == len(ids),
+                lambda: instance.workers_alive() and _finished(db) == len(ids),
                 timeout=3600,
                 interval=0.5,
             )
@@ -180,20 +196,6 @@ def run_reelwatch(videos: list[Path], kind: str, workers: int, folder: Path) -> 
             return Measured((finished_at - started_at).total_seconds(), spent)
         finally:
             db.dispose()
-
-
-def _alive(processes: common.Processes, instance: common.Instance) -> bool:
-    """True while every worker runs; a dead one would leave the benchmark waiting."""
-    for name, process in instance.workers.items():
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited:\n{processes.log_of(name)}")
-    return True
-
-
-def _idle_workers(db: Database) -> int:
-    with db.read() as session:
-        idle = select(func.count()).where(WorkerRecord.state == "idle")
-        return int(session.scalar(idle) or 0)
 
 
 def _finished(db: Database) -> int:

@@ -54,6 +54,13 @@ def test_idle_workers_share_the_ladder_and_a_queue_keeps_it_one_decode() -> None
         [],
         ["240p", "360p", "720p"],
     )
+    # Split, the rest of the ladder yields the cores to the first playable rendition.
+    behind = {
+        (part, split): transcode_part(WEBM, LADDER, part, split).behind_first
+        for part in ("first", "ladder")
+        for split in (True, False)
+    }
+    assert [key for key, value in behind.items() if value] == [("ladder", True)]
 
 
 def test_a_browser_ready_source_is_copied_first_whatever_the_queue() -> None:
@@ -61,6 +68,7 @@ def test_a_browser_ready_source_is_copied_first_whatever_the_queue() -> None:
         first = transcode_part(BROWSER_READY, LADDER, "first", split)
         assert first.remux and [p.name for p in first.plans] == ["720p"]
         assert names(BROWSER_READY, "ladder", split) == ["240p", "360p"]
+        assert transcode_part(BROWSER_READY, LADDER, "ladder", split).behind_first
 
 
 def test_a_queue_keeps_one_decode_a_lone_video_splits_and_a_failed_part_reruns_alone(

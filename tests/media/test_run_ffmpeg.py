@@ -148,23 +148,26 @@ def test_cancelled_transcode_leaves_no_file(long_video: Path, tmp_path: Path) ->
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
-def test_ffmpeg_runs_with_memory_and_core_limits_in_its_own_group(
+def test_ffmpeg_runs_with_memory_and_core_limits_and_its_niceness_in_its_own_group(
     executor: ThreadPoolExecutor,
 ) -> None:
     cancel = threading.Event()
+    limits = FfmpegLimits(memory_mb=1536, nice=7)
     running: Future[object] = executor.submit(
-        run_ffmpeg, ENDLESS, duration_s=120, limits=FfmpegLimits(memory_mb=1536), cancel=cancel
+        run_ffmpeg, ENDLESS, duration_s=120, limits=limits, cancel=cancel
     )
     try:
         ffmpeg = wait_for(live_ffmpeg_children)[0]
-        limits = Path(f"/proc/{ffmpeg.pid}/limits").read_text()
+        limits_file = Path(f"/proc/{ffmpeg.pid}/limits").read_text()
         pgid = os.getpgid(ffmpeg.pid)
+        niceness = ffmpeg.nice()
     finally:
         cancel.set()
     assert isinstance(running.exception(timeout=20), FfmpegCancelled)
-    assert _limit(limits, "Max address space") == str(1536 * 1024 * 1024)
-    assert _limit(limits, "Max core file size") == "0"
+    assert _limit(limits_file, "Max address space") == str(1536 * 1024 * 1024)
+    assert _limit(limits_file, "Max core file size") == "0"
     assert pgid == ffmpeg.pid, "ffmpeg should lead its own process group"
+    assert niceness == os.nice(0) + 7
 
 
 WORKER = """

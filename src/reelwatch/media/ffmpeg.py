@@ -58,6 +58,8 @@ class FfmpegLimits:
     timeout_s: float = 4 * 3600
     threads: int = 0
     memory_mb: int = DEFAULT_MEMORY_MB
+    # Added to ffmpeg's niceness: work that must yield the cores to more urgent work.
+    nice: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,14 +89,17 @@ def media_input(path: Path) -> list[str]:
     return ["-protocol_whitelist", "file", "-format_whitelist", formats, "-i", media_url(path)]
 
 
-def child_preexec(memory_mb: int) -> Callable[[], None]:
-    """The function the forked child runs before exec: limits, no core, die with the parent."""
+def child_preexec(memory_mb: int, nice: int = 0) -> Callable[[], None]:
+    """The function the forked child runs before exec: limits, no core, its niceness,
+    die with the parent."""
     memory_bytes = _capped_to_hard_limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
     parent_pid = os.getpid()
 
     def limit_child() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nice:
+            os.nice(nice)
         # A SIGKILLed worker cannot clean up, so the kernel kills ffmpeg for it; the
         # thread that started ffmpeg waits for it to end.
         die_with_parent(parent_pid)
@@ -150,7 +155,7 @@ def _start(command: list[str], limits: FfmpegLimits) -> subprocess.Popen[bytes]:
             # Its own process group: a Ctrl-C aimed at the worker must not make ffmpeg
             # quit "normally" with a half-written file; the worker decides when it stops.
             process_group=0,
-            preexec_fn=child_preexec(limits.memory_mb),
+            preexec_fn=child_preexec(limits.memory_mb, limits.nice),
         )
     except OSError as exc:
         raise TaskFailure(

@@ -92,7 +92,7 @@ def package_variant(
     by stream copy; the folder appears whole, replacing an earlier one."""
     with folder_written_atomically(destination) as temporary:
         run_ffmpeg(
-            _segment_args(source, temporary, has_audio),
+            segment_args(source, temporary, has_audio),
             duration_s=None,
             limits=limits,
             cancel=cancel,
@@ -104,7 +104,7 @@ def package_variant(
         return variant
 
 
-def _segment_args(source: Path, folder: Path, has_audio: bool) -> list[str]:
+def segment_args(source: Path, folder: Path, has_audio: bool) -> list[str]:
     args = [*media_input(source), "-map", "0:v:0", *(["-map", "0:a:0"] if has_audio else [])]
     args += ["-c", "copy", "-map_metadata", "-1", "-f", "hls", "-hls_time", str(SEGMENT_S)]
     args += ["-hls_playlist_type", "vod", "-hls_segment_type", "fmp4"]

@@ -244,7 +244,7 @@ def make_thumbnail(
     with written_atomically(destination) as (temporary,):
         # A seek past the last frame yields nothing, so fall back to the first frame.
         for seconds in dict.fromkeys((min(info.duration_s * 0.1, 5.0), 0.0)):
-            args = _thumbnail_args(source, temporary, seconds, thumb_width, thumb_height, limits)
+            args = thumbnail_args(source, temporary, seconds, thumb_width, thumb_height, limits)
             run_ffmpeg(args, duration_s=None, limits=limits, cancel=cancel)
             if temporary.exists() and temporary.stat().st_size > 0:
                 return
@@ -323,7 +323,7 @@ def _refuse_truncated_source(run: FfmpegRun) -> None:
         )
 
 
-def _thumbnail_args(
+def thumbnail_args(
     source: Path, output: Path, seconds: float, width: int, height: int, limits: FfmpegLimits
 ) -> list[str]:
     # -ss before -i seeks in the input, so nothing before the frame is decoded for output;

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,13 +132,14 @@ class VideoTasks:
             hls_dir=folder / HLS_FOLDER,
             keep_mp4=self.settings.mp4_downloads,
         )
+        limits = replace(self.limits, nice=LADDER_NICE) if part.behind_first else self.limits
         try:
             return media.make_renditions(
                 folder / ORIGINAL,
                 part.plans,
                 info,
                 targets,
-                limits=self.limits,
+                limits=limits,
                 remux=part.remux,
                 keyframes=part.keyframes,
                 on_progress=ctx.report_progress,
@@ -232,15 +233,24 @@ def _published_files(folder: Path, made: list[media.Made]) -> list[str]:
     return files
 
 
+# The niceness of a split ladder's ``ladder`` part: while ``first`` runs beside it, the
+# cores go to the rendition that makes the video playable (on a machine with nothing
+# else to do, niceness changes nothing).
+LADDER_NICE = 10
+
+
 @dataclass(frozen=True)
 class TranscodePart:
     """What one transcode task makes: ``plans``, by stream copy of the source if
-    ``remux``, else encoded with keyframes forced as ``keyframes`` says."""
+    ``remux``, else encoded with keyframes forced as ``keyframes`` says; ``behind_first``:
+    the rest of a ladder whose first playable rendition is made beside it, which yields
+    the cores to it (``LADDER_NICE``)."""
 
     plans: list[media.RenditionPlan]
     skipped: list[str]
     remux: bool = False
     keyframes: tuple[str, ...] = media.FORCED_KEYFRAMES
+    behind_first: bool = False
 
 
 def transcode_part(
@@ -263,10 +273,12 @@ def transcode_part(
             return TranscodePart([source], [], remux=True)
         # Beside a copied source, segments must start where the source's keyframes are.
         rest = [plan for plan in plans if plan.name != source.name]
-        return TranscodePart(rest, skipped, keyframes=media.SOURCE_KEYFRAMES)
+        return TranscodePart(rest, skipped, keyframes=media.SOURCE_KEYFRAMES, behind_first=True)
     if not split:
         return TranscodePart([], []) if part == "first" else TranscodePart(plans, skipped)
-    return TranscodePart(plans[:1], []) if part == "first" else TranscodePart(plans[1:], skipped)
+    if part == "first":
+        return TranscodePart(plans[:1], [])
+    return TranscodePart(plans[1:], skipped, behind_first=True)
 
 
 def rendition_outputs(output: Mapping[str, Any]) -> list[Mapping[str, Any]]:
