@@ -100,11 +100,25 @@ def child_preexec(memory_mb: int, nice: int = 0) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if nice:
             os.nice(nice)
+            _nice_own_autogroup(nice)
         # A SIGKILLed worker cannot clean up, so the kernel kills ffmpeg for it; the
         # thread that started ffmpeg waits for it to end.
         die_with_parent(parent_pid)
 
     return limit_child
+
+
+def _nice_own_autogroup(nice: int) -> None:
+    """Where the kernel groups processes by session for fairness (autogroup), niceness
+    only ranks a session's own processes: another worker's ffmpeg, in its own session,
+    would take half the cores whatever the niceness. The child leads a session of its
+    own (``start_new_session``), so its group's niceness is its own to set. Elsewhere
+    (no autogroup, or a container's cgroup) ``os.nice`` is what counts."""
+    try:
+        with open("/proc/self/autogroup", "w") as autogroup:
+            autogroup.write(str(nice))
+    except OSError:
+        pass
 
 
 def child_environment() -> dict[str, str]:
@@ -152,9 +166,10 @@ def _start(command: list[str], limits: FfmpegLimits) -> subprocess.Popen[bytes]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=child_environment(),
-            # Its own process group: a Ctrl-C aimed at the worker must not make ffmpeg
-            # quit "normally" with a half-written file; the worker decides when it stops.
-            process_group=0,
+            # Its own session (so its own process group): a Ctrl-C aimed at the worker
+            # must not make ffmpeg quit "normally" with a half-written file; the worker
+            # decides when it stops. The session also gives its niceness weight.
+            start_new_session=True,
             preexec_fn=child_preexec(limits.memory_mb, limits.nice),
         )
     except OSError as exc:
