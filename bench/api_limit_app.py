@@ -2,7 +2,8 @@
 ``GET /api/v1/videos/{id}`` with the same JSON as reelwatch, from the same database, with
 the same token check (the SHA-256 of the bearer token looked up in ``users`` on every
 request; another user's video is 404), and nothing else: no middleware, no thread pool
-(the database is read on the event loop), plain DB-API, uvicorn's defaults.
+(the database is read on the event loop), plain DB-API, uvicorn's defaults but for
+TCP_NODELAY with several processes (as reelwatch's server: ``tcp_socket``).
 
     python -m bench.api_limit_app --port 8001 --database-url sqlite:///x.db \\
         --public-url http://127.0.0.1:8000 [--processes 2]
@@ -116,6 +117,9 @@ def app() -> Starlette:
 
 def main() -> None:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from reelwatch.runtime.server import tcp_socket
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, required=True)
@@ -125,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["LIMIT_DATABASE_URL"] = args.database_url
     os.environ["LIMIT_PUBLIC_URL"] = args.public_url
-    uvicorn.run(
+    config = uvicorn.Config(
         "bench.api_limit_app:app",
         factory=True,
         host="127.0.0.1",
@@ -134,6 +138,12 @@ def main() -> None:
         access_log=False,
         log_level="warning",
     )
+    if args.processes == 1:
+        uvicorn.Server(config).run()
+        return
+    # As `uvicorn.run` with workers, on the TCP socket reelwatch's server uses: a limit
+    # held back by Nagle's algorithm would be no limit (reelwatch.runtime.server.tcp_socket).
+    Multiprocess(config, sockets=[tcp_socket(config.bind_socket())]).run()
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def _run_processes(settings: Settings) -> None:
     # A serving process that does not answer the supervisor's ping this long is killed
     # and replaced: uvicorn's 5 s could catch a healthy one on a machine starved of CPU.
     config.timeout_worker_healthcheck = HEALTHCHECK_TIMEOUT_S
-    sock = config.bind_socket()  # exits with STARTUP_FAILURE when the port is taken
+    sock = tcp_socket(config.bind_socket())  # exits with STARTUP_FAILURE when taken
     processes = _Processes(config, sockets=[sock])  # it handles the stop signals now
     try:
         with _dispatcher(settings):
@@ -109,6 +109,19 @@ def _run_processes(settings: Settings) -> None:
     _end_as_signalled(processes.received)
     if any(p.exitcode == STARTUP_FAILURE for p in processes.processes):
         raise SystemExit(STARTUP_FAILURE)
+
+
+def tcp_socket(sock: socket.socket) -> socket.socket:
+    """The listening socket uvicorn bound for its processes, saying it is TCP.
+
+    uvicorn binds it without naming the protocol (``proto`` 0), and asyncio turns Nagle's
+    algorithm off (``TCP_NODELAY``) only on accepted sockets whose ``proto`` says TCP:
+    without it, a response written in two pieces waits for the client's delayed ACK,
+    40 ms on every request of a keep-alive connection (every serving process answered
+    at about 2,200 req/s whatever its speed)."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return sock
+    return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
 
 
 def process_app(settings: Settings, parent_pid: int) -> ASGIApp:
