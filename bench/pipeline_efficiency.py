@@ -57,7 +57,7 @@ from reelwatch.media.hls import segment_args
 from reelwatch.media.renditions import thumbnail_args, thumbnail_size, transcode_args
 
 RUNGS = (480, 720)
-GOAL_RATIO = 1.05
+GOAL_RATIO = 1.02  # issue 17 (it was 1.05 until the ladder became HLS)
 FFMPEG_PREFIX = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
 LIMITS = FfmpegLimits()
 Command = list[str]

@@ -21,6 +21,7 @@ BENCHMARKS = (
     "engine_throughput",
     "pickup_latency",
     "pipeline_efficiency",
+    "first_playable",
     "upload",
     "api_load",
     "gc_pauses",
