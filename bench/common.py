@@ -347,6 +347,24 @@ class Instance:
         )
 
 
+@contextlib.contextmanager
+def idle_instance(
+    kind: str, folder: Path, workers: int
+) -> Iterator[tuple[Processes, Instance, Database]]:
+    """A fresh instance on a database of ``kind`` under ``folder``, its ``workers`` all
+    reporting ``idle``; its processes, and the database to read the outcome from (not
+    the API: polling the server would charge reelwatch for the benchmark's requests)."""
+    with Processes(folder / "logs") as processes, postgres_if(kind) as cluster:
+        url = database_url(kind, folder, cluster)
+        instance = Instance(processes, folder / "home", url).start(workers=workers)
+        db = Database(url)
+        try:
+            instance.wait_idle(db, workers)
+            yield processes, instance, db
+        finally:
+            db.dispose()
+
+
 def idle_workers(db: Database) -> int:
     with db.read() as session:
         query = select(func.count()).where(WorkerRecord.state == "idle")

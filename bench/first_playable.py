@@ -96,31 +96,24 @@ def run_bare(source: Path, out: Path) -> tuple[float, float, float, float]:
 def run_reelwatch(
     source: Path, kind: str, folder: Path, timeline: list[str]
 ) -> tuple[float, float, bool]:
-    with common.Processes(folder / "logs") as processes, common.postgres_if(kind) as cluster:
-        url = common.database_url(kind, folder, cluster)
-        instance = common.Instance(processes, folder / "home", url).start(workers=WORKERS)
-        db = Database(url)
-        try:
-            instance.wait_idle(db, WORKERS)
-            started_at = utcnow()
-            with instance.client() as client:
-                common.upload(client, source)
-            common.wait_until(
-                lambda: instance.workers_alive() and _state(db) != states.WF_RUNNING,
-                timeout=1800,
-                interval=0.2,
-            )
-            if _state(db) != states.WF_SUCCEEDED:
-                raise RuntimeError(f"the video failed; logs in {folder / 'logs'}")
-            playable, ready, split = _checkpoints(db)
-            timeline.extend(_timeline(db, started_at))
-            return (
-                (playable - started_at).total_seconds(),
-                (ready - started_at).total_seconds(),
-                split,
-            )
-        finally:
-            db.dispose()
+    with common.idle_instance(kind, folder, WORKERS) as (_, instance, db):
+        started_at = utcnow()
+        with instance.client() as client:
+            common.upload(client, source)
+        common.wait_until(
+            lambda: instance.workers_alive() and _state(db) != states.WF_RUNNING,
+            timeout=1800,
+            interval=0.2,
+        )
+        if _state(db) != states.WF_SUCCEEDED:
+            raise RuntimeError(f"the video failed; logs in {folder / 'logs'}")
+        playable, ready, split = _checkpoints(db)
+        timeline.extend(_timeline(db, started_at))
+        return (
+            (playable - started_at).total_seconds(),
+            (ready - started_at).total_seconds(),
+            split,
+        )
 
 
 def _state(db: Database) -> str | None:

@@ -160,42 +160,31 @@ def run_bare(jobs: Sequence[list[Command]], parallel: int) -> Measured:
 
 
 def run_reelwatch(videos: list[Path], kind: str, workers: int, folder: Path) -> Measured:
-    with common.Processes(folder / "logs") as processes, common.postgres_if(kind) as cluster:
-        url = common.database_url(kind, folder, cluster)
-        instance = common.Instance(processes, folder / "home", url).start(workers=workers)
-        db = Database(url)
-        try:
-            # Up and idle before the clock starts: a worker still importing would charge
-            # its start-up (a second or two of CPU each) to the pipeline.
-            instance.wait_idle(db, workers)
-            roles = _roles(processes, instance)
-            cpu_before = {name: _cpu_times(process) for name, process in roles.items()}
-            machine = psutil.cpu_times()
-            started_at = utcnow()
-            with instance.client() as client:
-                ids = [common.upload(client, path)["id"] for path in videos]
-            # Read the outcome from the database, not the API: polling the server would
-            # charge reelwatch for the benchmark's own requests.
-            common.wait_until(
-                lambda: instance.workers_alive() and _finished(db) == len(ids),
-                timeout=3600,
-                interval=0.5,
+    with common.idle_instance(kind, folder, workers) as (processes, instance, db):
+        roles = _roles(processes, instance)
+        cpu_before = {name: _cpu_times(process) for name, process in roles.items()}
+        machine = psutil.cpu_times()
+        started_at = utcnow()
+        with instance.client() as client:
+            ids = [common.upload(client, path)["id"] for path in videos]
+        common.wait_until(
+            lambda: instance.workers_alive() and _finished(db) == len(ids),
+            timeout=3600,
+            interval=0.5,
+        )
+        cpu_after = {name: _cpu_times(process) for name, process in roles.items()}
+        spent = _with_the_rest(_cpu_spent(cpu_before, cpu_after), machine)
+        with db.read() as session:
+            failed = session.scalar(
+                select(func.count()).where(Workflow.state != states.WF_SUCCEEDED)
             )
-            cpu_after = {name: _cpu_times(process) for name, process in roles.items()}
-            spent = _with_the_rest(_cpu_spent(cpu_before, cpu_after), machine)
-            with db.read() as session:
-                failed = session.scalar(
-                    select(func.count()).where(Workflow.state != states.WF_SUCCEEDED)
-                )
-                finished_at = session.scalar(
-                    select(func.max(Event.at)).where(Event.kind == "workflow_succeeded")
-                )
-            if failed:
-                raise RuntimeError(f"{failed} videos failed; logs in {folder / 'logs'}")
-            assert finished_at is not None
-            return Measured((finished_at - started_at).total_seconds(), spent)
-        finally:
-            db.dispose()
+            finished_at = session.scalar(
+                select(func.max(Event.at)).where(Event.kind == "workflow_succeeded")
+            )
+        if failed:
+            raise RuntimeError(f"{failed} videos failed; logs in {folder / 'logs'}")
+        assert finished_at is not None
+        return Measured((finished_at - started_at).total_seconds(), spent)
 
 
 def _finished(db: Database) -> int:
