@@ -6,6 +6,7 @@ cancelled, and turns a failed run into a ``TaskFailure`` through the classifier.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import resource
@@ -114,11 +115,8 @@ def _nice_own_autogroup(nice: int) -> None:
     would take half the cores whatever the niceness. The child leads a session of its
     own (``start_new_session``), so its group's niceness is its own to set. Elsewhere
     (no autogroup, or a container's cgroup) ``os.nice`` is what counts."""
-    try:
-        with open("/proc/self/autogroup", "w") as autogroup:
-            autogroup.write(str(nice))
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        Path("/proc/self/autogroup").write_text(str(nice))
 
 
 def child_environment() -> dict[str, str]:
