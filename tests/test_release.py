@@ -1,5 +1,5 @@
 """deploy/release.sh: a wheel of this tree installed as a release into a throwaway root,
-then a later release (the same tree, another version, with a migration 0011 that adds a
+then a later release (the same tree, another version, with one more migration that adds a
 column) installed beside it: it migrates a database holding data, becomes current, and
 one command rolls back to the first, which runs on the upgraded schema with every row
 kept. On SQLite and PostgreSQL. docs/operations.md, "Releases, upgrade and rollback"."""
@@ -27,17 +27,21 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 RELEASE = CHECKOUT / "deploy" / "release.sh"
 LATER_VERSION, LATER_COMMIT = "99.0.0", "0feedbeef0ca"
 LATER = f"{LATER_VERSION}-{LATER_COMMIT}"
-LATER_MIGRATION = '''"""test: a later release's expand-only migration
+VERSIONS = CHECKOUT / "src" / "reelwatch" / "db" / "migrations" / "versions"
+# This tree's newest revision, and the one a later release adds after it.
+HEAD = max(path.name[:4] for path in VERSIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
+LATER_HEAD = f"{int(HEAD) + 1:04d}"
+LATER_MIGRATION = f'''"""test: a later release's expand-only migration
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: {LATER_HEAD}
+Revises: {HEAD}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "{LATER_HEAD}"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -82,7 +86,7 @@ def later_tree(folder: Path) -> Path:
     assert found == 1
     project.write_text(text)
     versions = folder / "src/reelwatch/db/migrations/versions"
-    (versions / "0011_later_release_note.py").write_text(LATER_MIGRATION)
+    (versions / f"{LATER_HEAD}_later_release_note.py").write_text(LATER_MIGRATION)
     return folder
 
 
@@ -222,7 +226,7 @@ def test_upgrade_then_roll_back_keeps_the_data(
     said = machine.release("rollback")
     assert f"current: {first_release} (previous: {LATER})" in said
     # The first release on the later schema: it leaves it as it is, every row there.
-    assert "at revision 0011, a later release's (this one: 0010)" in schema(machine)
+    assert f"at revision {LATER_HEAD}, a later release's (this one: {HEAD})" in schema(machine)
     with machine.server():  # `server` migrates first: nothing to do
         listed = machine.reelwatch("status", token=token)
     assert "before the upgrade" in listed and "after the upgrade" in listed
@@ -232,7 +236,7 @@ def test_upgrade_then_roll_back_keeps_the_data(
         ["current", first_release],
         ["previous", LATER],
     ]
-    assert "0010" in releases[1] and "0011" in releases[2]
+    assert HEAD in releases[1] and LATER_HEAD in releases[2]
     restarted = machine.restarts.read_text().split()
     assert restarted == [first_release, LATER, first_release]
 

@@ -161,6 +161,9 @@ class RecordingContext:
     def report_progress(self, fraction: float) -> None:
         self.reported.append(fraction)
 
+    def checkpoint(self, kind: str, data: dict[str, Any]) -> None:
+        raise AssertionError(f"the stand-in records no checkpoint ({kind})")
+
 
 def test_the_stand_in_progresses_over_the_simulated_duration_and_stops_when_cancelled(
     tmp_path: Path,

@@ -15,6 +15,9 @@ from reelwatch.media import (
     FfmpegLimits,
     MediaInfo,
     RenditionPlan,
+    Targets,
+    Variant,
+    make_renditions,
     make_thumbnail,
     plan_rendition,
     probe_media,
@@ -309,6 +312,63 @@ def test_a_cancelled_ladder_leaves_no_debris(long_video: Path, tmp_path: Path) -
             cancel=cancel,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def _ladder_targets(folder: Path) -> Targets:
+    return Targets(lambda name: folder / f"{name}.mp4", folder / "hls", keep_mp4=True)
+
+
+def test_the_first_variant_plays_while_the_ladder_is_still_encoded(
+    long_video: Path, tmp_path: Path
+) -> None:
+    """Its segments are handed over as ffmpeg finishes them, under an EVENT playlist;
+    at the end every variant is a VOD with its marker, and ffmpeg's playlist is gone."""
+    info = probe_media(long_video)  # 20 s: five 4 s segments
+    plans = [RenditionPlan("240p", 426, 240), RenditionPlan("360p", 640, 360)]
+    hls_dir = tmp_path / "hls"
+    early: list[tuple[str, list[str], str]] = []
+
+    def publish(plan: RenditionPlan, files: list[str], variant: Variant) -> None:
+        folder = hls_dir / plan.name
+        assert all((folder / name).is_file() for name in files)
+        assert variant.codecs.startswith("avc1.") and variant.bandwidth > 0
+        early.append((plan.name, files, (folder / "index.m3u8").read_text()))
+
+    made = make_renditions(
+        long_video, plans, info, _ladder_targets(tmp_path), limits=LIMITS, publish_early=publish
+    )
+    name, files, playlist = early[0]
+    assert name == "240p" and files[0] == "init.mp4" and files[-1] == "index.m3u8"
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in playlist and "#EXT-X-ENDLIST" not in playlist
+    assert 1 <= sum(f.startswith("seg-") for f in files) < 5  # before the encode ended
+    assert all(name == "240p" for name, _, _ in early)
+    segments = [f"seg-{n:05d}.m4s" for n in range(1, 6)]
+    for m in made:
+        final = (hls_dir / m.plan.name / "index.m3u8").read_text().splitlines()
+        assert "#EXT-X-PLAYLIST-TYPE:VOD" in final and final[-1] == "#EXT-X-ENDLIST"
+        assert [line for line in final if line.startswith("seg-")] == segments
+        left = {p.name for p in (hls_dir / m.plan.name).iterdir()}
+        assert left - {"early.json"} == {"index.m3u8", "init.mp4", "variant.json", *segments}
+        assert m.mp4_bytes == (tmp_path / f"{m.plan.name}.mp4").stat().st_size
+
+
+def test_a_ladder_cancelled_after_it_began_to_play_leaves_no_variant(
+    long_video: Path, tmp_path: Path
+) -> None:
+    cancel = threading.Event()
+    plans = [RenditionPlan("240p", 426, 240)]
+    with pytest.raises(FfmpegCancelled):
+        make_renditions(
+            long_video,
+            plans,
+            probe_media(long_video),
+            _ladder_targets(tmp_path),
+            limits=LIMITS,
+            publish_early=lambda *_: cancel.set(),
+            cancel=cancel,
+        )
+    assert list(tmp_path.iterdir()) == [tmp_path / "hls"]
+    assert list((tmp_path / "hls").iterdir()) == []
 
 
 def _top_level_boxes(path: Path) -> list[str]:

@@ -96,6 +96,9 @@ class Video(Base):
     error_recoverable: Mapped[bool | None]
     next_retry_at: Mapped[datetime | None]
     has_thumbnail: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The rendition whose HLS variant plays while it is still being made (its segments
+    # are published as they are encoded); None once it is made, or when none does.
+    streaming_rendition: Mapped[str | None] = mapped_column(String(16))
     workflow_id: Mapped[int | None] = mapped_column(ForeignKey("workflows.id"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -41,6 +41,10 @@ class TaskContext(Protocol):
 
     def report_progress(self, fraction: float) -> None: ...
 
+    def checkpoint(self, kind: str, data: dict[str, Any]) -> None:
+        """Record that the task reached ``kind`` while still running: an event on the
+        timeline, and ``WorkflowObserver.task_checkpointed`` in the same transaction."""
+
     def spare_workers(self, queue: str) -> int:
         """How many tasks of ``queue`` could start at once, none waiting, once this one is
         done: more than one, and work split into parts would run side by side."""
@@ -104,6 +108,16 @@ class WorkflowObserver:
 
     def task_progressed(
         self, session: Session, workflow: WorkflowView, tasks: Sequence[TaskView]
+    ) -> None:
+        pass
+
+    def task_checkpointed(
+        self,
+        session: Session,
+        workflow: WorkflowView,
+        task: TaskView,
+        kind: str,
+        data: dict[str, Any],
     ) -> None:
         pass
 

@@ -1,31 +1,29 @@
 """HLS (fMP4/CMAF) variants of a video, and the master playlist that lists them.
 
-A variant is cut from an H.264/AAC MP4 by stream copy: the encode forced a keyframe at
-every ``SEGMENT_S`` seconds (``FORCED_KEYFRAMES``), so every variant of a video starts
-its segments at the same instants and a player switches between them cleanly. Each
-variant folder (``index.m3u8``, ``init.mp4``, ``seg-00001.m4s``…) is written into a
-temporary folder and renamed into place whole, with ``variant.json`` (what the master
-playlist says of it). The master playlist is never stored: the API writes it for each
-request from the variants made so far, so it lists the first playable rendition while
-the rest of the ladder is still being made.
+ffmpeg cuts each variant while it encodes (``hls_output``, beside the MP4): the encode
+forces a keyframe every ``SEGMENT_S`` seconds (``FORCED_KEYFRAMES``), so every variant
+of a video starts its segments at the same instants and a player switches between them
+cleanly. A variant folder (``index.m3u8``, ``init.mp4``, ``seg-00001.m4s``…) is whole
+once it holds ``variant.json`` (what the master playlist says of it), written last.
+Before that, one variant may already play (``EarlyStream``): its ``index.m3u8`` is an
+EVENT playlist of the segments finished so far, and ``early.json`` stands in for its
+marker. The master playlist is never stored: the API writes it for each request from
+the variants that play so far, so it lists the first playable rendition while the rest
+of the ladder is still being made.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import re
 import secrets
 import shutil
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reelwatch.failures import FailureCode, TaskFailure
-from reelwatch.media.ffmpeg import FfmpegLimits, media_input, media_url, run_ffmpeg
 from reelwatch.storage.local import fsync_path
 
 SEGMENT_S = 4
@@ -34,10 +32,16 @@ FORCED_KEYFRAMES = ("-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_S})")
 # Beside a stream-copied source, whose segments start at its own keyframes: keyframes
 # exactly there and nowhere else (no periodic or scene-cut ones), so segments align.
 SOURCE_KEYFRAMES = ("-force_key_frames", "source", "-g", "1000000", "-sc_threshold", "0")
+# The longest a segment can be: cut at the source's own keyframes, two of the usual.
+MAX_SEGMENT_S = 2 * SEGMENT_S
 MASTER = "master.m3u8"
 MEDIA_PLAYLIST = "index.m3u8"
 INIT_SEGMENT = "init.mp4"
 VARIANT_INFO = "variant.json"
+# What the master playlist says of a variant still being made (``EarlyStream``).
+EARLY_VARIANT_INFO = "early.json"
+# ffmpeg's own playlist of a variant it is writing: read by reelwatch, never served.
+FFMPEG_PLAYLIST = "ffmpeg.m3u8"
 # The names the HLS route serves: nothing else under hls/ ever is.
 VARIANT_NAME = re.compile(r"[0-9]{1,5}p")
 SEGMENT_NAME = re.compile(r"seg-[0-9]{5,9}\.m4s")
@@ -47,6 +51,7 @@ CONTENT_TYPES = {
     ".m4s": "video/iso.segment",
 }
 _EXTINF = re.compile(r"#EXTINF:([0-9.]+),")
+_NUMBER_PATTERN = re.compile(r"%[0-9]*d")
 
 
 @dataclass(frozen=True)
@@ -77,50 +82,133 @@ def content_type(relative: str) -> str:
     return CONTENT_TYPES[Path(relative).suffix]
 
 
-def package_variant(
-    source: Path,
-    destination: Path,
-    *,
-    width: int,
-    height: int,
-    frame_rate: float | None,
-    has_audio: bool,
-    limits: FfmpegLimits,
-    cancel: threading.Event | None = None,
+def hls_output(folder: Path) -> str:
+    """The ``tee`` muxer's slave that cuts the encoded streams into the HLS variant
+    ``folder`` as they come, beside the MP4: a growing EVENT playlist of ffmpeg's own
+    (``FFMPEG_PLAYLIST``, never served) that lists a segment once it is whole."""
+    where = str(folder.absolute())
+    if _NUMBER_PATTERN.search(where):  # the segmenter would put a number there
+        raise ValueError(f"a media folder's path may not hold %d: {where!r}")
+    options = {
+        "f": "hls",
+        "hls_time": str(SEGMENT_S),
+        "hls_playlist_type": "event",
+        "hls_segment_type": "fmp4",
+        "hls_fmp4_init_filename": INIT_SEGMENT,
+        "start_number": "1",
+        "hls_flags": "independent_segments+temp_file",
+        "hls_segment_filename": f"{where}/seg-%05d.m4s",
+    }
+    return tee_slave(options, f"{where}/{FFMPEG_PLAYLIST}")
+
+
+def tee_slave(options: dict[str, str], path: str) -> str:
+    """``[key=value:…]path`` for the tee muxer, escaped for its two parsers (the slave
+    list, then each option's value): a folder name can never become an option. An
+    absolute path is never read as a protocol, so it needs no ``file:``."""
+    listed = ":".join(f"{key}={_escaped(value, ':]')}" for key, value in options.items())
+    return _escaped(f"[{listed}]{path}", "|")
+
+
+def _escaped(text: str, specials: str) -> str:
+    return "".join(f"\\{char}" if char in f"\\{specials}" else char for char in text)
+
+
+def fresh_folder(folder: Path) -> None:
+    """An empty variant folder (an earlier attempt's files go first)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+
+
+def finish_variant(
+    folder: Path, name: str, width: int, height: int, frame_rate: float | None
 ) -> Variant:
-    """Cut ``source`` (H.264, AAC or silent) into the HLS variant folder ``destination``
-    by stream copy; the folder appears whole, replacing an earlier one."""
-    with folder_written_atomically(destination) as temporary:
-        run_ffmpeg(
-            segment_args(source, temporary, has_audio),
-            duration_s=None,
-            limits=limits,
-            cancel=cancel,
+    """Once ffmpeg has written the whole variant: its VOD playlist, then ``variant.json``
+    (the marker that says it is whole), every file synced; ffmpeg's playlist goes."""
+    segments = listed_segments(folder)
+    if not segments:
+        raise TaskFailure(FailureCode.UNKNOWN, f"the {name} HLS playlist lists no segment")
+    _write_atomically(folder / MEDIA_PLAYLIST, media_playlist(segments, complete=True))
+    variant = measure_variant(folder, segments, name, width, height, frame_rate)
+    (folder / FFMPEG_PLAYLIST).unlink()
+    for written in folder.iterdir():
+        fsync_path(written)
+    _write_atomically(folder / VARIANT_INFO, json.dumps(asdict(variant)))
+    fsync_path(folder)
+    return variant
+
+
+def listed_segments(folder: Path) -> list[tuple[str, float]]:
+    """The segments ffmpeg has finished so far, by its own playlist (none yet: [])."""
+    try:
+        return segment_durations(folder / FFMPEG_PLAYLIST)
+    except FileNotFoundError:
+        return []
+
+
+def media_playlist(segments: Sequence[tuple[str, float]], *, complete: bool) -> str:
+    """A variant's playlist: VOD once ``complete``; before, an EVENT playlist (segments
+    are only ever added) that players start from its beginning, not its live edge."""
+    longest = max((round(seconds) for _, seconds in segments), default=SEGMENT_S)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7"]
+    # A growing playlist's target may not change: the longest a segment can be.
+    lines.append(f"#EXT-X-TARGETDURATION:{max(longest, 1 if complete else MAX_SEGMENT_S)}")
+    lines += ["#EXT-X-MEDIA-SEQUENCE:1", f"#EXT-X-PLAYLIST-TYPE:{'VOD' if complete else 'EVENT'}"]
+    if not complete:
+        lines.append("#EXT-X-START:TIME-OFFSET=0")
+    lines += ["#EXT-X-INDEPENDENT-SEGMENTS", f'#EXT-X-MAP:URI="{INIT_SEGMENT}"']
+    for uri, seconds in segments:
+        lines += [f"#EXTINF:{seconds:.6f},", uri]
+    if complete:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class EarlyStream:
+    """Makes a variant playable while ffmpeg is still writing it: each time ``poll``
+    finds new whole segments, it writes the variant's EVENT playlist and
+    ``early.json`` (what the master playlist says of it meanwhile), then hands the
+    files to ``publish`` (names within the folder, the playlist last)."""
+
+    folder: Path
+    plan_name: str
+    width: int
+    height: int
+    frame_rate: float | None
+    publish: Callable[[list[str], Variant], None]
+    published: int = 0  # segments
+
+    def poll(self) -> None:
+        segments = listed_segments(self.folder)
+        if len(segments) <= self.published:
+            return
+        new = [uri for uri, _ in segments[self.published :]]
+        variant = measure_variant(
+            self.folder, segments, self.plan_name, self.width, self.height, self.frame_rate
         )
-        variant = measure_variant(temporary, destination.name, width, height, frame_rate)
-        (temporary / VARIANT_INFO).write_text(json.dumps(asdict(variant)))
-        for written in temporary.iterdir():
-            fsync_path(written)
-        return variant
+        _write_atomically(self.folder / EARLY_VARIANT_INFO, json.dumps(asdict(variant)))
+        _write_atomically(self.folder / MEDIA_PLAYLIST, media_playlist(segments, complete=False))
+        first = [INIT_SEGMENT] if self.published == 0 else []
+        self.publish([*first, *new, EARLY_VARIANT_INFO, MEDIA_PLAYLIST], variant)
+        self.published = len(segments)
 
 
-def segment_args(source: Path, folder: Path, has_audio: bool) -> list[str]:
-    args = [*media_input(source), "-map", "0:v:0", *(["-map", "0:a:0"] if has_audio else [])]
-    args += ["-c", "copy", "-map_metadata", "-1", "-f", "hls", "-hls_time", str(SEGMENT_S)]
-    args += ["-hls_playlist_type", "vod", "-hls_segment_type", "fmp4"]
-    args += ["-hls_fmp4_init_filename", INIT_SEGMENT, "-start_number", "1"]
-    args += ["-hls_flags", "independent_segments"]
-    args += ["-hls_segment_filename", media_url(folder / "seg-%05d.m4s")]
-    return [*args, media_url(folder / MEDIA_PLAYLIST)]
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
 def measure_variant(
-    folder: Path, name: str, width: int, height: int, frame_rate: float | None
+    folder: Path,
+    segments: Sequence[tuple[str, float]],
+    name: str,
+    width: int,
+    height: int,
+    frame_rate: float | None,
 ) -> Variant:
-    """A variant's bit rates from its own segments, and its codecs from its init segment."""
-    segments = segment_durations(folder / MEDIA_PLAYLIST)
-    if not segments:
-        raise TaskFailure(FailureCode.UNKNOWN, f"the {name} HLS playlist lists no segment")
+    """A variant's bit rates from its own ``segments``, and its codecs from its init segment."""
     sizes = {uri: (folder / uri).stat().st_size for uri, _ in segments}
     init_bytes = (folder / INIT_SEGMENT).stat().st_size
     total_s = sum(seconds for _, seconds in segments) or 1.0
@@ -185,28 +273,3 @@ def master_playlist(variants: Sequence[Variant]) -> str:
         attributes.append(f'CODECS="{variant.codecs}"')
         lines += [f"#EXT-X-STREAM-INF:{','.join(attributes)}", f"{variant.name}/{MEDIA_PLAYLIST}"]
     return "\n".join(lines) + "\n"
-
-
-@contextmanager
-def folder_written_atomically(destination: Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``destination``; on success it replaces
-    ``destination`` whole, on failure it is removed. Debris of earlier attempts goes first."""
-    parent = destination.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    for leftover in parent.glob(f".{glob.escape(destination.name)}.*.tmp"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    temporary = parent / f".{destination.name}.{secrets.token_hex(4)}.tmp"
-    temporary.mkdir()
-    try:
-        yield temporary
-        if destination.exists():  # a re-run: swap the old folder out, then remove it
-            retired = parent / f".{destination.name}.{secrets.token_hex(4)}.tmp"
-            destination.replace(retired)
-            temporary.replace(destination)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            temporary.replace(destination)
-        fsync_path(parent)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reelwatch.failures import FailureCode, TaskFailure
 from reelwatch.media.ffmpeg import FfmpegLimits, FfmpegRun, media_input, media_url, run_ffmpeg
-from reelwatch.media.hls import FORCED_KEYFRAMES, SEGMENT_S
+from reelwatch.media.hls import FORCED_KEYFRAMES, MAX_SEGMENT_S, hls_output, tee_slave
 from reelwatch.media.probe import MediaInfo, probe_media
 from reelwatch.storage.local import fsync_path
 
@@ -26,8 +26,6 @@ VIDEO_ENCODER_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-
 AUDIO_ENCODER_ARGS = ("-c:a", "aac", "-b:a", "128k")
 # The mov demuxer's words for an index that points past the end of the data.
 _TRUNCATION_MARKER = "partial file"
-# Segments cut at the source's own keyframes: no longer than two of the usual.
-MAX_COPIED_SEGMENT_S = 2 * SEGMENT_S
 # H.264 profiles that every browser's decoder plays.
 _BROWSER_PROFILES = frozenset({"Constrained Baseline", "Baseline", "Main", "High"})
 _INPUT_FAILURES = frozenset(
@@ -118,13 +116,15 @@ def encode_renditions(
     *,
     limits: FfmpegLimits,
     keyframes: Sequence[str] = FORCED_KEYFRAMES,
+    hls_folders: Sequence[Path] = (),
     on_progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> list[MediaInfo]:
-    """Decode ``source`` once, write every planned rendition to its (temporary) path and
-    check each (``verify_rendition``); ``keyframes`` says where keyframes are forced."""
+    """Decode ``source`` once, write every planned rendition to its (temporary) path and,
+    given ``hls_folders`` (one per output), cut it into its HLS variant as it is encoded;
+    check each MP4 (``verify_rendition``). ``keyframes`` says where keyframes are forced."""
     run = run_ffmpeg(
-        transcode_args(source, outputs, info, limits, keyframes),
+        transcode_args(source, outputs, info, limits, keyframes, hls_folders),
         duration_s=info.duration_s,
         limits=limits,
         on_progress=on_progress,
@@ -145,14 +145,16 @@ def remux_source(
     info: MediaInfo,
     *,
     limits: FfmpegLimits,
+    hls_folder: Path | None = None,
     cancel: threading.Event | None = None,
 ) -> MediaInfo:
     """Copy the source's picture and sound, untouched, into a faststart MP4 (a source
-    that browsers already play: see ``is_remuxable``), and check it like a rendition."""
+    that browsers already play: see ``is_remuxable``) and, given ``hls_folder``, into
+    its HLS variant; check the MP4 like a rendition."""
     args = [*media_input(source), "-map", "0:V:0"]
     args += ["-map", "0:a:0"] if info.has_audio else ["-an"]
     args += ["-c", "copy", "-map_metadata", "-1", "-map_chapters", "-1"]
-    args += ["-movflags", "+faststart", "-f", "mp4", media_url(output)]
+    args += containers(output, hls_folder)
     run = run_ffmpeg(args, duration_s=info.duration_s, limits=limits, cancel=cancel)
     _refuse_truncated_source(run)
     return verify_rendition(
@@ -172,7 +174,7 @@ def is_remuxable(info: MediaInfo, top_rung: int) -> bool:
         and (not info.has_audio or info.audio_codec == "aac")
         and info.rotation == 0
         and info.format_name.startswith("mov,mp4")
-        and 0 < info.keyframe_gap_s <= MAX_COPIED_SEGMENT_S
+        and 0 < info.keyframe_gap_s <= MAX_SEGMENT_S
         and min(info.width, info.height) <= top_rung
         and info.width % 2 == 0
         and info.height % 2 == 0
@@ -190,16 +192,20 @@ def transcode_args(
     info: MediaInfo,
     limits: FfmpegLimits,
     keyframes: Sequence[str] = FORCED_KEYFRAMES,
+    hls_folders: Sequence[Path] = (),
 ) -> list[str]:
-    """ffmpeg arguments that decode ``source`` once and encode one MP4 per output.
+    """ffmpeg arguments that decode ``source`` once and encode one MP4 per output (and,
+    given ``hls_folders``, its HLS variant from the same encode).
 
     The decoder has already turned the picture upright; ``split`` hands every frame to
     one scaler per rendition, so the decode (a large share of the work) is paid once.
     """
+    folders: Sequence[Path | None] = hls_folders or [None] * len(outputs)
     args = [*_decoder_threads(limits), *_filter_threads(limits), *media_input(source)]
     args += ["-filter_complex", _split_graph([plan for plan, _ in outputs])]
-    for index, (_, output) in enumerate(outputs):
-        args += _output_args(f"[v{index}]", output, info, limits, keyframes)
+    for index, ((_, output), folder) in enumerate(zip(outputs, folders, strict=True)):
+        args += _output_args(f"[v{index}]", info, limits, keyframes)
+        args += containers(output, folder)
     return args
 
 
@@ -214,9 +220,9 @@ def _split_graph(plans: Sequence[RenditionPlan]) -> str:
 
 
 def _output_args(
-    video: str, output: Path, info: MediaInfo, limits: FfmpegLimits, keyframes: Sequence[str]
+    video: str, info: MediaInfo, limits: FfmpegLimits, keyframes: Sequence[str]
 ) -> list[str]:
-    """One rendition's output options: the picture from the graph's ``video`` label,
+    """One rendition's encoding options: the picture from the graph's ``video`` label,
     with keyframes where HLS segments may start (the same in every rendition)."""
     args = ["-map", video, *VIDEO_ENCODER_ARGS, *keyframes]
     if info.has_audio:
@@ -226,8 +232,17 @@ def _output_args(
     # No metadata from the upload (phones record where they were) and no chapters.
     args += ["-map_metadata", "-1", "-map_chapters", "-1"]
     # Sparse audio next to dense video overflows ffmpeg's default muxing queue.
-    args += ["-max_muxing_queue_size", "4096", "-movflags", "+faststart"]
-    return [*args, *_encoder_threads(limits), "-f", "mp4", media_url(output)]
+    args += ["-max_muxing_queue_size", "4096"]
+    return [*args, *_encoder_threads(limits)]
+
+
+def containers(mp4: Path, hls_folder: Path | None) -> list[str]:
+    """Where one output's streams go: a faststart MP4 and, given ``hls_folder``, the
+    same packets cut into its HLS variant (``tee``: one encode for both)."""
+    if hls_folder is None:
+        return ["-movflags", "+faststart", "-f", "mp4", media_url(mp4)]
+    mp4_slave = tee_slave({"f": "mp4", "movflags": "+faststart"}, str(mp4.absolute()))
+    return ["-f", "tee", f"{mp4_slave}|{hls_output(hls_folder)}"]
 
 
 def make_thumbnail(

@@ -42,6 +42,8 @@ from reelwatch.storage.scratch import Scratch
 # An unfinished multipart upload younger than this may be an upload in progress.
 UPLOAD_GRACE = timedelta(days=1)
 CHECK_CACHE_S = 15.0  # a worker asks before every claim: probe the bucket at most this often
+# Files rewritten in place (a growing playlist, a variant's early info).
+_REWRITTEN = (".m3u8", ".json")
 MEDIA_TYPES = {
     ".mp4": "video/mp4",
     ".jpg": "image/jpeg",
@@ -142,12 +144,13 @@ class S3Store:
 
     def publish(self, video_id: str, folder: Path, relatives: list[str]) -> None:
         """Upload each file (whole: PUT or completed multipart), skipping those already
-        in the bucket at their size (a retry after a worker died mid-publish)."""
+        in the bucket at their size (a retry after a worker died mid-publish) unless
+        they are rewritten in place (playlists and JSON: a new one may be as long)."""
         present = self.sizes(video_id, relatives)
         for relative in relatives:
             path = folder / checked_relative(relative)
             size = path.stat().st_size
-            if present.get(relative) == size:
+            if present.get(relative) == size and not relative.endswith(_REWRITTEN):
                 continue
             key = self._key(video_id, relative)
             extra = {"ContentType": _media_type(relative)}

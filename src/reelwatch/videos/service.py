@@ -71,6 +71,7 @@ class VideoItem:
     error_recoverable: bool | None
     next_retry_at: datetime | None
     has_thumbnail: bool
+    streaming_rendition: str | None
     created_at: datetime
     updated_at: datetime
     renditions: list[RenditionItem] = field(default_factory=list)
@@ -381,9 +382,10 @@ def video_as_dict(
     video: Video | VideoItem, public_url: str, *, hls: bool = True, mp4_downloads: bool = True
 ) -> dict[str, Any]:
     """The API's representation of a video (SPEC §4). A rendition is listed as soon as
-    it is made; ``hls_url`` (the master playlist) once one is, unless this instance
-    makes no HLS (``hls``: false in simulation); a rendition's ``url`` (its MP4) is
-    null when MP4 downloads are off."""
+    it is made; ``hls_url`` (the master playlist) once one plays, which may be while it
+    is still being made (``streaming_rendition``), unless this instance makes no HLS
+    (``hls``: false in simulation); a rendition's ``url`` (its MP4) is null when MP4
+    downloads are off."""
     base = f"{public_url}/api/v1/videos/{video.id}"
     error = None
     if video.error_code:
@@ -416,11 +418,18 @@ def video_as_dict(
             }
             for r in video.renditions
         ],
-        "hls_url": f"{base}/hls/master.m3u8" if hls and video.renditions else None,
+        "hls_url": f"{base}/hls/master.m3u8" if hls and playing(video) else None,
         "thumbnail_url": f"{base}/thumbnail" if video.has_thumbnail else None,
         "created_at": iso(video.created_at),
         "updated_at": iso(video.updated_at),
     }
+
+
+def playing(video: Video | VideoItem) -> list[str]:
+    """The renditions that play: those made, and the one still being made, if any."""
+    made = [rendition.name for rendition in video.renditions]
+    streaming = video.streaming_rendition
+    return [*made, streaming] if streaming and streaming not in made else made
 
 
 def event_as_dict(event: Event) -> dict[str, Any]:

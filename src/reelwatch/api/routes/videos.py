@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -208,44 +209,58 @@ def _made_renditions(svc: Services, user: User, video_id: str) -> set[str]:
         return {r.name for r in service.get_video(session, user, video_id).renditions}
 
 
+def _playing_renditions(svc: Services, user: User, video_id: str) -> set[str]:
+    """The renditions whose HLS variant plays: made, or still being made."""
+    with svc.db.read() as session:
+        return set(service.playing(service.get_video(session, user, video_id)))
+
+
 @router.get("/{video_id}/hls/{path:path}")
 async def get_hls(
     request: Request, video_id: PathId, path: str, svc: ServicesDep, user: UserDep
 ) -> Response:
-    """The video's HLS files: ``master.m3u8`` (the variants made so far, while the rest
-    is still being made) and ``<variant>/index.m3u8``, ``init.mp4``, ``seg-NNNNN.m4s``.
+    """The video's HLS files: ``master.m3u8`` (the variants that play so far, one of them
+    perhaps still being made, while the rest of the ladder is) and
+    ``<variant>/index.m3u8``, ``init.mp4``, ``seg-NNNNN.m4s``.
     Only names the store writes are served; anything else is 404, never a file.
     Playlists always come from this server (their segment links are relative to it);
     segments, like renditions, may be a redirect to the bucket."""
     if not hls.is_served_name(path):
         raise ApiError(404, "not_found", f"video {video_id} has no HLS file {path[:100]!r}")
-    made = await run_in_threadpool(_made_renditions, svc, user, video_id)
+    playing = await run_in_threadpool(_playing_renditions, svc, user, video_id)
     if path == hls.MASTER:
-        playlist = await run_in_threadpool(_master_playlist, svc, video_id, made)
+        playlist = await run_in_threadpool(_master_playlist, svc, video_id, playing)
         return Response(playlist, media_type=hls.content_type(path), headers=NO_CACHE)
-    if path.partition("/")[0] not in made:
+    if path.partition("/")[0] not in playing:
         raise ApiError(404, "not_found", f"video {video_id} has no HLS file {path!r}")
     relative = f"{HLS_FOLDER}/{path}"
     if path.endswith(hls.MEDIA_PLAYLIST):
+        # Never cached: while its variant is being made, it grows.
         playlist = await run_in_threadpool(_stored_text, svc, video_id, relative)
-        return Response(playlist, media_type=hls.content_type(path))
+        return Response(playlist, media_type=hls.content_type(path), headers=NO_CACHE)
     return await file_response(request, svc, video_id, relative, media_type=hls.content_type(path))
 
 
-def _master_playlist(svc: Services, video_id: str, made: set[str]) -> str:
-    """The master playlist of the variants made so far, from their ``variant.json``."""
+def _master_playlist(svc: Services, video_id: str, playing: set[str]) -> str:
+    """The master playlist of the variants that play so far, from their ``variant.json``
+    (or ``early.json``, while one is still being made)."""
     if svc.settings.simulate:  # the stand-in transcoder makes no HLS
         raise ApiError(404, "not_found", f"video {video_id} has no HLS stream here")
     variants = []
-    for name in sorted(made):
-        try:
-            info = svc.store.read_bytes(video_id, f"{HLS_FOLDER}/{name}/{hls.VARIANT_INFO}")
-        except FileNotFoundError:
-            continue  # a rendition made before HLS was
-        variants.append(hls.Variant(**json.loads(info)))
+    for name in sorted(playing):
+        info = _variant_info(svc, video_id, name)
+        if info is not None:  # None: a rendition made before HLS was
+            variants.append(hls.Variant(**json.loads(info)))
     if not variants:
         raise ApiError(404, "not_found", f"video {video_id} has no HLS stream yet")
     return hls.master_playlist(hls.by_bandwidth(variants))
+
+
+def _variant_info(svc: Services, video_id: str, name: str) -> bytes | None:
+    for marker in (hls.VARIANT_INFO, hls.EARLY_VARIANT_INFO):
+        with contextlib.suppress(FileNotFoundError):
+            return svc.store.read_bytes(video_id, f"{HLS_FOLDER}/{name}/{marker}")
+    return None
 
 
 def _stored_text(svc: Services, video_id: str, relative: str) -> str:

@@ -25,6 +25,7 @@ from reelwatch.engine.queue.claims import (
     complete_task,
     has_due_task,
     next_due_at,
+    record_checkpoint,
     renew_lease,
 )
 from reelwatch.engine.queue.events import notify_new_work, record_event
@@ -60,6 +61,7 @@ __all__ = [
     "has_due_task",
     "next_due_at",
     "notify_new_work",
+    "record_checkpoint",
     "record_event",
     "release_held_tasks",
     "release_task",

@@ -166,6 +166,21 @@ def renew_lease(
         return True
 
 
+@retry_on_conflict
+def record_checkpoint(db: Database, claim: ClaimedTask, kind: str, data: dict[str, Any]) -> bool:
+    """A point the handler reached mid-run (``kind``: a video became playable), on the
+    timeline and told to the observer in one transaction; False, and nothing recorded,
+    when the lease is no longer ours."""
+    with db.write() as session:
+        workflow = lock_workflow(session, claim.workflow_id)
+        task = fenced_task(session, claim)
+        if workflow is None or task is None:
+            return False
+        record_event(session, kind, workflow, task=task, data=data)
+        observer_of(workflow).task_checkpointed(session, workflow, task, kind, data)
+        return True
+
+
 def _record_milestones(
     session: Session, workflow: Workflow, task: Task, before: float, after: float
 ) -> None:

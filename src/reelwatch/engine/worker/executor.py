@@ -74,6 +74,10 @@ class RunningTask:
     def report_progress(self, fraction: float) -> None:
         self._progress = min(1.0, max(self._progress, fraction))
 
+    def checkpoint(self, kind: str, data: dict[str, Any]) -> None:
+        # A lost lease records nothing: the heartbeat cancels the handler soon after.
+        queue.record_checkpoint(self.db, self.claim, kind, data)
+
     def spare_workers(self, queue_name: str) -> int:
         with self.db.read() as session:
             return queue.spare_workers(

@@ -10,17 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelwatch.config import Settings
 from reelwatch.database import utcnow
-from reelwatch.db.models import Rendition, User, Video
+from reelwatch.db.models import Event, Rendition, User, Video
 from reelwatch.engine import queue, states
 from reelwatch.engine.failures import TaskFailure
 from reelwatch.engine.spec import TaskView, WorkflowObserver, WorkflowView
 from reelwatch.failures import DEPENDENCY_CODES, catalog_failure
 from reelwatch.notify import messages, outbox
-from reelwatch.videos.pipeline.tasks import rendition_outputs
+from reelwatch.videos.pipeline.tasks import PLAYABLE, rendition_outputs
 from reelwatch.videos.status import VideoStatus
 
 
@@ -47,6 +48,21 @@ class VideoObserver(WorkflowObserver):
             video.progress = round(weighted_progress(tasks), 4)
             video.updated_at = utcnow()
 
+    def task_checkpointed(
+        self,
+        session: Session,
+        workflow: WorkflowView,
+        task: TaskView,
+        kind: str,
+        data: dict[str, Any],
+    ) -> None:
+        """``playable`` (the engine has put it on the timeline): the first segments of a
+        rendition are out, so its variant plays while the rest is encoded."""
+        video = _video(session, workflow)
+        if video is not None and kind == PLAYABLE and not video.renditions:
+            video.streaming_rendition = data["renditions"][0]
+            video.updated_at = utcnow()
+
     def task_succeeded(
         self, session: Session, workflow: WorkflowView, task: TaskView, output: dict[str, Any]
     ) -> None:
@@ -58,12 +74,14 @@ class VideoObserver(WorkflowObserver):
             video.width, video.height = output["width"], output["height"]
         elif task.kind == "transcode":
             made = rendition_outputs(output)
-            if made and not video.renditions:
+            names = [produced["rendition"] for produced in made]
+            if made and not video.renditions and video.streaming_rendition is None:
                 # The first rendition in place: the video plays while the rest is made.
-                names = [produced["rendition"] for produced in made]
                 queue.record_event(
-                    session, "playable", workflow, task=task, data={"renditions": names}
+                    session, PLAYABLE, workflow, task=task, data={"renditions": names}
                 )
+            if video.streaming_rendition in names:
+                video.streaming_rendition = None  # made: listed among the renditions
             # One row per rendition the task made (its part of the ladder, the whole
             # ladder, or one rung of an old workflow).
             for produced in made:
@@ -88,6 +106,8 @@ class VideoObserver(WorkflowObserver):
         failure = catalog_failure(failure)
         video.status = VideoStatus.RETRYING
         _set_error(video, failure)
+        if _streamed_by(session, workflow, task):
+            _stop_streaming(video)
         video.next_retry_at = task.run_at
         video.updated_at = utcnow()
         delay_s = (task.run_at - video.updated_at).total_seconds()
@@ -117,6 +137,7 @@ class VideoObserver(WorkflowObserver):
             failure = catalog_failure(failure)
             video.status = VideoStatus.FAILED
             _set_error(video, failure)
+            _stop_streaming(video)
             video.next_retry_at = None
             video.updated_at = utcnow()
             owner = session.get_one(User, video.user_id)
@@ -137,6 +158,7 @@ class VideoObserver(WorkflowObserver):
         if video is not None:
             video.status = VideoStatus.QUEUED
             _clear_error(video)
+            _stop_streaming(video)
             video.updated_at = utcnow()
 
 
@@ -169,6 +191,23 @@ def _set_error(video: Video, failure: TaskFailure) -> None:
     video.error_code = known.code.value
     video.error_message = known.message
     video.error_recoverable = known.recoverable
+
+
+def _streamed_by(session: Session, workflow: WorkflowView, task: TaskView) -> bool:
+    """Whether ``task`` is the one whose rendition plays while it is made: the last
+    ``playable`` of the workflow is its."""
+    last = session.scalar(
+        select(Event.task)
+        .where(Event.workflow_id == workflow.id, Event.kind == PLAYABLE)
+        .order_by(Event.id.desc())
+        .limit(1)
+    )
+    return last == task.name
+
+
+def _stop_streaming(video: Video) -> None:
+    # A failed attempt removes what it had made: that variant no longer plays.
+    video.streaming_rendition = None
 
 
 def _clear_error(video: Video) -> None:

@@ -133,6 +133,7 @@ class VideoTasks:
             keep_mp4=self.settings.mp4_downloads,
         )
         limits = replace(self.limits, nice=LADDER_NICE) if part.behind_first else self.limits
+        early = EarlyPublisher(self, ctx, folder) if part.plays_early else None
         try:
             return media.make_renditions(
                 folder / ORIGINAL,
@@ -142,6 +143,7 @@ class VideoTasks:
                 limits=limits,
                 remux=part.remux,
                 keyframes=part.keyframes,
+                publish_early=early.publish if early else None,
                 on_progress=ctx.report_progress,
                 cancel=ctx.cancelled,
             )
@@ -213,6 +215,24 @@ class VideoTasks:
         return expected
 
 
+class EarlyPublisher:
+    """Publishes the first playable rendition's segments while they are encoded, and
+    announces the video ``playable`` with the first of them: it plays seconds after
+    encoding starts, however long it is."""
+
+    def __init__(self, tasks: VideoTasks, ctx: TaskContext, folder: Path) -> None:
+        self.tasks, self.ctx, self.folder = tasks, ctx, folder
+        self.announced = False
+
+    def publish(self, plan: media.RenditionPlan, files: list[str], _: media.Variant) -> None:
+        video_id = _video_id(self.ctx)
+        prefix = f"{HLS_FOLDER}/{plan.name}"
+        self.tasks.publish(video_id, self.folder, [f"{prefix}/{name}" for name in files])
+        if not self.announced:
+            self.ctx.checkpoint(PLAYABLE, {"renditions": [plan.name], "while_encoding": True})
+            self.announced = True
+
+
 def variant_marker(name: str) -> str:
     """The file published last of a rendition's HLS variant: once it is in the store,
     the whole variant is."""
@@ -233,6 +253,9 @@ def _published_files(folder: Path, made: list[media.Made]) -> list[str]:
     return files
 
 
+# The checkpoint of a video that can be watched: its first rendition plays.
+PLAYABLE = "playable"
+
 # The niceness of a split ladder's ``ladder`` part: while ``first`` runs beside it, the
 # cores go to the rendition that makes the video playable (on a machine with nothing
 # else to do, niceness changes nothing).
@@ -251,6 +274,12 @@ class TranscodePart:
     remux: bool = False
     keyframes: tuple[str, ...] = media.FORCED_KEYFRAMES
     behind_first: bool = False
+
+    @property
+    def plays_early(self) -> bool:
+        """Whether its first rendition is published while it is encoded: the task makes
+        the video's first playable rendition, by encoding (a copy is done in seconds)."""
+        return not self.remux and not self.behind_first
 
 
 def transcode_part(
