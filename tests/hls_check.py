@@ -180,3 +180,30 @@ def hold_ladder(live: LiveInstance) -> threading.Event:
         ),
     )
     return release
+
+
+def hold_after_playable(live: LiveInstance) -> threading.Event:
+    """Make the instance's transcode tasks wait, once they have announced the video
+    ``playable``, until the returned event is set (or a minute passes): the first
+    rendition stays half-made, its first segments out, for as long as a test needs."""
+    release = threading.Event()
+    declared = live.workflows[VIDEO_WORKFLOW]
+    handler = declared.handler_for("transcode")
+
+    def held(ctx: TaskContext) -> dict[str, Any] | None:
+        recorded = ctx.checkpoint
+
+        def checkpoint_then_wait(kind: str, data: dict[str, Any]) -> None:
+            recorded(kind, data)
+            assert release.wait(60)
+
+        ctx.checkpoint = checkpoint_then_wait  # type: ignore[method-assign]
+        return handler(ctx)
+
+    live.workflows[VIDEO_WORKFLOW] = replace(
+        declared,
+        tasks=tuple(
+            replace(t, handler=held) if t.kind == "transcode" else t for t in declared.tasks
+        ),
+    )
+    return release

@@ -11,7 +11,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from hls_check import check_hls, clip, hls_settings, hold_ladder, parse_master
+from hls_check import (
+    check_hls,
+    clip,
+    hls_settings,
+    hold_after_playable,
+    hold_ladder,
+    parse_master,
+)
 from instance import LiveInstance, upload, wait_for_outcome, wait_until
 from reelwatch.db.models import Event
 from reelwatch.engine.spec import register_workflow, workflow_spec
@@ -104,10 +111,60 @@ def test_first_rendition_is_playable_while_the_ladder_is_made(
     assert len(mails) == 1 and "ready" in mails[0]["data"]["subject"].lower()
 
 
+def test_the_first_rendition_plays_while_it_is_still_being_encoded(tmp_path: Path) -> None:
+    """Its encode is held just after its first segments went out: the video is
+    processing, lists no rendition yet, and its master playlist offers the variant as
+    an EVENT playlist whose segments play; once released, it ends as VOD, as usual."""
+    live = LiveInstance(hls_settings(tmp_path / "home"), workers=2).start()
+    ladder = hold_ladder(live)  # the other rendition too: the first is all there is
+    release = hold_after_playable(live)
+    try:
+        client = live.client()
+        video_id = upload(client, clip(tmp_path, "in.mp4", width=640, height=360))["id"]
+
+        def streaming() -> dict[str, Any] | None:
+            video = client.get(f"/api/v1/videos/{video_id}").json()
+            return video if video["hls_url"] else None
+
+        early = wait_until(streaming, timeout=60)
+        assert early["status"] == "processing" and early["renditions"] == []
+        master = parse_master(client.get(early["hls_url"]).text)
+        assert [v.uri for v in master] == ["240p/index.m3u8"]
+        assert master[0].attributes["RESOLUTION"] == "426x240"
+        base = early["hls_url"].rsplit("/", 1)[0]
+        media = client.get(f"{base}/240p/index.m3u8")
+        assert "no-cache" in media.headers["cache-control"]
+        lines = media.text.splitlines()
+        assert "#EXT-X-PLAYLIST-TYPE:EVENT" in lines and "#EXT-X-ENDLIST" not in lines
+        segments = [line for line in lines if line.startswith("seg-")]
+        assert segments and all(
+            client.get(f"{base}/240p/{uri}").status_code == 200 for uri in ["init.mp4", *segments]
+        )
+        assert client.get(f"{base}/240p/early.json").status_code == 404  # never served
+        release.set()
+        ladder.set()
+        final = wait_for_outcome(client, video_id)
+        assert final["status"] == "ready", final["error"]
+        durations = check_hls(client, final, tmp_path / "got")  # every variant VOD, whole
+    finally:
+        release.set()
+        ladder.set()
+        live.stop()
+    assert sorted(durations) == ["240p", "360p"]
+    events = _events(live, video_id)
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("playable") == 1
+    assert events[kinds.index("playable")]["data"]["renditions"] == ["240p"]
+    first_done = next(
+        i for i, e in enumerate(events) if e["kind"] == "task_succeeded" and e["task"] == "first"
+    )
+    assert kinds.index("playable") < first_done
+
+
 def _events(live: LiveInstance, video_id: str) -> list[dict[str, Any]]:
     with live.db.read() as session:
         rows = session.scalars(select(Event).where(Event.subject_id == video_id).order_by(Event.id))
-        return [{"kind": e.kind, "data": e.data} for e in rows]
+        return [{"kind": e.kind, "task": e.task, "data": e.data} for e in rows]
 
 
 HOSTILE = [

@@ -37,7 +37,9 @@ def test_anything_else_is_not(name: str) -> None:
     assert not hls.is_served_name(name)
 
 
-@pytest.mark.parametrize("name", ["co:lon", "pi|pe", "br[ack]et", "eq=ual", "back\\slash", "sp ace"])
+@pytest.mark.parametrize(
+    "name", ["co:lon", "pi|pe", "br[ack]et", "eq=ual", "back\\slash", "sp ace"]
+)
 def test_no_folder_name_becomes_a_tee_option(tmp_path: Path, name: str) -> None:
     """ffmpeg writes the MP4 and the variant where they were asked, whatever the folder
     is called (each tee parser's specials are escaped)."""

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 import samples
-from hls_check import hold_ladder
+from hls_check import hold_after_playable, hold_ladder
 from instance import LiveInstance, free_port, upload
 from reelwatch.config import load_settings
 from web.support import signed_in_page
@@ -21,16 +21,20 @@ pytestmark = pytest.mark.web
 PROCESSING_MS = 90_000
 
 
-@pytest.fixture
-def held(tmp_path: Path) -> Iterator[tuple[LiveInstance, threading.Event]]:
+def live_instance(home: Path) -> LiveInstance:
     settings = load_settings(
-        home=tmp_path / "home",
+        home=home,
         bind=f"127.0.0.1:{free_port()}",
         lease_seconds=5,
         retry_backoff_scale=0.0,
         renditions="144,240",
     )
-    live = LiveInstance(settings, workers=2).start()
+    return LiveInstance(settings, workers=2).start()
+
+
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[tuple[LiveInstance, threading.Event]]:
+    live = live_instance(tmp_path / "home")
     release = hold_ladder(live)
     yield live, release
     release.set()
@@ -105,3 +109,43 @@ def test_the_page_plays_hls_while_processing_and_switches_rendition(
         shows_height(page, 144)
         plays(page)
     assert not blocked, blocked
+
+
+def test_the_page_plays_the_first_rendition_while_it_is_still_being_encoded(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """Its encode held once its first segments are out: the page plays that EVENT
+    playlist from its start, with no MP4 to fall back on yet."""
+    live = live_instance(tmp_path / "home")
+    ladder = hold_ladder(live)  # the other rendition too: the first is all there is
+    release = hold_after_playable(live)
+    try:
+        source = samples.make_video(
+            tmp_path / "walk.mp4",
+            duration_s=9.0,
+            width=426,
+            height=240,
+            extra_args=("-pix_fmt", "yuv444p"),
+        )
+        video = upload(live.client("pat@example.com"), source)
+        context, page = signed_in_page(browser, live.url, live.token("pat@example.com"))
+        with context:
+            page.goto(f"/videos/{video['id']}")
+            expect(page.locator("[data-role=playable]")).to_be_visible(timeout=PROCESSING_MS)
+            source_url = page.locator("video[data-player]").get_attribute("src") or ""
+            assert source_url.startswith("blob:")  # hls.js's Media Source, no MP4
+            expect(page.locator("table.renditions")).to_have_count(0)
+            plays(page)
+            shows_height(page, 144)
+            # From its start, not its live edge: what was played begins at 0.
+            first_played = "() => document.querySelector('video[data-player]').played.start(0)"
+            assert page.evaluate(first_played) < 0.5
+            release.set()
+            ladder.set()
+            expect(page.locator("#summary [data-role=status]")).to_have_text(
+                "ready", timeout=PROCESSING_MS
+            )
+    finally:
+        release.set()
+        ladder.set()
+        live.stop()

@@ -88,7 +88,9 @@
     const url = player.dataset.hls;
     const fallback = player.getAttribute("src");
     if (window.Hls?.isSupported()) {
-      const hls = new window.Hls({ enableWorker: false }); // the CSP allows no blob: worker
+      // No blob: worker (the CSP allows none); a variant still being made is an EVENT
+      // playlist, played from its start rather than its live edge.
+      const hls = new window.Hls({ enableWorker: false, startPosition: 0 });
       hlsPlayers.set(player, hls);
       player.removeAttribute("src");
       hls.on(window.Hls.Events.MANIFEST_PARSED, (_, data) => showLevels(player, hls, data.levels));
