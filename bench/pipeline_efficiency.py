@@ -6,15 +6,15 @@ A fixed set of generated 720p videos with sound goes three ways, each with the s
 parallelism (``--workers``, 2 by default: two ffmpeg at a time), once per round:
 
 - bare, one run per rendition: per video, ffprobe, one ffmpeg per rendition of
-  ``REELWATCH_RENDITIONS`` 480,720 (each decodes the source), each rendition cut into
-  its HLS variant, the thumbnail, one after the other, two videos at a time, as a shell
+  ``REELWATCH_RENDITIONS`` 480,720 (each decodes the source, and writes its MP4 and
+  HLS variant), the thumbnail, one after the other, two videos at a time, as a shell
   loop under ``xargs -P 2`` would (here a pool of argument-list subprocesses, no
   shell): what reelwatch ran before its ladder became one task;
 - bare, decoded once: exactly the ffmpeg commands reelwatch runs for a video in a
   queue, built by its own argument builders (``reelwatch.media``): ffprobe, one ffmpeg
-  that decodes once and encodes every rendition (``split`` filter), one stream copy per
-  rendition into its HLS variant, the thumbnail. This is the honest peer: bare ffmpeg
-  doing the same work;
+  that decodes once and encodes every rendition (``split`` filter) to its MP4 and, from
+  the same packets, its HLS variant (``tee``), the thumbnail. This is the honest peer:
+  bare ffmpeg doing the same work;
 - reelwatch: uploaded through the API of a real instance (server, mail sink and
   ``--workers`` worker processes); the clock runs from before the first upload to the
   last video's ``workflow_succeeded`` checkpoint. It includes everything reelwatch adds:
@@ -53,7 +53,6 @@ from reelwatch.db.models import Event, Workflow
 from reelwatch.engine import states
 from reelwatch.media import FfmpegLimits, MediaInfo, RenditionPlan, plan_rendition, probe_media
 from reelwatch.media.ffmpeg import FFMPEG, FFPROBE, media_input
-from reelwatch.media.hls import segment_args
 from reelwatch.media.renditions import thumbnail_args, thumbnail_size, transcode_args
 
 RUNGS = (480, 720)
@@ -90,27 +89,21 @@ def rendition_outputs(
 def encode_command(
     outputs: list[tuple[RenditionPlan, Path]], source: Path, info: MediaInfo
 ) -> Command:
-    """One ffmpeg that decodes ``source`` once and encodes every output, as reelwatch does."""
-    return [*FFMPEG_PREFIX, *transcode_args(source, outputs, info, LIMITS)]
-
-
-def hls_commands(outputs: list[tuple[RenditionPlan, Path]], info: MediaInfo) -> list[Command]:
-    """Each MP4 cut into its HLS variant by stream copy, as reelwatch does."""
-    commands: list[Command] = []
-    for _, mp4 in outputs:
-        folder = mp4.with_name(f"{mp4.stem}-hls")
+    """One ffmpeg that decodes ``source`` once and encodes every output to its MP4 and
+    its HLS variant (a folder beside the MP4), as reelwatch does."""
+    folders = [mp4.with_name(f"{mp4.stem}-hls") for _, mp4 in outputs]
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-        commands.append([*FFMPEG_PREFIX, *segment_args(mp4, folder, info.has_audio)])
-    return commands
+    return [*FFMPEG_PREFIX, *transcode_args(source, outputs, info, LIMITS, hls_folders=folders)]
 
 
 def separate_commands(source: Path, out: Path) -> list[Command]:
-    """Probe, one ffmpeg per rendition (each decodes the source) and its HLS cut, the
-    thumbnail: what reelwatch ran before its ladder became one task."""
+    """Probe, one ffmpeg per rendition (each decodes the source), the thumbnail: what
+    reelwatch ran before its ladder became one task."""
     info = probe_media(source)
-    encodes = []
-    for output in rendition_outputs(source, out, info):
-        encodes += [encode_command([output], source, info), *hls_commands([output], info)]
+    encodes = [
+        encode_command([output], source, info) for output in rendition_outputs(source, out, info)
+    ]
     return [
         probe_command(source),
         *encodes,
@@ -120,15 +113,14 @@ def separate_commands(source: Path, out: Path) -> list[Command]:
 
 def decode_once_commands(source: Path, out: Path) -> list[Command]:
     """Exactly the ffmpeg commands reelwatch runs for one video in a queue: probe, one
-    ffmpeg that decodes once and encodes every rendition, their HLS cuts, the thumbnail
-    (a seek: it decodes a single group of pictures). Not reelwatch's check of each
-    rendition (one ffprobe each): that is part of what reelwatch adds."""
+    ffmpeg that decodes once and encodes every rendition with its HLS variant, the
+    thumbnail (a seek: it decodes a single group of pictures). Not reelwatch's check of
+    each rendition (one ffprobe each): that is part of what reelwatch adds."""
     info = probe_media(source)
     outputs = rendition_outputs(source, out, info)
     return [
         probe_command(source),
         encode_command(outputs, source, info),
-        *hls_commands(outputs, info),
         thumbnail_command(source, out / f"{source.stem}.jpg", info),
     ]
 
