@@ -36,6 +36,12 @@ def test_good_sample_probes_as_what_it_is(
     assert info.format_name
 
 
+def test_the_keyframe_gap_is_measured_only_when_asked(good_samples: dict[str, Path]) -> None:
+    """A rendition's check skips the packet scan: only a source's copy depends on it."""
+    assert probe_media(good_samples["h264"]).keyframe_gap_s > 0
+    assert probe_media(good_samples["h264"], keyframes=False).keyframe_gap_s == 0.0
+
+
 def test_rotated_phone_video_reports_portrait_display_size(
     good_infos: dict[str, MediaInfo],
 ) -> None:

@@ -65,11 +65,17 @@ class MediaInfo:
 
 
 def probe_media(
-    path: Path, *, timeout_s: float = 60, memory_mb: int = DEFAULT_MEMORY_MB
+    path: Path,
+    *,
+    timeout_s: float = 60,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    keyframes: bool = True,
 ) -> MediaInfo:
     """Probe ``path``; raise ``TaskFailure`` when it is not a video reelwatch can process.
 
     ffprobe runs with ``memory_mb`` of address space, like ffmpeg (``FfmpegLimits``).
+    ``keyframes``: measure an H.264 MP4's keyframe gap (a second ffprobe that reads
+    every packet), which only decides whether a source can be copied as it is.
     """
     size_bytes = _size_of(path)
     if size_bytes == 0:
@@ -78,7 +84,7 @@ def probe_media(
     if not _states_a_duration(report):
         report = _with_measured_duration(report, path, timeout_s, memory_mb)
     info = media_info_from_report(report, size_bytes)
-    if info.video_codec == "h264" and info.format_name.startswith("mov,mp4"):
+    if keyframes and info.video_codec == "h264" and info.format_name.startswith("mov,mp4"):
         gap_s = _keyframe_gap(path, info.duration_s, timeout_s, memory_mb)
         info = replace(info, keyframe_gap_s=gap_s)
     return info

@@ -285,7 +285,7 @@ def verify_rendition(
     ffmpeg's stderr, kept as evidence.
     """
     try:
-        info = probe_media(path)
+        info = probe_media(path, keyframes=False)  # made here: its keyframes are known
     except TaskFailure as exc:
         if exc.code not in _INPUT_FAILURES:
             raise
