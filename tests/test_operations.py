@@ -67,18 +67,26 @@ def test_gc_removes_orphans_and_debris_but_never_what_a_video_needs(
     half_variant.mkdir()
     (half_variant / "seg-00001.m4s").write_bytes(b"partial")
     make_old(half_variant)
+    variant = next(p for p in (videos / kept / "hls").iterdir() if p.is_dir())
+    segment_debris = variant / "seg-00009.m4s.tmp"  # ffmpeg's, killed while segmenting
+    segment_debris.write_bytes(b"partial")
+    make_old(segment_debris)
+    variant_before = sorted(p.name for p in variant.iterdir())
     before = sorted(p.name for p in (videos / kept).iterdir())
     hls_before = sorted(p.name for p in (videos / kept / "hls").iterdir())
 
     env = env_for(home)
     dry = runner.invoke(app, ["gc", "--dry-run"], env=env)
     assert dry.exit_code == 0, dry.output
-    assert "3 items would be removed" in dry.output and orphan.exists() and debris.exists()
+    assert "4 items would be removed" in dry.output and orphan.exists() and debris.exists()
 
     done = runner.invoke(app, ["gc"], env=env)
-    assert done.exit_code == 0 and "removed 3 items" in done.output
+    assert done.exit_code == 0 and "removed 4 items" in done.output
     assert not orphan.exists() and not debris.exists() and fresh.exists()
     assert not half_variant.exists()
+    assert sorted(p.name for p in variant.iterdir()) == [
+        n for n in variant_before if n != segment_debris.name
+    ]
     assert sorted(p.name for p in (videos / kept).iterdir()) == [
         n for n in before if n != debris.name
     ]

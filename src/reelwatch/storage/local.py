@@ -44,6 +44,8 @@ __all__ = ["MANIFEST", "IncomingFile", "LocalStore", "StoredFile", "UploadTooLar
 # What a process that died mid-write leaves: ``written_atomically``'s temporaries, the
 # ping's output, the writability probe's file.
 TEMPORARY_PATTERNS = (".*.tmp", ".ping-*", ".ready-*")
+# In a variant folder: ffmpeg's temporary segments and playlists, and reelwatch's own.
+VARIANT_TEMPORARY = "*.tmp"
 
 
 class LocalStore:
@@ -169,24 +171,34 @@ class LocalStore:
             return None
 
     def debris(self) -> list[Debris]:
-        """Temporary files of interrupted writes, and the half-written HLS variant
-        folders of interrupted transcodes."""
-        videos = [p for p in self.videos.glob("*") if p.is_dir()]
-        hls = [p / HLS_FOLDER for p in videos if (p / HLS_FOLDER).is_dir()]
+        """Temporary files of interrupted writes: uploads, renditions, and the files of
+        HLS variants that a transcode killed mid-run was writing (kept only until its
+        retry starts the variant afresh, or for good if none does)."""
         found = []
-        for folder in [self.incoming, *videos, *hls]:
-            for pattern in TEMPORARY_PATTERNS:
+        for folder, patterns in self._temporary_places():
+            for pattern in patterns:
                 for path in folder.glob(pattern):
                     with contextlib.suppress(FileNotFoundError):
                         size = _size(path)
                         found.append(Debris(str(path), size, _modified(path), str(path)))
         return found
 
+    def _temporary_places(self) -> list[tuple[Path, tuple[str, ...]]]:
+        videos = [p for p in self.videos.glob("*") if p.is_dir()]
+        hls = [p / HLS_FOLDER for p in videos if (p / HLS_FOLDER).is_dir()]
+        variants = [p for folder in hls for p in folder.iterdir() if p.is_dir()]
+        places = [(folder, TEMPORARY_PATTERNS) for folder in [self.incoming, *videos, *hls]]
+        return places + [(variant, (VARIANT_TEMPORARY,)) for variant in variants]
+
     def remove_debris(self, item: Debris) -> None:
         path = Path(item.token)
-        inside = (self.incoming, *self.videos.glob("*"), *self.videos.glob(f"*/{HLS_FOLDER}"))
-        if path.parent not in inside or not path.name.startswith("."):
-            return  # only what debris() found: a token is never trusted further
+        named = [
+            (folder, pattern)
+            for folder, patterns in self._temporary_places()
+            for pattern in patterns
+        ]
+        if not any(path.parent == folder and path.match(pattern) for folder, pattern in named):
+            return  # only what debris() finds: a token is never trusted further
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
