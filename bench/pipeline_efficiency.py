@@ -49,7 +49,7 @@ from sqlalchemy import func, select
 
 from bench import common
 from reelwatch.database import Database, utcnow
-from reelwatch.db.models import Event, Workflow
+from reelwatch.db.models import Event, Task, Workflow
 from reelwatch.engine import states
 from reelwatch.media import FfmpegLimits, MediaInfo, RenditionPlan, plan_rendition, probe_media
 from reelwatch.media.ffmpeg import FFMPEG, FFPROBE, media_input
@@ -131,6 +131,7 @@ class Measured:
 
     wall_s: float
     cpu_s: dict[str, float] = field(default_factory=dict)
+    split: int = 0  # reelwatch: videos whose ladder its probe split across both workers
 
 
 def run_bare(jobs: Sequence[list[Command]], parallel: int) -> Measured:
@@ -173,10 +174,12 @@ def run_reelwatch(videos: list[Path], kind: str, workers: int, folder: Path) -> 
             finished_at = session.scalar(
                 select(func.max(Event.at)).where(Event.kind == "workflow_succeeded")
             )
+            probes = session.scalars(select(Task.output).where(Task.name == "probe"))
+            split = sum(bool((output or {}).get("split_ladder")) for output in probes)
         if failed:
             raise RuntimeError(f"{failed} videos failed; logs in {folder / 'logs'}")
         assert finished_at is not None
-        return Measured((finished_at - started_at).total_seconds(), spent)
+        return Measured((finished_at - started_at).total_seconds(), spent, split)
 
 
 def _finished(db: Database) -> int:
@@ -306,9 +309,11 @@ def main() -> None:
             for key, label in VARIANTS.items():
                 # What others ran meanwhile: a round that shared the cores is not a fair one.
                 noise = measured[key].cpu_s["rest of the machine"]
+                split = f", {measured[key].split} split" if key == "reelwatch" else ""
                 common.line(
                     f"round {index + 1}: {label}",
-                    f"{measured[key].wall_s:7.2f} s   (rest of the machine: {noise:.1f} CPU-s)",
+                    f"{measured[key].wall_s:7.2f} s   "
+                    f"(rest of the machine: {noise:.1f} CPU-s{split})",
                 )
             results.append(measured)
     report(results)

@@ -193,9 +193,10 @@ def hold_after_playable(live: LiveInstance) -> threading.Event:
     def held(ctx: TaskContext) -> dict[str, Any] | None:
         recorded = ctx.checkpoint
 
-        def checkpoint_then_wait(kind: str, data: dict[str, Any]) -> None:
-            recorded(kind, data)
+        def checkpoint_then_wait(kind: str, data: dict[str, Any]) -> bool:
+            done = recorded(kind, data)
             assert release.wait(60)
+            return done
 
         ctx.checkpoint = checkpoint_then_wait  # type: ignore[method-assign]
         return handler(ctx)

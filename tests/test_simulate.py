@@ -161,7 +161,7 @@ class RecordingContext:
     def report_progress(self, fraction: float) -> None:
         self.reported.append(fraction)
 
-    def checkpoint(self, kind: str, data: dict[str, Any]) -> None:
+    def checkpoint(self, kind: str, data: dict[str, Any]) -> bool:
         raise AssertionError(f"the stand-in records no checkpoint ({kind})")
 
 

@@ -194,6 +194,33 @@ def test_shutdown_hands_the_running_task_back(db: Database) -> None:
     assert kinds(db, workflow_id)[-1] == "task_released"
 
 
+def test_a_handler_records_a_checkpoint_while_its_lease_is_its_own(
+    db: Database, running_worker: tuple[Worker, threading.Event]
+) -> None:
+    claims: list[queue.ClaimedTask] = []
+
+    def run(ctx: TaskContext) -> dict[str, Any]:
+        claims.append(ctx.claim)  # type: ignore[attr-defined]
+        return {"recorded": ctx.checkpoint("halfway", {"segments": 1})}
+
+    behaviour["run"] = run
+    workflow_id = start(db)
+    wait_until(lambda: workflow_state(db, workflow_id) == states.WF_SUCCEEDED)
+    assert kinds(db, workflow_id)[-4:] == [
+        "task_started",
+        "halfway",
+        "task_succeeded",
+        "workflow_succeeded",
+    ]
+    with db.read() as session:
+        event = session.scalars(select(Event).where(Event.kind == "halfway")).one()
+        output = session.scalars(select(Task.output).where(Task.workflow_id == workflow_id)).one()
+    assert (event.task, event.data, output) == ("step", {"segments": 1}, {"recorded": True})
+    # Once the task is done its claim is stale: nothing more is recorded for it.
+    assert not queue.record_checkpoint(db, claims[0], "late", {})
+    assert "late" not in kinds(db, workflow_id)
+
+
 def test_worker_waits_while_a_dependency_is_down_and_resumes_waiters(db: Database) -> None:
     from datetime import timedelta
 

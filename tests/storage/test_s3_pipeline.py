@@ -12,7 +12,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from instance import LiveInstance, free_port, upload, wait_for_outcome
+from hls_check import clip, hold_after_playable, hold_ladder
+from instance import LiveInstance, free_port, upload, wait_for_outcome, wait_until
 from reelwatch.cli.main import app
 from reelwatch.config import Settings, load_settings
 from reelwatch.database import Database, utcnow
@@ -123,6 +124,44 @@ def test_a_video_in_a_bucket_is_processed_served_and_deleted(
     finally:
         proxy.stop()
         instance.stop()
+
+
+def test_a_video_in_a_bucket_plays_while_its_first_rendition_is_encoded(
+    s3: MotoServer, bucket: str, tmp_path: Path
+) -> None:
+    """The first segments are uploaded as they are made: the API reads the growing
+    playlist and the early variant info from the bucket; at the end the playlist in the
+    bucket is the VOD one."""
+    home = tmp_path / "home"
+    instance = LiveInstance(bucket_settings(home, bucket, renditions="240,360"), workers=2)
+    instance.start()
+    ladder, release = hold_ladder(instance), hold_after_playable(instance)
+    try:
+        client = instance.client()
+        video_id = upload(client, clip(tmp_path, "in.mp4", width=640, height=360))["id"]
+        early = wait_until(lambda: _with_hls_url(client, video_id), timeout=60)
+        assert early["renditions"] == []
+        base = early["hls_url"].rsplit("/", 1)[0]
+        assert "240p/index.m3u8" in client.get(early["hls_url"]).text
+        growing = client.get(f"{base}/240p/index.m3u8").text
+        assert "#EXT-X-PLAYLIST-TYPE:EVENT" in growing and "#EXT-X-ENDLIST" not in growing
+        segment = next(line for line in growing.splitlines() if line.endswith(".m4s"))
+        redirect = client.get(f"{base}/240p/{segment}")
+        assert redirect.status_code == 307 and httpx.get(redirect.headers["location"]).content
+        release.set()
+        ladder.set()
+        assert wait_for_outcome(client, video_id)["status"] == "ready"
+        final = client.get(f"{base}/240p/index.m3u8").text
+        assert "#EXT-X-PLAYLIST-TYPE:VOD" in final and "#EXT-X-ENDLIST" in final
+    finally:
+        release.set()
+        ladder.set()
+        instance.stop()
+
+
+def _with_hls_url(client: httpx.Client, video_id: str) -> dict[str, object] | None:
+    video = client.get(f"/api/v1/videos/{video_id}").json()
+    return video if video["hls_url"] else None
 
 
 def test_gc_backup_restore_and_doctor_work_on_the_bucket(

@@ -97,10 +97,15 @@ def test_publish_takes_any_relative_path_skips_what_is_there_and_refuses_escapes
     head = s3.client().head_object(Bucket=bucket, Key=prefix + "hls/master.m3u8")
     assert head["ContentType"] == "application/vnd.apple.mpegurl"
 
-    # A retry publishes only what is missing (same size: already there, whole).
+    # A retry publishes only what is missing (same size: already there, whole), but a
+    # playlist is rewritten in place as its variant grows: it goes up whatever its size.
     (folder / "480p.mp4").write_bytes(b"X" * len(b"480p.mp4" * 100))
+    (folder / "hls/master.m3u8").write_bytes(b"Y" * len(b"hls/master.m3u8" * 100))
     store.publish(video_id, folder, files)
     assert store.read_bytes(video_id, "480p.mp4") == b"480p.mp4" * 100
+    assert (
+        store.read_bytes(video_id, "hls/master.m3u8") == (folder / "hls/master.m3u8").read_bytes()
+    )
 
     for hostile in ["../escape", "hls/../../x", ".hidden", "/abs", "a//b", "", "a/./b"]:
         with pytest.raises(ValueError):

@@ -41,9 +41,10 @@ class TaskContext(Protocol):
 
     def report_progress(self, fraction: float) -> None: ...
 
-    def checkpoint(self, kind: str, data: dict[str, Any]) -> None:
+    def checkpoint(self, kind: str, data: dict[str, Any]) -> bool:
         """Record that the task reached ``kind`` while still running: an event on the
-        timeline, and ``WorkflowObserver.task_checkpointed`` in the same transaction."""
+        timeline, and ``WorkflowObserver.task_checkpointed`` in the same transaction.
+        False when it could not be (the lease was lost, the database is unreachable)."""
 
     def spare_workers(self, queue: str) -> int:
         """How many tasks of ``queue`` could start at once, none waiting, once this one is

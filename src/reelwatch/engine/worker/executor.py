@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from reelwatch.database import Database, utcnow
 from reelwatch.engine import queue
@@ -74,9 +75,14 @@ class RunningTask:
     def report_progress(self, fraction: float) -> None:
         self._progress = min(1.0, max(self._progress, fraction))
 
-    def checkpoint(self, kind: str, data: dict[str, Any]) -> None:
-        # A lost lease records nothing: the heartbeat cancels the handler soon after.
-        queue.record_checkpoint(self.db, self.claim, kind, data)
+    def checkpoint(self, kind: str, data: dict[str, Any]) -> bool:
+        # A lost lease records nothing: the heartbeat cancels the handler soon after. An
+        # unreachable database stops nothing either: the work goes on, the point is missed.
+        try:
+            return queue.record_checkpoint(self.db, self.claim, kind, data)
+        except DBAPIError as exc:
+            log.warning("task %s: could not record %s (%s)", self.claim.id, kind, exc.orig)
+            return False
 
     def spare_workers(self, queue_name: str) -> int:
         with self.db.read() as session:

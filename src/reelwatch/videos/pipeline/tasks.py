@@ -7,7 +7,8 @@ publishes them to the store (a no-op on local disk), and returns a small JSON ou
 that the observer turns into the video's row (duration, renditions, thumbnail). Two
 ``transcode`` tasks share the ladder: ``first`` makes the first playable rendition,
 ``ladder`` the rest from a single decode; each rendition is an HLS variant and, unless
-MP4 downloads are off, an MP4.
+MP4 downloads are off, an MP4. The task that makes the first playable rendition
+publishes its segments while they are encoded (``EarlyPublisher``).
 """
 
 from __future__ import annotations
@@ -228,9 +229,9 @@ class EarlyPublisher:
         video_id = _video_id(self.ctx)
         prefix = f"{HLS_FOLDER}/{plan.name}"
         self.tasks.publish(video_id, self.folder, [f"{prefix}/{name}" for name in files])
-        if not self.announced:
-            self.ctx.checkpoint(PLAYABLE, {"renditions": [plan.name], "while_encoding": True})
-            self.announced = True
+        if not self.announced:  # else tried again with the next segment
+            data = {"renditions": [plan.name], "while_encoding": True}
+            self.announced = self.ctx.checkpoint(PLAYABLE, data)
 
 
 def variant_marker(name: str) -> str:
